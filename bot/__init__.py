@@ -1,0 +1,1 @@
+"""The crisis line's own code: everything beside the dialogue itself."""

@@ -1,0 +1,113 @@
+"""Every environment variable the line reads, in one place.
+
+Nothing else in the project calls ``os.environ`` for configuration: read a value from
+``settings()`` so that tests can override it and the README can list all of them.
+All values are optional in development; production sets at least ``DATABASE_URL``,
+``RASA_AUTH_TOKEN``, ``DUTY_API_TOKEN``, ``PUBLIC_BASE_URL``, ``PSEUDONYM_KEY`` and the Twilio ones.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = ROOT / "var"
+DEFAULT_SQLITE_PATH = VAR_DIR / "line.db"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _opt(env: Mapping[str, str], name: str) -> Optional[str]:
+    raw = env.get(name, "").strip()
+    return raw or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: Optional[str]
+    rasa_port: int
+    actions_port: int
+    duty_port: int
+    rasa_auth_token: Optional[str]
+    duty_api_token: Optional[str]
+    public_base_url: str
+    twilio_account_sid: Optional[str]
+    twilio_auth_token: Optional[str]
+    twilio_number: Optional[str]
+    twilio_api_url: str
+    tz_line: str
+    pseudonym_key: str
+    holiday_nation: str
+    escalation_ack_timeout_s: Optional[int]
+    rasa_url: str = field(default="")
+    actions_url: str = field(default="")
+
+    @property
+    def twilio_configured(self) -> bool:
+        """Outbound SMS are really sent only when a Twilio account is configured."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_number)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load(env: Optional[Mapping[str, str]] = None) -> Settings:
+    """Read the settings from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    rasa_port = _int(env, "RASA_PORT", 5005)
+    actions_port = _int(env, "ACTIONS_PORT", 5055)
+    duty_port = _int(env, "DUTY_PORT", 8080)
+    return Settings(
+        database_url=_opt(env, "DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}",
+        redis_url=_opt(env, "REDIS_URL"),
+        rasa_port=rasa_port,
+        actions_port=actions_port,
+        duty_port=duty_port,
+        rasa_auth_token=_opt(env, "RASA_AUTH_TOKEN"),
+        duty_api_token=_opt(env, "DUTY_API_TOKEN"),
+        public_base_url=(_opt(env, "PUBLIC_BASE_URL") or f"http://localhost:{rasa_port}").rstrip("/"),
+        twilio_account_sid=_opt(env, "TWILIO_ACCOUNT_SID"),
+        twilio_auth_token=_opt(env, "TWILIO_AUTH_TOKEN"),
+        twilio_number=_opt(env, "TWILIO_NUMBER"),
+        twilio_api_url=(_opt(env, "TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
+        tz_line=_opt(env, "TZ_LINE") or "Europe/London",
+        # Key for pseudonymous identifiers (keyed hash of a phone number). The development
+        # default is public; production must set its own secret.
+        pseudonym_key=_opt(env, "PSEUDONYM_KEY") or "development-only-pseudonym-key",
+        holiday_nation=_opt(env, "HOLIDAY_NATION") or "ENG",
+        escalation_ack_timeout_s=(
+            _int(env, "ESCALATION_ACK_TIMEOUT_S", 0) or None
+        ),
+        rasa_url=(_opt(env, "RASA_URL") or f"http://localhost:{rasa_port}").rstrip("/"),
+        actions_url=(_opt(env, "ACTIONS_URL") or f"http://localhost:{actions_port}").rstrip("/"),
+    )
+
+
+_current: Optional[Settings] = None
+
+
+def settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    global _current
+    if _current is None:
+        _current = load()
+    return _current
+
+
+def reset() -> None:
+    """Forget the cached settings (tests change the environment and call this)."""
+    global _current
+    _current = None
