@@ -124,3 +124,44 @@ def record_escalation(
     live.updated_at = utcnow()
     session.flush()
     return EscalationRecord(live.id, live.ref, live.level, live.status, False)
+
+
+def flag_for_staff(
+    conversation_id: str,
+    kind: str,
+    reason: str,
+    data: Optional[Dict[str, Any]] = None,
+    level: Optional[str] = None,
+    channel: str = "unknown",
+    actor: str = "system",
+    session: Optional[Session] = None,
+) -> Optional[EscalationRecord]:
+    """Tell staff about something on a conversation (a failed delivery, an opt-out, a failed turn).
+
+    The entry goes on the conversation's live escalation. With no live escalation, ``level``
+    decides: given, one is opened at that level; None, nothing is recorded and None returned.
+    ``data`` must never hold message text or phone numbers.
+    """
+    if session is None:
+        with transaction() as own:
+            return flag_for_staff(
+                conversation_id, kind, reason, data, level, channel, actor, session=own
+            )
+    live = session.execute(
+        select(Escalation)
+        .where(Escalation.conversation_id == conversation_id)
+        .where(Escalation.status.in_(LIVE_STATUSES))
+        .order_by(Escalation.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if live is None:
+        if level is None:
+            return None
+        record = record_escalation(
+            conversation_id, level, [], channel=channel, actor=actor, session=session
+        )
+        live = session.get(Escalation, record.id)
+    audit.append(session, live, kind, actor, reason=reason, data=data or {})
+    live.updated_at = utcnow()
+    session.flush()
+    return EscalationRecord(live.id, live.ref, live.level, live.status, False)

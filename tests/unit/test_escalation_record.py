@@ -3,7 +3,7 @@
 from sqlalchemy import select
 
 from bot.escalation import audit
-from bot.escalation.engine import record_escalation
+from bot.escalation.engine import flag_for_staff, record_escalation
 from bot.store.db import transaction
 from bot.store.models import Escalation, EscalationEvent
 
@@ -53,3 +53,15 @@ def test_unknown_level_is_refused(db_url):
 
     with pytest.raises(ValueError, match="unknown escalation level"):
         record_escalation("conv-d", "whenever", [])
+
+
+def test_flag_for_staff_goes_on_the_live_escalation_or_opens_one_only_when_asked(db_url):
+    assert flag_for_staff("conv-e", "delivery_failed", "SMS not delivered") is None
+    rec = record_escalation("conv-e", "urgent", ["self_harm"])
+    flagged = flag_for_staff("conv-e", "delivery_failed", "SMS not delivered", {"code": 30003})
+    assert flagged.id == rec.id
+    opened = flag_for_staff("conv-f", "turn_failed", "assistant failed", level="support")
+    assert opened is not None and opened.level == "support"
+    with transaction() as s:
+        kinds = [e.kind for e in s.get(Escalation, rec.id).events]
+    assert kinds == ["created", "delivery_failed"]
