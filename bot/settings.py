@@ -53,6 +53,11 @@ class Settings:
     escalation_ack_timeout_s: Optional[int]
     rasa_url: str = field(default="")
     actions_url: str = field(default="")
+    duty_host: str = field(default="127.0.0.1")
+    # Development only: accept SMS webhooks without a Twilio signature when no auth token is set.
+    sms_allow_unsigned: bool = field(default=False)
+    # Seconds an SMS turn may take before the person gets the fail-safe reply.
+    sms_turn_timeout_s: int = field(default=8)
 
     @property
     def twilio_configured(self) -> bool:
@@ -93,6 +98,13 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         ),
         rasa_url=(_opt(env, "RASA_URL") or f"http://localhost:{rasa_port}").rstrip("/"),
         actions_url=(_opt(env, "ACTIONS_URL") or f"http://localhost:{actions_port}").rstrip("/"),
+        # Only honoured while TWILIO_AUTH_TOKEN is unset, so a production line with a token
+        # can never be opened up by a stray development flag.
+        sms_allow_unsigned=(_opt(env, "SMS_ALLOW_UNSIGNED") or "0") in ("1", "true", "yes"),
+        sms_turn_timeout_s=_int(env, "SMS_TURN_TIMEOUT_S", 8),
+        # Loopback by default: the duty service sits behind a TLS proxy; a deployment sets
+        # DUTY_HOST=0.0.0.0 only where that proxy runs on another host.
+        duty_host=_opt(env, "DUTY_HOST") or "127.0.0.1",
     )
 
 

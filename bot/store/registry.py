@@ -4,3 +4,5 @@ Alembic's env.py and the migration tests import this. A new module with models a
 """
 
 from bot.store import models  # noqa: F401  escalations, audit trail
+from bot.directory import models as directory_models  # noqa: F401  service directory
+from bot.channels import models as sms_models  # noqa: F401  sms inbox, outbox, contacts

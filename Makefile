@@ -1,0 +1,64 @@
+# The one interface to the project. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+SPACY_MODEL := build/spacy_en
+
+export PYTHONPATH := $(CURDIR)
+export TF_CPP_MIN_LOG_LEVEL := 2
+export RASA_TELEMETRY_ENABLED := false
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+
+.PHONY: help setup venv spacy train run test eval lint lock shell clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.lock scripts/find-python310
+	@py=$$(scripts/find-python310) || exit 1; \
+	  if [ ! -x $(PY) ]; then echo "Creating $(VENV) with $$py"; $$py -m venv $(VENV); fi
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==24.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@touch $@
+
+venv: $(VENV)/.installed ## Create .venv (Python 3.10) from the lock file
+
+$(SPACY_MODEL)/.built: $(VENV)/.installed bot/nlu/spacy_pipeline.py $(wildcard bot/directory/places.py) $(wildcard data/services/*.yml)
+	$(PY) -m bot.nlu.spacy_pipeline $(SPACY_MODEL)
+	@touch $@
+
+spacy: $(SPACY_MODEL)/.built ## Build the spaCy pipeline (blank English + lookup lemmas + places)
+
+train: spacy ## Train the assistant if its inputs changed (cached by hash in models/)
+	$(PY) -m bot.train
+
+setup: train ## Everything run and test need: venv, spaCy pipeline, trained model, database
+	$(PY) -m bot.store upgrade
+
+run: setup ## Start the line: Rasa server, action server, duty service (Ctrl-C stops)
+	$(PY) -m bot.run
+
+test: setup ## Set everything up and run every test
+	$(PY) -m pytest
+
+eval: setup ## NLU cross-validation and the risk report over ../shared/eval
+	$(VENV)/bin/rasa test nlu --config config.yml --nlu data/nlu --cross-validation --folds 3 --out var/results/nlu
+	@echo; cat var/results/nlu/intent_report.json | $(PY) -c "import json,sys; r=json.load(sys.stdin); print('intent cross-validation (3 folds): weighted F1 %.3f, accuracy %.3f' % (r['weighted avg']['f1-score'], r['accuracy']))"
+	$(PY) -m bot.nlu.risk_eval
+
+lint: venv ## ruff over the project
+	$(VENV)/bin/ruff check bot actions tests scripts bench
+
+shell: setup ## Talk to the assistant in the terminal (needs the action server: make run in another terminal)
+	ACTIONS_PORT=$${ACTIONS_PORT:-5055} DATABASE_URL=$$($(PY) -c "from bot.settings import settings; print(settings().database_url)") \
+	  $(VENV)/bin/rasa shell --model $$($(PY) -m bot.train --path) --endpoints endpoints.yml
+
+lock: ## Rebuild requirements.lock from requirements.in in a fresh venv
+	rm -rf var/lockvenv && $$(scripts/find-python310) -m venv var/lockvenv
+	var/lockvenv/bin/pip install --quiet pip==24.0 && var/lockvenv/bin/pip install --quiet -r requirements.in
+	var/lockvenv/bin/pip freeze > requirements.lock && rm -rf var/lockvenv
+
+clean: ## Remove generated files (venv kept)
+	rm -rf build models var .pytest_cache

@@ -1,0 +1,106 @@
+"""Asking for a human: record the escalation through bot.escalation.engine."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import channel_of, escalation_level, events_as_dicts, in_thread, latest_risk
+from bot.escalation.engine import flag_for_staff, record_escalation
+from bot.escalation.summary import build_summary
+
+logger = logging.getLogger(__name__)
+
+# Said when the escalation cannot be recorded, so that nobody waits for a person who was never
+# asked for. The emergency numbers always go with it.
+COULD_NOT_REACH_TEAM = (
+    "I'm sorry: I couldn't reach our on-call team just now. Please call Samaritans on 116 123 "
+    "(free, any time) or NHS 111, option 2. If you are in danger, call 999 or go to A&E."
+)
+
+
+async def escalate(
+    dispatcher: CollectingDispatcher, tracker: Tracker, level: str, extra_signals: List[str]
+) -> List[Dict[Text, Any]]:
+    risk = latest_risk(tracker)
+    signals = risk["signals"] + extra_signals
+    summary = build_summary(
+        level,
+        signals,
+        events_as_dicts(tracker),
+        place=tracker.get_slot("place"),
+        need=tracker.get_slot("need"),
+        audience=tracker.get_slot("audience"),
+    )
+    try:
+        record = await in_thread(
+            record_escalation,
+            tracker.sender_id,
+            level,
+            signals,
+            channel=channel_of(tracker),
+            summary=summary,
+        )
+    except Exception:  # noqa: BLE001 - the person must hear the truth, whatever failed
+        logger.exception("could not record a %s escalation", level)
+        dispatcher.utter_message(text=COULD_NOT_REACH_TEAM)
+        return [SlotSet("risk_level", level)]
+    logger.info("escalation %s level=%s created=%s", record.ref, record.level, record.created)
+    return [SlotSet("risk_level", record.level), SlotSet("escalation_ref", record.ref)]
+
+
+class ActionRecordEscalation(Action):
+    """Urgent or imminent risk: open (or raise) the conversation's escalation."""
+
+    def name(self) -> Text:
+        return "action_record_escalation"
+
+    async def run(self, dispatcher, tracker: Tracker, domain) -> List[Dict[Text, Any]]:
+        return await escalate(dispatcher, tracker, escalation_level(tracker), [])
+
+
+class ActionEscalateNotSafe(Action):
+    """The person said they are not safe right now: imminent."""
+
+    def name(self) -> Text:
+        return "action_escalate_not_safe"
+
+    async def run(self, dispatcher, tracker: Tracker, domain) -> List[Dict[Text, Any]]:
+        return await escalate(dispatcher, tracker, "imminent", ["not_safe_now"])
+
+
+class ActionRequestHuman(Action):
+    """The person asked for a person: a support escalation (never lowers a higher one)."""
+
+    def name(self) -> Text:
+        return "action_request_human"
+
+    async def run(self, dispatcher, tracker: Tracker, domain) -> List[Dict[Text, Any]]:
+        return await escalate(dispatcher, tracker, "support", ["asked_for_human"])
+
+
+class ActionOptOut(Action):
+    """STOP and similar: staff hear at once when the conversation showed risk."""
+
+    def name(self) -> Text:
+        return "action_opt_out"
+
+    async def run(self, dispatcher, tracker: Tracker, domain) -> List[Dict[Text, Any]]:
+        flagged: Optional[object] = None
+        try:
+            flagged = await in_thread(
+                flag_for_staff,
+                tracker.sender_id,
+                "opted_out",
+                "the person sent an opt-out keyword",
+                channel=channel_of(tracker),
+            )
+        except Exception:  # noqa: BLE001 - an opt-out must still be acknowledged
+            logger.exception("could not tell staff about an opt-out")
+        if flagged is not None:
+            logger.info("opt-out on escalation %s raised to staff", flagged.ref)
+        return []

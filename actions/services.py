@@ -1,0 +1,96 @@
+"""Signposting: services open now, for the person's place and need, from bot.directory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import in_thread
+from bot.directory import needs, places, query
+
+logger = logging.getLogger(__name__)
+
+# Intents whose message says what the person is looking for.
+ASKING_INTENTS = {
+    "ask_services",
+    "carer_how_to_help",
+    "carer_self_support",
+    "carer_assessment",
+    "carer_confidentiality",
+}
+CARER_INTENTS = {"carer_how_to_help", "carer_self_support", "carer_assessment", "carer_confidentiality"}
+# Needs that national services meet as well as local ones: no need to ask where the person is.
+NATIONAL_NEEDS = {"talk", "emergency"}
+DECLINED = "not given"
+
+FALLBACK = (
+    "Open now, any time: Samaritans 116 123 (free). NHS 111, option 2 for mental health. "
+    "Shout: text SHOUT to 85258. If you are in danger, call 999 or go to A&E."
+)
+
+
+def _request(tracker: Tracker) -> Dict[str, Optional[str]]:
+    """The need and audience from the person's latest request (not from the place answer)."""
+    text = None
+    audience = tracker.get_slot("audience")
+    for event in reversed(tracker.events or []):
+        if event.get("event") != "user":
+            continue
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if intent in CARER_INTENTS:
+            audience = "carers"
+        if intent in ASKING_INTENTS:
+            text = event.get("text") or ""
+            break
+    need = needs.need_from_text(text) if text else None
+    if need is None and audience == "carers":
+        need = "carers"
+    return {"need": need or tracker.get_slot("need"), "audience": audience}
+
+
+class ValidatePlaceForm(FormValidationAction):
+    def name(self) -> Text:
+        return "validate_place_form"
+
+    async def required_slots(self, domain_slots, dispatcher, tracker, domain) -> List[Text]:
+        # Ask where the person is only when it changes the answer.
+        if _request(tracker)["need"] in NATIONAL_NEEDS:
+            return []
+        return domain_slots
+
+    def validate_place(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain
+    ) -> Dict[Text, Any]:
+        text = str(slot_value or "").strip()
+        if not text or places.is_declined(text):
+            return {"place": DECLINED}
+        place = places.resolve_place(text)
+        # An unknown place is kept as given: the answer says honestly that it has nothing
+        # local for it and gives the national services. Never a dead end, never a re-ask loop.
+        return {"place": place.name if place else text}
+
+
+class ActionFindServices(Action):
+    """Answer from the directory: open now first, then opening soonest."""
+
+    def name(self) -> Text:
+        return "action_find_services"
+
+    async def run(self, dispatcher, tracker: Tracker, domain) -> List[Dict[Text, Any]]:
+        request = _request(tracker)
+        place = tracker.get_slot("place")
+        place_text = None if place in (None, DECLINED) else place
+        try:
+            messages = await in_thread(
+                query.answer, request["need"], place_text, request["audience"]
+            )
+        except Exception:  # noqa: BLE001 - the person still gets services open now
+            logger.exception("directory answer failed; giving national services")
+            messages = [FALLBACK]
+        for text in messages:
+            dispatcher.utter_message(text=text)
+        return [SlotSet("need", request["need"]), SlotSet("audience", request["audience"])]

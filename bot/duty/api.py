@@ -1,0 +1,123 @@
+"""JSON API handlers under ``/api`` (the bearer check happens in ``auth_middleware``)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
+
+from aiohttp import web
+from sqlalchemy import exc as sa_exc
+
+from bot.duty import openapi, queries
+from bot.duty.keys import DB_EXECUTOR_KEY, ENGINE_KEY
+from bot.duty.middlewares import ApiError
+from bot.store.models import utcnow
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+LIST_PARAMS = {"status", "level", "limit"}
+# Ids are PostgreSQL INTEGERs; a larger number would be a database error, not a "not found".
+MAX_ID = 2**31 - 1
+_ID_RE = re.compile(r"^[0-9]{1,10}$")
+_REF_RE = re.compile(r"^[A-Za-z0-9]{1,12}$")
+
+# Errors that mean "the database is not there right now" (down, unreachable, locked, not
+# migrated on SQLite), as opposed to a bug: these become 503, everything else a 500.
+DB_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+
+async def run_db(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(engine, *args)`` in the database thread pool; 503 when the database is down."""
+    app = request.app
+    call = functools.partial(fn, app[ENGINE_KEY], *args)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(app[DB_EXECUTOR_KEY], call)
+    except DB_UNAVAILABLE as exc:
+        # The class is enough to diagnose; the message can carry connection details.
+        cause = getattr(exc, "orig", None) or exc
+        log.warning("database unavailable for %s: %s", request.path, type(cause).__name__)
+        raise ApiError(
+            503,
+            "database_unavailable",
+            "The database is not answering; try again shortly.",
+            headers={"Retry-After": "5"},
+        ) from None
+
+
+def _choices(request: web.Request, name: str, allowed: Sequence[str]) -> List[str]:
+    """``?name=a,b`` or ``?name=a&name=b``; 400 naming the bad value and what is allowed."""
+    values: List[str] = []
+    for raw in request.query.getall(name, []):
+        for value in raw.split(","):
+            value = value.strip().lower()
+            if value not in allowed:
+                raise ApiError(
+                    400,
+                    "bad_request",
+                    f"{name} must be one of {', '.join(allowed)} (comma-separated for several); "
+                    f"got {value!r}",
+                )
+            if value not in values:
+                values.append(value)
+    return values
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ApiError(400, "bad_request", f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+async def list_escalations(request: web.Request) -> web.Response:
+    # Unknown parameters are refused rather than ignored: a mistyped filter (?stauts=open)
+    # would otherwise silently return every escalation.
+    unknown = sorted(set(request.query) - LIST_PARAMS)
+    if unknown:
+        raise ApiError(
+            400,
+            "bad_request",
+            f"unknown query parameter(s): {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(LIST_PARAMS))}",
+        )
+    statuses = _choices(request, "status", queries.STATUSES)
+    levels = _choices(request, "level", queries.RISK_ORDER)
+    limit = _limit(request)
+    rows = await run_db(request, queries.list_escalations, statuses, levels, limit, utcnow())
+    return web.json_response({"escalations": rows, "count": len(rows), "limit": limit})
+
+
+def parse_key(key: str) -> Tuple[Optional[int], Optional[str]]:
+    """``(id, None)`` for a numeric id, ``(None, REF)`` for a reference; ``(None, None)`` if neither."""
+    if _ID_RE.match(key):
+        number = int(key)
+        return (number, None) if 1 <= number <= MAX_ID else (None, None)
+    if _REF_RE.match(key):
+        # Staff type references from an SMS on a phone keyboard; case must not matter.
+        return None, key.upper()
+    return None, None
+
+
+async def get_escalation(request: web.Request) -> web.Response:
+    key = request.match_info["id"]
+    escalation_id, ref = parse_key(key)
+    found = None
+    if escalation_id is not None or ref is not None:
+        found = await run_db(request, queries.get_escalation, escalation_id, ref, utcnow())
+    if found is None:
+        raise ApiError(404, "not_found", "No escalation with that id or reference.")
+    return web.json_response(found)
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(openapi.document())
+

@@ -1,0 +1,55 @@
+"""The duty service's aiohttp application factory.
+
+``create_app`` builds the app without touching the network or the database: the engine, the
+database thread pool and the HTTP client session are made in ``cleanup_ctx`` when the app
+starts and closed when it stops, so tests and ``python -m bot.duty`` share one code path.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import AsyncIterator, Optional
+
+import aiohttp
+from aiohttp import web
+
+from bot import settings as settings_module
+from bot.duty.keys import DB_EXECUTOR_KEY, ENGINE_KEY, HTTP_KEY, SETTINGS_KEY
+from bot.duty.middlewares import auth_middleware, error_middleware
+from bot.duty.routes import setup_routes
+from bot.settings import Settings
+from bot.store import db
+
+# Fewer threads than the engine's pool (5 + 10 overflow), so a burst of requests queues here
+# instead of timing out waiting for a connection.
+DB_THREADS = 8
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Creating the engine does not connect: the service starts (and /health reports 503)
+    # while the database is down, rather than refusing to start.
+    engine = db.get_engine(app[SETTINGS_KEY].database_url)
+    executor = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="duty-db")
+    app[ENGINE_KEY] = engine
+    app[DB_EXECUTOR_KEY] = executor
+    yield
+    # Don't wait for a thread stuck connecting to an unreachable database: shutdown must not
+    # hang on it. Queued work is dropped; nothing here writes yet.
+    executor.shutdown(wait=False, cancel_futures=True)
+    engine.dispose()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession() as session:
+        app[HTTP_KEY] = session
+        yield
+
+
+def create_app(settings: Optional[Settings] = None) -> web.Application:
+    """The duty service; ``settings`` defaults to the process environment."""
+    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    app[SETTINGS_KEY] = settings or settings_module.settings()
+    app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(http_ctx)
+    setup_routes(app)
+    return app

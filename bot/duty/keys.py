@@ -1,0 +1,22 @@
+"""Typed keys for what the duty service keeps on its ``web.Application``.
+
+They live in their own module so that handlers and middlewares can import them without
+importing the app factory (which imports them, through the routes).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.engine import Engine
+
+from bot.settings import Settings
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+ENGINE_KEY = web.AppKey("engine", Engine)
+# Database work runs here, never on the event loop (SQLAlchemy 1.4 sessions are blocking).
+DB_EXECUTOR_KEY = web.AppKey("db_executor", ThreadPoolExecutor)
+# One client session for the health probes of the Rasa and action servers.
+HTTP_KEY = web.AppKey("http", aiohttp.ClientSession)

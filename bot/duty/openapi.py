@@ -1,0 +1,261 @@
+"""The OpenAPI 3.0 document served at ``/api/openapi.json``.
+
+Hand-written on purpose: it is small, and a test checks that its paths are exactly the app's
+routes and that its enums match the code, so it cannot drift unnoticed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from bot.duty import queries
+
+DOCUMENT_VERSION = "0.1.0"
+
+
+def _error(description: str) -> Dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _timestamp(description: str, nullable: bool = False) -> Dict[str, Any]:
+    schema: Dict[str, Any] = {"type": "string", "format": "date-time", "description": description}
+    if nullable:
+        schema["nullable"] = True
+    return schema
+
+
+def document() -> Dict[str, Any]:
+    levels = list(queries.RISK_ORDER)
+    statuses = list(queries.STATUSES)
+    unauthorized = _error(
+        "No bearer token, a wrong one, or DUTY_API_TOKEN is not configured on the server."
+    )
+    unavailable = _error("The database is not answering. Retry after the Retry-After header.")
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Crisis line duty service",
+            "version": DOCUMENT_VERSION,
+            "description": (
+                "Escalations (requests for a human) and their audit trail, for duty staff tools. "
+                "Never returns message text or phone numbers. Every path under /api needs "
+                "`Authorization: Bearer <DUTY_API_TOKEN>`."
+            ),
+        },
+        "security": [{"bearerAuth": []}],
+        "paths": {
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "State of the database, the Rasa server and the action server",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The database answers (status is degraded if Rasa "
+                            "or the action server does not).",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Health"}
+                                }
+                            },
+                        },
+                        "503": {
+                            "description": "The database does not answer.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Health"}
+                                }
+                            },
+                        },
+                    },
+                }
+            },
+            "/api/escalations": {
+                "get": {
+                    "operationId": "listEscalations",
+                    "summary": "Escalations, highest risk first, then longest wait first",
+                    "parameters": [
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "required": False,
+                            "description": "Only these statuses; comma-separated or repeated.",
+                            "style": "form",
+                            "explode": False,
+                            "schema": {"type": "array", "items": {"type": "string", "enum": statuses}},
+                        },
+                        {
+                            "name": "level",
+                            "in": "query",
+                            "required": False,
+                            "description": "Only these levels; comma-separated or repeated.",
+                            "style": "form",
+                            "explode": False,
+                            "schema": {"type": "array", "items": {"type": "string", "enum": levels}},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The matching escalations, each with its audit trail.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/EscalationList"}
+                                }
+                            },
+                        },
+                        "400": _error("An unknown parameter, status, level or a bad limit."),
+                        "401": unauthorized,
+                        "503": unavailable,
+                    },
+                }
+            },
+            "/api/escalations/{id}": {
+                "get": {
+                    "operationId": "getEscalation",
+                    "summary": "One escalation by numeric id or by reference (e.g. E7K2Q)",
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "description": "Numeric id, or the reference staff quote "
+                            "(case does not matter).",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The escalation with its audit trail.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Escalation"}
+                                }
+                            },
+                        },
+                        "401": unauthorized,
+                        "404": _error("No escalation with that id or reference."),
+                        "503": unavailable,
+                    },
+                }
+            },
+            "/api/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.0 document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "401": unauthorized,
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The value of DUTY_API_TOKEN on the duty service.",
+                }
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "message"],
+                    "properties": {
+                        "error": {"type": "string", "description": "Stable code, e.g. not_found."},
+                        "message": {"type": "string"},
+                    },
+                },
+                "Event": {
+                    "type": "object",
+                    "required": ["seq", "at", "kind", "actor", "reason"],
+                    "properties": {
+                        "seq": {"type": "integer", "description": "Position in the trail, from 1."},
+                        "at": _timestamp("When it happened (UTC)."),
+                        "kind": {"type": "string", "example": "created"},
+                        "actor": {"type": "string", "example": "assistant"},
+                        "reason": {"type": "string"},
+                    },
+                },
+                "Escalation": {
+                    "type": "object",
+                    "required": [
+                        "id", "ref", "level", "status", "channel", "created_at",
+                        "acknowledged_at", "resolved_at", "waiting_seconds", "signals",
+                        "summary", "events",
+                    ],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "ref": {"type": "string", "example": "E7K2Q"},
+                        "level": {"type": "string", "enum": levels},
+                        "status": {"type": "string", "enum": statuses},
+                        "channel": {"type": "string", "example": "sms"},
+                        "created_at": _timestamp("When the escalation was opened (UTC)."),
+                        "acknowledged_at": _timestamp("When staff acknowledged it (UTC).", True),
+                        "resolved_at": _timestamp("When it was closed (UTC).", True),
+                        "waiting_seconds": {
+                            "type": "integer",
+                            "description": "How long the person waited for a human: until "
+                            "acknowledgement (or closing), otherwise until now.",
+                        },
+                        "signals": {"type": "array", "items": {"type": "string"}},
+                        "summary": {
+                            "type": "object",
+                            "description": "'Tell it once' summary: risk, what was suggested, "
+                            "places and needs, consent.",
+                        },
+                        "events": {
+                            "type": "array",
+                            "description": "Audit trail, oldest first.",
+                            "items": {"$ref": "#/components/schemas/Event"},
+                        },
+                    },
+                },
+                "EscalationList": {
+                    "type": "object",
+                    "required": ["escalations", "count", "limit"],
+                    "properties": {
+                        "escalations": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Escalation"},
+                        },
+                        "count": {"type": "integer"},
+                        "limit": {"type": "integer"},
+                    },
+                },
+                "Check": {
+                    "type": "object",
+                    "required": ["ok", "latency_ms"],
+                    "properties": {
+                        "ok": {"type": "boolean"},
+                        "latency_ms": {"type": "integer"},
+                        "backend": {"type": "string", "description": "Database only."},
+                        "status_code": {"type": "integer", "description": "HTTP checks only."},
+                        "error": {"type": "string"},
+                    },
+                },
+                "Health": {
+                    "type": "object",
+                    "required": ["status", "database", "rasa", "actions"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok", "degraded"]},
+                        "database": {"$ref": "#/components/schemas/Check"},
+                        "rasa": {"$ref": "#/components/schemas/Check"},
+                        "actions": {"$ref": "#/components/schemas/Check"},
+                    },
+                },
+            },
+        },
+    }

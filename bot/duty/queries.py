@@ -1,0 +1,128 @@
+"""Read-only escalation queries for the duty service, as plain blocking functions.
+
+The aiohttp handlers run these in the app's database thread pool; they take the engine and
+return JSON-ready dicts, so no ORM object ever crosses into the event loop.
+
+What leaves here is deliberately narrow: no conversation id, no event ``data``, and (because
+the escalation tables hold none) no message text or phone numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Dict, List, Optional, Sequence
+
+from sqlalchemy import DateTime, case, extract, func, literal, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, selectinload
+
+from bot.escalation.engine import LEVELS
+from bot.store.models import Escalation, EscalationEvent
+
+STATUSES = ("open", "alerted", "acknowledged", "active", "resolved", "referred")
+# Highest risk first: the order staff must see the queue in.
+RISK_ORDER = tuple(reversed(LEVELS))  # imminent, urgent, support
+
+
+def _utc(value: Optional[dt.datetime]) -> Optional[dt.datetime]:
+    if value is None:
+        return None
+    # SQLite hands datetimes back without a zone; everything the project stores is UTC.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def iso(value: Optional[dt.datetime]) -> Optional[str]:
+    """ISO 8601 in UTC with a ``Z``, to the millisecond (events can share a second)."""
+    value = _utc(value)
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def waiting_seconds(esc: Escalation, now: dt.datetime) -> int:
+    """How long the person waited for a human: until acknowledged (or closed), else until now."""
+    end = _utc(esc.acknowledged_at) or _utc(esc.resolved_at) or now
+    return max(0, int((end - _utc(esc.created_at)).total_seconds()))
+
+
+def event_json(ev: EscalationEvent) -> Dict[str, Any]:
+    return {"seq": ev.seq, "at": iso(ev.at), "kind": ev.kind, "actor": ev.actor, "reason": ev.reason}
+
+
+def escalation_json(esc: Escalation, now: dt.datetime) -> Dict[str, Any]:
+    return {
+        "id": esc.id,
+        "ref": esc.ref,
+        "level": esc.level,
+        "status": esc.status,
+        "channel": esc.channel,
+        "created_at": iso(esc.created_at),
+        "acknowledged_at": iso(esc.acknowledged_at),
+        "resolved_at": iso(esc.resolved_at),
+        "waiting_seconds": waiting_seconds(esc, now),
+        "signals": list(esc.signals or []),
+        "summary": dict(esc.summary or {}),
+        # The relationship is ordered by seq, i.e. oldest first.
+        "events": [event_json(ev) for ev in esc.events],
+    }
+
+
+def _waiting_expr(dialect: str, now: dt.datetime):
+    """SQL for ``waiting_seconds``, so that ordering and LIMIT happen in the database."""
+    end = func.coalesce(
+        Escalation.acknowledged_at, Escalation.resolved_at, literal(now, DateTime(timezone=True))
+    )
+    if dialect == "sqlite":
+        return (func.julianday(end) - func.julianday(Escalation.created_at)) * 86400.0
+    if dialect == "postgresql":
+        return extract("epoch", end - Escalation.created_at)
+    # The project supports SQLite and PostgreSQL only; elsewhere fall back to oldest first,
+    # which is the same order for everyone still waiting.
+    return -Escalation.id
+
+
+def list_escalations(
+    engine: Engine,
+    statuses: Sequence[str],
+    levels: Sequence[str],
+    limit: int,
+    now: dt.datetime,
+) -> List[Dict[str, Any]]:
+    """Escalations matching the filters, highest risk first, then longest wait first."""
+    rank = case(
+        {level: i for i, level in enumerate(RISK_ORDER)},
+        value=Escalation.level,
+        else_=len(RISK_ORDER),
+    )
+    stmt = select(Escalation).options(selectinload(Escalation.events))
+    if statuses:
+        stmt = stmt.where(Escalation.status.in_(list(statuses)))
+    if levels:
+        stmt = stmt.where(Escalation.level.in_(list(levels)))
+    stmt = stmt.order_by(
+        rank, _waiting_expr(engine.dialect.name, now).desc(), Escalation.id
+    ).limit(limit)
+    with Session(engine, future=True) as session:
+        rows = session.execute(stmt).scalars().all()
+        return [escalation_json(esc, now) for esc in rows]
+
+
+def get_escalation(
+    engine: Engine,
+    escalation_id: Optional[int],
+    ref: Optional[str],
+    now: dt.datetime,
+) -> Optional[Dict[str, Any]]:
+    """One escalation by numeric id or by reference, or None."""
+    stmt = select(Escalation).options(selectinload(Escalation.events))
+    if escalation_id is not None:
+        stmt = stmt.where(Escalation.id == escalation_id)
+    elif ref is not None:
+        stmt = stmt.where(Escalation.ref == ref)
+    else:
+        return None
+    with Session(engine, future=True) as session:
+        esc = session.execute(stmt).scalar_one_or_none()
+        return None if esc is None else escalation_json(esc, now)

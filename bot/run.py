@@ -1,0 +1,165 @@
+"""Start the whole line on one machine: Rasa server, action server and duty service.
+
+``make run`` calls this after set-up. It brings the database up to date, loads the service
+directory, then starts the three processes with the settings from ``bot/settings.py`` passed
+down as environment variables. A process that dies is restarted (a crisis line should not stay
+down because one part fell over); Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from bot import settings as settings_module
+from bot.settings import ROOT, Settings
+
+logger = logging.getLogger("bot.run")
+
+RESTART_WINDOW_S = 60
+MAX_RESTARTS_IN_WINDOW = 5
+
+
+def child_env(s: Settings, base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment for the three processes: every setting resolved to a value."""
+    env = dict(os.environ if base is None else base)
+    env.update(
+        {
+            "DATABASE_URL": s.database_url,
+            "RASA_PORT": str(s.rasa_port),
+            "ACTIONS_PORT": str(s.actions_port),
+            "DUTY_PORT": str(s.duty_port),
+            "PUBLIC_BASE_URL": s.public_base_url,
+            "TZ_LINE": s.tz_line,
+            "PYTHONPATH": str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+            "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            "RASA_TELEMETRY_ENABLED": "false",
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        }
+    )
+    return env
+
+
+def commands(s: Settings, model: Path) -> Dict[str, List[str]]:
+    bin_dir = Path(sys.executable).parent
+    rasa = [
+        str(bin_dir / "rasa"), "run", "--enable-api",
+        "--port", str(s.rasa_port),
+        "--model", str(model),
+        "--credentials", "credentials.yml",
+        "--endpoints", "endpoints.yml",
+    ]
+    if s.rasa_auth_token:
+        rasa += ["--auth-token", s.rasa_auth_token]
+    procs = {
+        "rasa": rasa,
+        "actions": [str(bin_dir / "rasa"), "run", "actions", "--port", str(s.actions_port),
+                    "--actions", "actions"],
+    }
+    if (ROOT / "bot" / "duty" / "__main__.py").exists():
+        procs["duty"] = [sys.executable, "-m", "bot.duty"]
+    return procs
+
+
+@dataclass
+class Child:
+    name: str
+    argv: List[str]
+    proc: Optional[subprocess.Popen] = None
+    restarts: List[float] = field(default_factory=list)
+
+    def start(self, env: Dict[str, str]) -> None:
+        # Own process group, so Ctrl-C reaches us first and we stop children in order.
+        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=env, start_new_session=True)
+        logger.info("started %s (pid %s)", self.name, self.proc.pid)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=timeout)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def prepare(s: Settings) -> None:
+    """Schema up to date, directory loaded: before any process takes a message."""
+    from bot.store import migrate
+
+    migrate.upgrade(s.database_url)
+    try:
+        from bot.directory.__main__ import main as directory_main
+    except ImportError:
+        return
+    if directory_main(["import"]) != 0:
+        logger.error("the service directory did not load; the national services still answer")
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    s = settings_module.settings()
+    from bot.train import model_path
+
+    model = model_path()
+    if not model.exists():
+        print("No trained model for the current inputs: run `make run` (it trains first).", file=sys.stderr)
+        return 1
+    prepare(s)
+    env = child_env(s)
+    children = [Child(name, argv) for name, argv in commands(s, model).items()]
+    stopping = False
+
+    def on_signal(signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    for child in children:
+        child.start(env)
+    if not s.twilio_configured:
+        print("No Twilio account configured: outbound SMS are recorded, not sent.", file=sys.stderr)
+    print(
+        f"\nThe line is starting (the Rasa server takes ~20 s to load):\n"
+        f"  Rasa server    http://localhost:{s.rasa_port}  (REST: POST /webhooks/rest/webhook)\n"
+        f"  Action server  http://localhost:{s.actions_port}/health\n"
+        f"  Duty service   http://localhost:{s.duty_port}/health\n"
+        f"  Database       {s.database_url.split('@')[-1]}\n"
+        f"Press Ctrl-C to stop everything.\n",
+        file=sys.stderr,
+    )
+    try:
+        while not stopping:
+            time.sleep(0.5)
+            for child in children:
+                if stopping or child.proc is None or child.proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW_S]
+                if len(child.restarts) >= MAX_RESTARTS_IN_WINDOW:
+                    logger.error("%s keeps failing; stopping the line", child.name)
+                    stopping = True
+                    break
+                logger.warning("%s exited with %s; restarting", child.name, child.proc.returncode)
+                child.restarts.append(now)
+                child.start(env)
+    finally:
+        for child in reversed(children):
+            child.stop()
+    print("Stopped.", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
