@@ -6,7 +6,8 @@ import asyncio
 import functools
 import logging
 import re
-from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy import exc as sa_exc
@@ -51,9 +52,9 @@ async def run_db(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
         ) from None
 
 
-def _choices(request: web.Request, name: str, allowed: Sequence[str]) -> List[str]:
+def _choices(request: web.Request, name: str, allowed: Sequence[str]) -> list[str]:
     """``?name=a,b`` or ``?name=a&name=b``; 400 naming the bad value and what is allowed."""
-    values: List[str] = []
+    values: list[str] = []
     for raw in request.query.getall(name, []):
         for value in raw.split(","):
             value = value.strip().lower()
@@ -93,10 +94,11 @@ async def list_escalations(request: web.Request) -> web.Response:
     levels = _choices(request, "level", queries.RISK_ORDER)
     limit = _limit(request)
     rows = await run_db(request, queries.list_escalations, statuses, levels, limit, utcnow())
-    return web.json_response({"escalations": rows, "count": len(rows), "limit": limit})
+    # A bare array, as DESIGN.md's interface promises; the limit applied is in a header.
+    return web.json_response(rows, headers={"X-Result-Limit": str(limit)})
 
 
-def parse_key(key: str) -> Tuple[Optional[int], Optional[str]]:
+def parse_key(key: str) -> tuple[int | None, str | None]:
     """``(id, None)`` for a numeric id, ``(None, REF)`` for a reference; ``(None, None)`` if neither."""
     if _ID_RE.match(key):
         number = int(key)

@@ -7,8 +7,8 @@ starts and closed when it stops, so tests and ``python -m bot.duty`` share one c
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator, Optional
 
 import aiohttp
 from aiohttp import web
@@ -45,7 +45,7 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def create_app(settings: Optional[Settings] = None) -> web.Application:
+def create_app(settings: Settings | None = None) -> web.Application:
     """The duty service; ``settings`` defaults to the process environment."""
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[SETTINGS_KEY] = settings or settings_module.settings()

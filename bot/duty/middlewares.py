@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -33,7 +34,7 @@ class ApiError(Exception):
         status: int,
         code: str,
         message: str,
-        headers: Optional[Dict[str, str]] = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -42,7 +43,7 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_body(code: str, message: str) -> Dict[str, Any]:
+def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": code, "message": message}
 
 

@@ -6,28 +6,28 @@ routes and that its enums match the code, so it cannot drift unnoticed.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 from bot.duty import queries
 
 DOCUMENT_VERSION = "0.1.0"
 
 
-def _error(description: str) -> Dict[str, Any]:
+def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
 
 
-def _timestamp(description: str, nullable: bool = False) -> Dict[str, Any]:
-    schema: Dict[str, Any] = {"type": "string", "format": "date-time", "description": description}
+def _timestamp(description: str, nullable: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "format": "date-time", "description": description}
     if nullable:
         schema["nullable"] = True
     return schema
 
 
-def document() -> Dict[str, Any]:
+def document() -> dict[str, Any]:
     levels = list(queries.RISK_ORDER)
     statuses = list(queries.STATUSES)
     unauthorized = _error(
@@ -224,16 +224,9 @@ def document() -> Dict[str, Any]:
                     },
                 },
                 "EscalationList": {
-                    "type": "object",
-                    "required": ["escalations", "count", "limit"],
-                    "properties": {
-                        "escalations": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/Escalation"},
-                        },
-                        "count": {"type": "integer"},
-                        "limit": {"type": "integer"},
-                    },
+                    "type": "array",
+                    "description": "At most `limit` escalations (header X-Result-Limit).",
+                    "items": {"$ref": "#/components/schemas/Escalation"},
                 },
                 "Check": {
                     "type": "object",

@@ -10,7 +10,8 @@ the escalation tables hold none) no message text or phone numbers.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import DateTime, case, extract, func, literal, select
 from sqlalchemy.engine import Engine
@@ -20,20 +21,22 @@ from bot.escalation.engine import LEVELS
 from bot.store.models import Escalation, EscalationEvent
 
 STATUSES = ("open", "alerted", "acknowledged", "active", "resolved", "referred")
+# datetime.UTC only exists from Python 3.11; Rasa 3.6 pins us to 3.10.
+UTC = dt.timezone.utc
 # Highest risk first: the order staff must see the queue in.
 RISK_ORDER = tuple(reversed(LEVELS))  # imminent, urgent, support
 
 
-def _utc(value: Optional[dt.datetime]) -> Optional[dt.datetime]:
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
     # SQLite hands datetimes back without a zone; everything the project stores is UTC.
     if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
-def iso(value: Optional[dt.datetime]) -> Optional[str]:
+def iso(value: dt.datetime | None) -> str | None:
     """ISO 8601 in UTC with a ``Z``, to the millisecond (events can share a second)."""
     value = _utc(value)
     if value is None:
@@ -47,11 +50,11 @@ def waiting_seconds(esc: Escalation, now: dt.datetime) -> int:
     return max(0, int((end - _utc(esc.created_at)).total_seconds()))
 
 
-def event_json(ev: EscalationEvent) -> Dict[str, Any]:
+def event_json(ev: EscalationEvent) -> dict[str, Any]:
     return {"seq": ev.seq, "at": iso(ev.at), "kind": ev.kind, "actor": ev.actor, "reason": ev.reason}
 
 
-def escalation_json(esc: Escalation, now: dt.datetime) -> Dict[str, Any]:
+def escalation_json(esc: Escalation, now: dt.datetime) -> dict[str, Any]:
     return {
         "id": esc.id,
         "ref": esc.ref,
@@ -89,7 +92,7 @@ def list_escalations(
     levels: Sequence[str],
     limit: int,
     now: dt.datetime,
-) -> List[Dict[str, Any]]:
+) -> list[dict[str, Any]]:
     """Escalations matching the filters, highest risk first, then longest wait first."""
     rank = case(
         {level: i for i, level in enumerate(RISK_ORDER)},
@@ -111,10 +114,10 @@ def list_escalations(
 
 def get_escalation(
     engine: Engine,
-    escalation_id: Optional[int],
-    ref: Optional[str],
+    escalation_id: int | None,
+    ref: str | None,
     now: dt.datetime,
-) -> Optional[Dict[str, Any]]:
+) -> dict[str, Any] | None:
     """One escalation by numeric id or by reference, or None."""
     stmt = select(Escalation).options(selectinload(Escalation.events))
     if escalation_id is not None:

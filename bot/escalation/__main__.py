@@ -1,22 +1,29 @@
-"""``python -m bot.escalation verify``: check every escalation's audit chain in DATABASE_URL.
+"""Escalation commands.
 
+``python -m bot.escalation verify`` checks every escalation's audit chain in DATABASE_URL.
 Exit 0 when every chain verifies, 1 naming the first broken entry (escalation reference, seq,
 problem), 2 when the check could not run (database unreachable). The output never contains
 reasons, data or anything else from the entries, only where the chain breaks.
+
+``python -m bot.escalation rota [--file F] [--at ISO-TIME]`` validates the rota and prints who
+is on call (names and ids, never phone numbers). Exit 0, or 1 listing every problem.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import itertools
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, TextIO
+from typing import TextIO
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
-from bot.escalation import audit
+from bot.escalation import audit, rota
+from bot.escalation.engine import LEVELS
 from bot.store.db import transaction
 from bot.store.models import Escalation, EscalationEvent
 
@@ -25,17 +32,17 @@ from bot.store.models import Escalation, EscalationEvent
 class Report:
     escalations: int
     entries: int
-    broken_ref: Optional[str] = None
-    broken_id: Optional[int] = None
-    broken_seq: Optional[int] = None
-    problem: Optional[str] = None
+    broken_ref: str | None = None
+    broken_id: int | None = None
+    broken_seq: int | None = None
+    problem: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
 
-def verify(url: Optional[str] = None) -> Report:
+def verify(url: str | None = None) -> Report:
     """Walk every chain, oldest escalation first, and stop at the first break."""
     with transaction(url) as session:
         escalations = session.execute(
@@ -70,12 +77,7 @@ def verify(url: Optional[str] = None) -> Report:
         return Report(len(escalations), entries)
 
 
-def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> int:
-    out = out or sys.stdout  # looked up at call time so that tests can capture it
-    parser = argparse.ArgumentParser(prog="python -m bot.escalation")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("verify", help="check the hash chain of every escalation's audit trail")
-    parser.parse_args(argv)
+def _verify(out: TextIO) -> int:
     try:
         report = verify()
     except sa_exc.SQLAlchemyError as exc:
@@ -95,6 +97,46 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     )
     return 1
 
+
+def _show_rota(path: str, at_text: str | None, out: TextIO) -> int:
+    try:
+        loaded = rota.load(path)
+    except rota.RotaError as exc:
+        print(str(exc), file=out)
+        return 1
+    if at_text:
+        at = dt.datetime.fromisoformat(at_text)
+        if at.tzinfo is None:  # a bare time is read as the line's local time
+            at = at.replace(tzinfo=loaded.timezone)
+    else:
+        at = dt.datetime.now(loaded.timezone)
+    print(f"{path}: valid. On call at {at.astimezone(loaded.timezone).isoformat()}:", file=out)
+
+    def names(team) -> str:
+        people = loaded.on_call(team, at)
+        return ", ".join(f"{p.name} ({p.id})" for p in people) or "nobody"
+
+    for level in reversed(LEVELS):
+        print(f"  {level}: " + " -> ".join(t.id for t in loaded.ladder(level)), file=out)
+    for tier in loaded.tiers.values():
+        print(f"  tier {tier.id}: {names(tier)}", file=out)
+    for house in loaded.sanctuaries.values():
+        print(f"  sanctuary {house.id}: {names(house)}", file=out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up at call time so that tests can capture it
+    parser = argparse.ArgumentParser(prog="python -m bot.escalation")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("verify", help="check the hash chain of every escalation's audit trail")
+    rota_cmd = sub.add_parser("rota", help="validate the rota and show who is on call")
+    rota_cmd.add_argument("--file", default=str(rota.DEFAULT_PATH))
+    rota_cmd.add_argument("--at", default=None, help="ISO time (default: now)")
+    args = parser.parse_args(argv)
+    if args.command == "rota":
+        return _show_rota(args.file, args.at, out)
+    return _verify(out)
 
 if __name__ == "__main__":
     sys.exit(main())
