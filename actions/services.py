@@ -52,6 +52,17 @@ def _request(tracker: Tracker) -> Dict[str, Optional[str]]:
     return {"need": need or tracker.get_slot("need"), "audience": audience}
 
 
+def _place_from_text(text: str) -> str:
+    """The canonical place for what the person typed, the text itself if unknown, or DECLINED."""
+    text = text.strip()
+    if not text or places.is_declined(text):
+        return DECLINED
+    place = places.resolve_place(text)
+    # An unknown place is kept as given: the answer says honestly that it has nothing local
+    # for it and gives the national services. Never a dead end, never a re-ask loop.
+    return place.name if place else text
+
+
 class ValidatePlaceForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_place_form"
@@ -65,13 +76,7 @@ class ValidatePlaceForm(FormValidationAction):
     def validate_place(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain
     ) -> Dict[Text, Any]:
-        text = str(slot_value or "").strip()
-        if not text or places.is_declined(text):
-            return {"place": DECLINED}
-        place = places.resolve_place(text)
-        # An unknown place is kept as given: the answer says honestly that it has nothing
-        # local for it and gives the national services. Never a dead end, never a re-ask loop.
-        return {"place": place.name if place else text}
+        return {"place": _place_from_text(str(slot_value or ""))}
 
 
 class ActionFindServices(Action):
@@ -83,6 +88,13 @@ class ActionFindServices(Action):
     async def run(self, dispatcher, tracker: Tracker, domain) -> List[Dict[Text, Any]]:
         request = _request(tracker)
         place = tracker.get_slot("place")
+        latest = tracker.latest_message or {}
+        intent = (latest.get("intent") or {}).get("name")
+        if intent == "decline_place":
+            place = DECLINED
+        elif intent == "inform_place" and not tracker.active_loop.get("name"):
+            # A place given outside the form: resolve it from the words, as the form would.
+            place = _place_from_text(latest.get("text") or "")
         place_text = None if place in (None, DECLINED) else place
         try:
             messages = await in_thread(
@@ -93,4 +105,8 @@ class ActionFindServices(Action):
             messages = [FALLBACK]
         for text in messages:
             dispatcher.utter_message(text=text)
-        return [SlotSet("need", request["need"]), SlotSet("audience", request["audience"])]
+        return [
+            SlotSet("place", place),
+            SlotSet("need", request["need"]),
+            SlotSet("audience", request["audience"]),
+        ]

@@ -52,7 +52,14 @@ def combine(
     signals = list(detected.signals)
     classified = RISK_INTENTS.get(intent_name or "")
     if classified:
-        if confidence >= threshold:
+        # The classifier is sure of itself on text unlike anything it was trained on ("what's
+        # the meaning of life" scored urgent at 0.95), so on its own it can only raise a message
+        # to concern. Where the detector also saw distress or worse, a confident classifier
+        # guess counts in full (it catches ways of saying it the lexicon has not met).
+        # A negation the detector understood ("I'm not going to hurt myself") is not
+        # overruled by a classifier that cannot read negation.
+        corroborated = RANK[level] >= RANK["concern"] and "negated" not in detected.signals
+        if confidence >= threshold and corroborated:
             implied = classified
             signals.append("classifier_" + classified)
         else:

@@ -32,9 +32,11 @@ def build(patterns: Optional[Iterable[Mapping]] = None) -> Language:
     nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
     patterns = list(place_patterns() if patterns is None else patterns)
     if patterns:
-        ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
-        ruler.add_patterns(patterns)
+        nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
     nlp.initialize()
+    if patterns:
+        # After initialize(), which clears an entity ruler's patterns.
+        nlp.get_pipe("entity_ruler").add_patterns(patterns)
     return nlp
 
 

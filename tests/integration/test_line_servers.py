@@ -1,0 +1,184 @@
+"""The real Rasa server and action server, started as `make run` starts them.
+
+These are the checks a person would notice: risk is on every parse, an imminent message gets
+999 in the first reply and an escalation in the database, the API honours its auth token, and
+no message text reaches the logs. With the action server gone, the emergency numbers still go
+out.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+import requests
+from sqlalchemy import create_engine, select
+
+from bot.store import migrate
+from bot.store.models import Escalation
+from bot.train import model_path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+TOKEN = "integration-test-token"
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Line:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.db_url = f"sqlite:///{tmp / 'line.db'}"
+        self.rasa_port = free_port()
+        self.actions_port = free_port()
+        self.logs = {"rasa": tmp / "rasa.log", "actions": tmp / "actions.log"}
+        self.procs: Dict[str, subprocess.Popen] = {}
+        self.env = dict(
+            os.environ,
+            DATABASE_URL=self.db_url,
+            ACTIONS_PORT=str(self.actions_port),
+            RASA_PORT=str(self.rasa_port),
+            PYTHONPATH=str(ROOT),
+            RASA_TELEMETRY_ENABLED="false",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    def start(self, name: str) -> None:
+        argv = {
+            "rasa": [str(BIN / "rasa"), "run", "--enable-api", "--port", str(self.rasa_port),
+                     "--model", str(model_path()), "--credentials", "credentials.yml",
+                     "--endpoints", "endpoints.yml", "--auth-token", TOKEN],
+            "actions": [str(BIN / "rasa"), "run", "actions", "--port", str(self.actions_port),
+                        "--actions", "actions"],
+        }[name]
+        log = open(self.logs[name], "ab")
+        self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        checks = [f"{self.url}/status?token={TOKEN}", f"http://127.0.0.1:{self.actions_port}/health"]
+        while time.monotonic() < deadline:
+            try:
+                if all(requests.get(u, timeout=2).status_code == 200 for u in checks):
+                    return
+            except requests.RequestException:
+                pass
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited: {self.logs[name].read_text()[-3000:]}")
+            time.sleep(1)
+        raise TimeoutError("the line did not become ready")
+
+    def parse(self, text: str) -> dict:
+        r = requests.post(f"{self.url}/model/parse?token={TOKEN}", json={"text": text}, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def say(self, sender: str, text: str) -> List[str]:
+        r = requests.post(
+            f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
+        )
+        r.raise_for_status()
+        return [m.get("text", "") for m in r.json()]
+
+    def escalations(self, sender: str) -> List[Escalation]:
+        engine = create_engine(self.db_url, future=True)
+        with engine.connect() as conn:
+            rows = conn.execute(select(Escalation).where(Escalation.conversation_id == sender)).all()
+        engine.dispose()
+        return rows
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory) -> Iterator[Line]:
+    assert model_path().exists(), "no model for the current inputs: run `make test`"
+    line = Line(tmp_path_factory.mktemp("line"))
+    migrate.upgrade(line.db_url)
+    line.start("actions")
+    line.start("rasa")
+    try:
+        line.wait_ready()
+        yield line
+    finally:
+        for name in list(line.procs):
+            line.stop(name)
+
+
+def test_parse_shows_risk_and_sets_the_intent_for_imminent_risk(line):
+    parsed = line.parse("I've just swallowed everything in my medicine cabinet")
+    assert parsed["risk"]["level"] == "imminent"
+    assert parsed["intent"]["name"] == "risk_imminent"
+    assert isinstance(parsed["risk"]["signals"], list) and parsed["risk"]["signals"]
+
+
+def test_parse_of_an_everyday_message_has_no_risk(line):
+    parsed = line.parse("what time does the chemist on the high street close")
+    assert parsed["risk"] == {"level": "none", "signals": []} or parsed["risk"]["level"] == "none"
+
+
+def test_idiom_is_not_urgent(line):
+    assert line.parse("this deadline is killing me lol")["risk"]["level"] in ("none", "concern")
+
+
+def test_api_refuses_a_missing_token(line):
+    r = requests.post(f"{line.url}/model/parse", json={"text": "hello"}, timeout=10)
+    assert r.status_code == 401
+
+
+def test_imminent_message_gets_999_first_and_an_escalation(line):
+    replies = line.say("itest-imminent", "im on the bridge and im going to jump")
+    assert replies and "999" in replies[0]
+    rows = line.escalations("itest-imminent")
+    assert len(rows) == 1 and rows[0].level == "imminent" and rows[0].status == "open"
+
+
+def test_urgent_message_gets_numbers_a_person_and_a_safety_question(line):
+    replies = line.say("itest-urgent", "i have been thinking about killing myself")
+    joined = " ".join(replies)
+    assert "116 123" in joined and "111, option 2" in joined
+    assert replies[-1].endswith("are you safe right now?")
+    assert line.escalations("itest-urgent")[0].level == "urgent"
+
+
+def test_no_message_text_in_the_logs(line):
+    secret = "my neighbour zebracorn keeps shouting at night"
+    line.say("itest-privacy", secret)
+    line.parse(secret)
+    time.sleep(0.5)
+    for log in line.logs.values():
+        assert "zebracorn" not in log.read_text(errors="replace")
+
+
+def test_with_the_action_server_down_the_person_still_gets_the_emergency_numbers(line):
+    line.stop("actions")
+    try:
+        replies = line.say("itest-no-actions", "i want to die")
+        joined = " ".join(replies)
+        assert "116 123" in joined and "999" in joined
+    finally:
+        line.start("actions")
+        line.wait_ready()
