@@ -49,7 +49,7 @@ MACROS: Dict[str, str] = {
         "nurofen|lemsip"
     ),
     "QTY": (
-        "all|whole|entire|load|loads|lot|lots|bunch|handful|box|packet|pack|bottle|strip|stash|"
+        "all|whole|entire|everything|load|loads|lot|lots|bunch|handful|box|packet|pack|bottle|strip|stash|"
         "many|heap|rest|double|triple|bag|tub|jar|month|fistful|shitload|dozen|hundred|"
         "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|fifteen|twelve|ten|eleven|"
         "thirteen|fourteen|sixteen|seventeen|eighteen|nineteen|five|six|seven|eight|nine"
@@ -141,6 +141,9 @@ RULES: Tuple[Rule, ...] = (
       "over my dead body", "dead (tired/funny/good/easy/serious/on/end/heat/ringer/cert)",
       "drop dead gorgeous", "die hard", "dying (breed/art/wish)", "phone|battery|laptop be? (dead/dying/die)",
       idiom=True),
+    R("idiom_believe", "none", "idiom",
+      "(swallowed/swallow/swallowing) ~1 (everything/it/all) ~1 (he/she/they/you/people/anyone/someone) ~1 (say/tell/told/said/sell|sold)",
+      "(swallowed/swallow) (it/that) (whole/hook)", "swallow my pride", idiom=True),
     R("idiom_rather_die", "concern", "distress", "rather (be/) (die/dead) than", idiom=True),
     R("idiom_could_kill_self", "concern", "distress",
       "could kill @REFL (for/over) (forget/forgetting/being|doing|saying|missing|losing|not|that|this)", idiom=True),

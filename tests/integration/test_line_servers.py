@@ -156,6 +156,21 @@ def test_imminent_message_gets_999_first_and_an_escalation(line):
     assert len(rows) == 1 and rows[0].level == "imminent" and rows[0].status == "open"
 
 
+def test_every_imminent_message_of_the_eval_set_gets_999_in_the_first_reply(line):
+    from bot.nlu.risk_eval import eval_dir, read_tsv
+
+    path = eval_dir() / "risk_dev.tsv"
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} missing")
+        pytest.skip(f"{path} not found")
+    imminent = [row["text"] for row in read_tsv(path) if row.get("imminent") == "yes"]
+    assert imminent
+    for i, text in enumerate(imminent):
+        replies = line.say(f"itest-eval-imminent-{i}", text)
+        assert replies and "999" in replies[0], f"item {i}: first reply lacks 999"
+
+
 def test_urgent_message_gets_numbers_a_person_and_a_safety_question(line):
     replies = line.say("itest-urgent", "i have been thinking about killing myself")
     joined = " ".join(replies)

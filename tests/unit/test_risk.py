@@ -444,3 +444,16 @@ def test_lexicon_compiles_without_bad_patterns() -> None:
 
     names = [r.name for r in RULES]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize(
+    "text,level",
+    [
+        ("I've just swallowed everything in my medicine cabinet", "imminent"),
+        ("she has swallowed everything in the bathroom cupboard", "imminent"),
+        ("I swallowed everything he told me", "none"),
+        ("had to swallow my pride and apologise", "none"),
+    ],
+)
+def test_swallowing_everything_is_an_overdose_unless_it_is_belief(detector, text, level):
+    assert detector.assess(text).level == level
