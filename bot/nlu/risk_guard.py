@@ -125,7 +125,8 @@ class RiskGuard(GraphComponent):
             message.set(RISK, {"level": risk.level, "signals": list(risk.signals)}, add_to_output=True)
             intent = message.get(INTENT) or {}
             new_intent = intent_for(risk, intent.get("name"))
-            if new_intent and new_intent != intent.get("name"):
+            # Set even when the classifier already guessed it, so the confidence reads 1.0.
+            if new_intent:
                 message.set(INTENT, {"name": new_intent, "confidence": 1.0}, add_to_output=True)
                 ranking = [
                     r for r in (message.get(INTENT_RANKING_KEY) or []) if r.get("name") != new_intent

@@ -82,3 +82,9 @@ def test_a_detector_fault_is_treated_as_urgent_not_lost(guard, monkeypatch):
     (msg,) = guard.process([_parsed("anything", "greet", 0.9)])
     assert msg.get("risk")["level"] == "urgent"
     assert msg.get("intent")["name"] == "risk_urgent"
+
+
+def test_an_unsure_classifier_guess_the_detector_confirms_is_made_certain(guard):
+    (msg,) = guard.process([_parsed("i want to kill myself", "risk_urgent", 0.51)])
+    assert msg.get("intent") == {"name": "risk_urgent", "confidence": 1.0}
+    assert [r["name"] for r in msg.get("intent_ranking")].count("risk_urgent") == 1
