@@ -46,9 +46,10 @@ test: setup ## Set everything up and run every test
 	$(PY) -m pytest
 
 eval: setup ## NLU cross-validation and the risk report over ../shared/eval
-	$(VENV)/bin/rasa test nlu --config config.yml --nlu data/nlu --cross-validation --folds 3 --out var/results/nlu
+	$(VENV)/bin/rasa test nlu --config config_crossval.yml --nlu data/nlu --cross-validation --folds 3 --out var/results/nlu
 	@echo; cat var/results/nlu/intent_report.json | $(PY) -c "import json,sys; r=json.load(sys.stdin); print('intent cross-validation (3 folds): weighted F1 %.3f, accuracy %.3f' % (r['weighted avg']['f1-score'], r['accuracy']))"
 	$(PY) -m bot.nlu.risk_eval
+	$(PY) -m bot.nlu.model_eval
 
 lint: venv ## ruff over the project
 	$(VENV)/bin/ruff check bot actions tests scripts bench
