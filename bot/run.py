@@ -44,6 +44,9 @@ def child_env(s: Settings, base: Optional[Dict[str, str]] = None) -> Dict[str, s
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         }
     )
+    # Rasa's DEBUG log carries message text; the line's processes never run below INFO.
+    if env.get("LOG_LEVEL", "INFO").upper() == "DEBUG":
+        env["LOG_LEVEL"] = "INFO"
     return env
 
 
@@ -106,6 +109,15 @@ def prepare(s: Settings) -> None:
         logger.error("the service directory did not load; the national services still answer")
 
 
+def _demo_account():
+    """A staff account to try the console with (development only; None in production)."""
+    try:
+        from bot.duty.accounts import ensure_demo_account
+    except ImportError:
+        return None
+    return ensure_demo_account()
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     s = settings_module.settings()
@@ -116,6 +128,7 @@ def main() -> int:
         print("No trained model for the current inputs: run `make run` (it trains first).", file=sys.stderr)
         return 1
     prepare(s)
+    demo = _demo_account()
     env = child_env(s)
     children = [Child(name, argv) for name, argv in commands(s, model).items()]
     stopping = False
@@ -134,11 +147,14 @@ def main() -> int:
         f"\nThe line is starting (the Rasa server takes ~20 s to load):\n"
         f"  Rasa server    http://localhost:{s.rasa_port}  (REST: POST /webhooks/rest/webhook)\n"
         f"  Action server  http://localhost:{s.actions_port}/health\n"
-        f"  Duty service   http://localhost:{s.duty_port}/health\n"
+        f"  Web chat       http://localhost:{s.duty_port}/\n"
+        f"  Duty console   http://localhost:{s.duty_port}/duty  (health: /health)\n"
         f"  Database       {s.database_url.split('@')[-1]}\n"
         f"Press Ctrl-C to stop everything.\n",
         file=sys.stderr,
     )
+    if demo is not None:
+        print(demo.message(), file=sys.stderr)
     try:
         while not stopping:
             time.sleep(0.5)

@@ -33,6 +33,19 @@ def _opt(env: Mapping[str, str], name: str) -> Optional[str]:
     return raw or None
 
 
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL: what a browser sends as ``Origin``."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.lower()}://{rest.split('/', 1)[0].lower()}"
+
+
+def _origins(raw: Optional[str], default: tuple) -> tuple:
+    # Comma-separated; order kept, duplicates dropped (the default lists the public URL and
+    # the two loopback spellings, which are often the same).
+    values = [_origin(v.strip()) for v in raw.split(",") if v.strip()] if raw else list(default)
+    return tuple(dict.fromkeys(values))
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -58,6 +71,15 @@ class Settings:
     sms_allow_unsigned: bool = field(default=False)
     # Seconds an SMS turn may take before the person gets the fail-safe reply.
     sms_turn_timeout_s: int = field(default=8)
+    # The address staff and carers use for the duty service (console links, cookie security,
+    # the web chat's allowed origin). https:// here makes session cookies Secure.
+    duty_public_url: str = field(default="http://localhost:8080")
+    # Where the web chat page's browser connects to the Rasa server's socket.io channel.
+    webchat_socket_url: str = field(default="http://localhost:5005")
+    # Origins the Rasa socket.io channel accepts (CORS and the socket.io Origin check).
+    webchat_allowed_origins: tuple = field(default=())
+    # Absolute lifetime of a staff console session.
+    duty_session_hours: int = field(default=8)
 
     @property
     def twilio_configured(self) -> bool:
@@ -75,6 +97,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
     rasa_port = _int(env, "RASA_PORT", 5005)
     actions_port = _int(env, "ACTIONS_PORT", 5055)
     duty_port = _int(env, "DUTY_PORT", 8080)
+    duty_public_url = (_opt(env, "DUTY_PUBLIC_URL") or f"http://localhost:{duty_port}").rstrip("/")
     return Settings(
         database_url=_opt(env, "DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}",
         redis_url=_opt(env, "REDIS_URL"),
@@ -105,6 +128,21 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         # Loopback by default: the duty service sits behind a TLS proxy; a deployment sets
         # DUTY_HOST=0.0.0.0 only where that proxy runs on another host.
         duty_host=_opt(env, "DUTY_HOST") or "127.0.0.1",
+        duty_public_url=duty_public_url,
+        # The browser, not the duty service, opens this socket: it must be an address the
+        # carer's browser can reach (behind the same proxy as the page in production).
+        webchat_socket_url=(
+            _opt(env, "WEBCHAT_SOCKET_URL") or f"http://localhost:{rasa_port}"
+        ).rstrip("/"),
+        webchat_allowed_origins=_origins(
+            _opt(env, "WEBCHAT_ALLOWED_ORIGINS"),
+            default=(
+                _origin(duty_public_url),
+                f"http://localhost:{duty_port}",
+                f"http://127.0.0.1:{duty_port}",
+            ),
+        ),
+        duty_session_hours=_int(env, "DUTY_SESSION_HOURS", 8),
     )
 
 

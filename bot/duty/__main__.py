@@ -1,4 +1,9 @@
-"""``python -m bot.duty [serve]``: migrate the database, then serve on DUTY_HOST:DUTY_PORT."""
+"""``python -m bot.duty [serve]``: migrate the database, then serve on DUTY_HOST:DUTY_PORT.
+
+``python -m bot.duty add-staff --username U --password-stdin --role ROLE [--house H]``
+creates a console account (the password is read from the first line of standard input, so
+it never appears in the process list or shell history).
+"""
 
 from __future__ import annotations
 
@@ -42,15 +47,42 @@ def serve() -> int:
     return 0
 
 
+def add_staff(args: argparse.Namespace) -> int:
+    from bot.duty import accounts
+
+    if not args.password_stdin:
+        print("error: pass --password-stdin and the password on standard input", file=sys.stderr)
+        return 2
+    try:
+        migrate.upgrade(settings_module.settings().database_url)
+    except sa_exc.OperationalError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        print(f"error: cannot reach the database ({type(cause).__name__})", file=sys.stderr)
+        return 1
+    return accounts.add_staff(args.username, args.role, args.house, args.display_name or "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from bot.duty.models import ROLES
+
     parser = argparse.ArgumentParser(
-        prog="python -m bot.duty", description="The duty service: API, health, (later) console."
+        prog="python -m bot.duty",
+        description="The duty service: web chat page, console, API, health, metrics.",
     )
-    parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve"], help="serve (the default)"
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve (the default)")
+    add = sub.add_parser("add-staff", help="create a console account")
+    add.add_argument("--username", required=True)
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--house", help="sanctuary volunteers: the rota's sanctuary house id")
+    add.add_argument("--display-name", help="what people are told when you join (a first name or a role)")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    parser.parse_args(argv)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "add-staff":
+        return add_staff(args)
     return serve()
 
 

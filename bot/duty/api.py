@@ -1,25 +1,19 @@
-"""JSON API handlers under ``/api`` (the bearer check happens in ``auth_middleware``)."""
+"""JSON API handlers under ``/api`` (bearer token or staff session: ``auth_middleware``)."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import re
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
 from aiohttp import web
-from sqlalchemy import exc as sa_exc
 
 from bot.duty import openapi, queries
-from bot.duty.keys import DB_EXECUTOR_KEY, ENGINE_KEY
-from bot.duty.middlewares import ApiError
+from bot.duty.errors import ApiError
+from bot.duty.rundb import DB_UNAVAILABLE, run_db  # noqa: F401  run_db's home used to be here
 from bot.store.models import utcnow
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -28,28 +22,6 @@ LIST_PARAMS = {"status", "level", "limit"}
 MAX_ID = 2**31 - 1
 _ID_RE = re.compile(r"^[0-9]{1,10}$")
 _REF_RE = re.compile(r"^[A-Za-z0-9]{1,12}$")
-
-# Errors that mean "the database is not there right now" (down, unreachable, locked, not
-# migrated on SQLite), as opposed to a bug: these become 503, everything else a 500.
-DB_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
-
-
-async def run_db(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(engine, *args)`` in the database thread pool; 503 when the database is down."""
-    app = request.app
-    call = functools.partial(fn, app[ENGINE_KEY], *args)
-    try:
-        return await asyncio.get_running_loop().run_in_executor(app[DB_EXECUTOR_KEY], call)
-    except DB_UNAVAILABLE as exc:
-        # The class is enough to diagnose; the message can carry connection details.
-        cause = getattr(exc, "orig", None) or exc
-        log.warning("database unavailable for %s: %s", request.path, type(cause).__name__)
-        raise ApiError(
-            503,
-            "database_unavailable",
-            "The database is not answering; try again shortly.",
-            headers={"Retry-After": "5"},
-        ) from None
 
 
 def _choices(request: web.Request, name: str, allowed: Sequence[str]) -> list[str]:

@@ -14,8 +14,17 @@ import aiohttp
 from aiohttp import web
 
 from bot import settings as settings_module
-from bot.duty.keys import DB_EXECUTOR_KEY, ENGINE_KEY, HTTP_KEY, SETTINGS_KEY
-from bot.duty.middlewares import auth_middleware, error_middleware
+from bot.duty.keys import (
+    DB_EXECUTOR_KEY,
+    ENGINE_KEY,
+    HTTP_KEY,
+    LIMITER_KEY,
+    SETTINGS_KEY,
+    TAKEOVER_KEY,
+)
+from bot.duty.middlewares import auth_middleware, error_middleware, on_prepare
+from bot.duty.ratelimit import LoginLimiter
+from bot.duty.takeover import TakeoverEngine
 from bot.duty.routes import setup_routes
 from bot.settings import Settings
 from bot.store import db
@@ -45,10 +54,20 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def create_app(settings: Settings | None = None) -> web.Application:
-    """The duty service; ``settings`` defaults to the process environment."""
+def create_app(
+    settings: Settings | None = None, takeover: TakeoverEngine | None = None
+) -> web.Application:
+    """The duty service; ``settings`` defaults to the process environment.
+
+    ``takeover``: the takeover engine (issue 5). Without one the console has no take over,
+    reply, hand back or refer buttons, and those routes do not exist.
+    """
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[SETTINGS_KEY] = settings or settings_module.settings()
+    app[LIMITER_KEY] = LoginLimiter()
+    if takeover is not None:
+        app[TAKEOVER_KEY] = takeover
+    app.on_response_prepare.append(on_prepare)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(http_ctx)
     setup_routes(app)

@@ -12,6 +12,8 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
+from bot.duty.ratelimit import LoginLimiter
+from bot.duty.takeover import TakeoverEngine
 from bot.settings import Settings
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -20,3 +22,8 @@ ENGINE_KEY = web.AppKey("engine", Engine)
 DB_EXECUTOR_KEY = web.AppKey("db_executor", ThreadPoolExecutor)
 # One client session for the health probes of the Rasa and action servers.
 HTTP_KEY = web.AppKey("http", aiohttp.ClientSession)
+
+# Failed console sign-ins, per username and per client address (bot/duty/auth.py).
+LIMITER_KEY = web.AppKey("login_limiter", LoginLimiter)
+# The takeover engine (issue 5), when one is configured; absent, the console hides takeover.
+TAKEOVER_KEY = web.AppKey("takeover", TakeoverEngine)

@@ -1,9 +1,12 @@
-"""Middlewares: errors as JSON (never a traceback), and bearer-token access to ``/api``.
+"""Middlewares: errors (never a traceback), and who may reach ``/api``, ``/duty``, ``/metrics``.
 
 Order matters: ``error_middleware`` is outermost so that it also renders the 401s and 404s
-raised further in; ``auth_middleware`` runs before any ``/api`` handler, including routes
-that do not exist, so that nothing under ``/api`` answers (not even "not found") without a
-valid token.
+raised further in; ``auth_middleware`` runs before any protected handler, including routes
+that do not exist, so that nothing under ``/api`` or ``/duty`` answers (not even "not found")
+without a valid token or staff session.
+
+Security headers are added in ``on_prepare`` (a response signal, not a middleware) so that
+redirects, errors and static files get them too.
 """
 
 from __future__ import annotations
@@ -11,44 +14,35 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
+from bot.duty import auth, staff
+from bot.duty.errors import ApiError, error_body
 from bot.duty.keys import SETTINGS_KEY
+from bot.duty.rundb import run_db
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 API_PREFIX = "/api/"
-# Paths answered in JSON; everything else (the future console and web chat pages) gets text.
-JSON_PREFIXES = ("/api/", "/health")
+CONSOLE_PREFIX = "/duty"
+# Paths answered in JSON; everything else (the console and web chat pages) gets text.
+JSON_PREFIXES = ("/api/", "/health", "/metrics")
+# Paths where a staff session cookie is read (nowhere else, so the carer's page never does).
+SESSION_PATHS = ("/api", "/duty", "/metrics", "/login", "/logout")
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
-
-class ApiError(Exception):
-    """An error a handler means the client to see: status, a stable code and a message."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
-def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": code, "message": message}
+__all__ = ["ApiError", "auth_middleware", "check_bearer", "error_middleware", "on_prepare"]
 
 
 def _wants_json(request: web.Request) -> bool:
-    return request.path == "/api" or request.path.startswith(JSON_PREFIXES)
+    return (
+        request.path == "/api"
+        or request.path.startswith(JSON_PREFIXES)
+        or request.path.endswith(".json")
+    )
 
 
 def _code_for(status: int) -> str:
@@ -67,6 +61,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
+        if not _wants_json(request):
+            return web.Response(
+                status=exc.status, text=f"{exc.status}: {exc.message}", headers=exc.headers
+            )
         return web.json_response(
             error_body(exc.code, exc.message), status=exc.status, headers=exc.headers
         )
@@ -113,10 +111,74 @@ def check_bearer(request: web.Request) -> None:
         raise _unauthorized("The bearer token is not valid.")
 
 
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+async def _load_principal(request: web.Request) -> None:
+    token = request.cookies.get(auth.session_cookie_name(request))
+    if not token or len(token) > 128:
+        return
+    who = await run_db(request, staff.load_session, token)
+    if who is not None:
+        request[auth.PRINCIPAL] = who
+        request[auth.SESSION_TOKEN] = token
+
+
+def _no_session(request: web.Request) -> Exception:
+    # A person at a browser is sent to sign in; scripts (JSON, POSTs) get a plain 401.
+    if request.method in ("GET", "HEAD") and not _wants_json(request):
+        return web.HTTPSeeOther("/login")
+    return ApiError(401, "unauthorized", "Sign in to the duty console first.")
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # Every path under /api needs the token, the OpenAPI document included (issue 6: no
-    # route under /api answers without a session or token). Staff sessions join here later.
-    if request.path == "/api" or request.path.startswith(API_PREFIX):
-        check_bearer(request)
+    path = request.path
+    if not path.startswith(SESSION_PATHS):
+        return await handler(request)
+    await _load_principal(request)
+    who = auth.principal(request)
+
+    if _under(path, "/api") or path == "/metrics":
+        permission = "api" if path != "/metrics" else "metrics"
+        # Machines send the bearer token; a browser signed in to the console sends its
+        # session cookie. Nothing here answers without one of the two (issue 6).
+        if "Authorization" in request.headers or who is None:
+            check_bearer(request)
+        elif not auth.can(who, permission):
+            raise ApiError(403, "forbidden", "Your role does not give access to this.")
+        elif request.method in UNSAFE_METHODS:
+            await auth.check_session_csrf(request, who)
+        return await handler(request)
+
+    if _under(path, CONSOLE_PREFIX) or path == "/logout":
+        if who is None:
+            raise _no_session(request)
+        if request.method in UNSAFE_METHODS:
+            await auth.check_session_csrf(request, who)
+        return await handler(request)
+
     return await handler(request)
+
+
+BASE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+    "object-src 'none'"
+)
+# Pages that show what people wrote, and sign-in forms, are never kept in a browser's cache
+# or its back-forward cache (a shared family computer, a shared office PC).
+NO_STORE_PREFIXES = ("/duty", "/login", "/logout", "/api", "/metrics")
+
+
+async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", BASE_CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    # "Leave this site quickly" must not tell the neutral site where the person came from.
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.path == "/" or request.path.startswith(NO_STORE_PREFIXES):
+        headers["Cache-Control"] = "no-store"

@@ -42,7 +42,9 @@ def document() -> dict[str, Any]:
             "description": (
                 "Escalations (requests for a human) and their audit trail, for duty staff tools. "
                 "Never returns message text or phone numbers. Every path under /api needs "
-                "`Authorization: Bearer <DUTY_API_TOKEN>`."
+                "`Authorization: Bearer <DUTY_API_TOKEN>` or a duty console session (peer "
+                "workers and duty managers). The console and web chat pages (HTML) are not "
+                "part of this API and are not listed."
             ),
         },
         "security": [{"bearerAuth": []}],
@@ -143,6 +145,24 @@ def document() -> dict[str, Any]:
                         },
                         "401": unauthorized,
                         "404": _error("No escalation with that id or reference."),
+                        "503": unavailable,
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics: escalations by level and status, time to "
+                    "acknowledgement, messages, turn latency",
+                    "description": "Bearer token, or the session cookie of a duty manager or "
+                    "admin signed in to the console.",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format 0.0.4.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "401": unauthorized,
+                        "403": _error("Signed in, but the role does not include metrics."),
                         "503": unavailable,
                     },
                 }

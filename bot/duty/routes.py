@@ -1,14 +1,41 @@
-"""Every route of the duty service, in one place (the OpenAPI test reads this table)."""
+"""Every route of the duty service, in one place (the OpenAPI and access tests read this table)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from bot.duty import api, health
+from bot.duty import api, console, health, metrics, webchat_page
+from bot.duty.keys import TAKEOVER_KEY
+from bot.settings import ROOT
+
+STATIC_DIR = ROOT / "bot" / "duty" / "static"
 
 
 def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/", webchat_page.webchat_page, name="webchat")
+    # The web chat's and console's CSS and JS, and the vendored socket.io client. Public:
+    # the sign-in page and the carers' page need them before anyone signs in.
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
     app.router.add_get("/health", health.health, name="health")
+    app.router.add_get("/metrics", metrics.metrics, name="metrics")
+
     app.router.add_get("/api/escalations", api.list_escalations, name="escalations")
     app.router.add_get("/api/escalations/{id}", api.get_escalation, name="escalation")
     app.router.add_get("/api/openapi.json", api.openapi_document, name="openapi")
+
+    app.router.add_get("/login", console.login_form, name="login")
+    app.router.add_post("/login", console.login_submit, name="login_submit")
+    app.router.add_post("/logout", console.logout, name="logout")
+    app.router.add_get("/duty", console.queue_page, name="queue")
+    app.router.add_get("/duty/queue.json", console.queue_json, name="queue_json")
+    app.router.add_get("/duty/e/{ref}", console.conversation_page, name="conversation")
+    app.router.add_post("/duty/e/{ref}/acknowledge", console.acknowledge, name="acknowledge")
+    app.router.add_post("/duty/e/{ref}/resolve", console.resolve, name="resolve")
+    app.router.add_get("/duty/sanctuary", console.sanctuary_page, name="sanctuary")
+    app.router.add_post("/duty/sanctuary/beds", console.sanctuary_beds, name="sanctuary_beds")
+    if TAKEOVER_KEY in app:
+        # Only with a takeover engine (issue 5): without one these buttons do not exist.
+        app.router.add_post("/duty/e/{ref}/takeover", console.take_over, name="take_over")
+        app.router.add_post("/duty/e/{ref}/reply", console.reply, name="reply")
+        app.router.add_post("/duty/e/{ref}/handback", console.hand_back, name="hand_back")
+        app.router.add_post("/duty/e/{ref}/refer", console.refer, name="refer")

@@ -9,11 +9,17 @@ from bot.escalation.engine import LEVELS
 from .conftest import AUTH, make_settings
 
 
+# The machine-facing routes; the HTML pages (/, /login, /duty...) and static files are not API.
+MACHINE_PREFIXES = ("/api/", "/health", "/metrics")
+
+
 def _app_routes() -> set[tuple[str, str]]:
     app = create_app(make_settings("sqlite://"))
     routes = set()
     for route in app.router.routes():
         if route.method == "HEAD":  # added by add_get
+            continue
+        if not route.resource.canonical.startswith(MACHINE_PREFIXES):
             continue
         routes.add((route.resource.canonical, route.method.lower()))
     return routes

@@ -1,0 +1,84 @@
+"""Making staff accounts: ``python -m bot.duty add-staff`` and the development demo account."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from dataclasses import dataclass
+from typing import Optional, TextIO
+
+from bot import settings as settings_module
+from bot.duty import staff
+from bot.settings import Settings
+from bot.store import db
+
+DEMO_USERNAME = "demo.manager"
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    password: str
+    url: str
+
+    def message(self) -> str:
+        return (
+            f"  Duty console   {self.url}/duty  (development demo account: "
+            f"{self.username} / {self.password}; new password each run)"
+        )
+
+
+def is_development(s: Settings) -> bool:
+    # A line with a public HTTPS address or a real Twilio account is a deployment, where a
+    # well-known account with a printed password must never exist.
+    return not s.duty_public_url.startswith("https://") and not s.twilio_configured
+
+
+def ensure_demo_account(settings: Optional[Settings] = None) -> Optional[DemoAccount]:
+    """Development only: create (or reset) a duty manager account and return how to sign in.
+
+    Returns None, and does nothing, outside development (see ``is_development``). The
+    password is random and set afresh on every call, so it is printed but never stored in
+    clear. Call after the database is migrated.
+    """
+    s = settings or settings_module.settings()
+    if not is_development(s):
+        return None
+    password = secrets.token_urlsafe(12)
+    staff.create_staff(
+        db.get_engine(s.database_url), DEMO_USERNAME, password, "duty_manager",
+        display_name="Demo duty manager", replace_password=True,
+    )
+    return DemoAccount(DEMO_USERNAME, password, s.duty_public_url)
+
+
+def add_staff(
+    username: str,
+    role: str,
+    house: Optional[str],
+    display_name: str,
+    password_stream: Optional[TextIO] = None,
+    settings: Optional[Settings] = None,
+) -> int:
+    """The ``add-staff`` command; the password is the first line of ``password_stream``."""
+    s = settings or settings_module.settings()
+    password = (password_stream or sys.stdin).readline().rstrip("\r\n")
+    if house and role == "sanctuary_volunteer":
+        # Refuse a house the rota does not know: a typo would hide every referral from them.
+        from bot.duty.console import house_names
+
+        known = house_names()
+        if known and house not in known:
+            print(f"error: no sanctuary house {house!r} in the rota; known: {', '.join(sorted(known))}",
+                  file=sys.stderr)
+            return 2
+    try:
+        staff.create_staff(
+            db.get_engine(s.database_url), username, password, role, house=house,
+            display_name=display_name,
+        )
+    except staff.AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {staff.normalise_username(username)} ({role}{', ' + house if house else ''})")
+    return 0

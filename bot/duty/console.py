@@ -1,0 +1,308 @@
+"""The duty console (``/duty``), sign-in (``/login``) and sign-out (``/logout``).
+
+Access is checked twice: ``auth_middleware`` refuses anything under ``/duty`` without a live
+session and any POST without the session's CSRF token; each handler then ``require``s the
+permission its page needs (``bot/duty/auth.py`` has the table of roles).
+
+Pages are server-rendered (Jinja2, autoescaped) and work without JavaScript except the live
+queue, which ``static/console.js`` refreshes from ``/duty/queue.json`` every few seconds.
+No inline script or style: the Content-Security-Policy forbids both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import Any, Optional
+
+import jinja2
+from aiohttp import web
+
+from bot.duty import auth, console_db, staff
+from bot.duty.errors import ApiError
+from bot.duty.keys import DB_EXECUTOR_KEY, LIMITER_KEY, SETTINGS_KEY, TAKEOVER_KEY
+from bot.duty.rundb import run_db
+from bot.duty.takeover import MAX_REPLY_CHARS, TakeoverError
+from bot.settings import ROOT
+from bot.store.models import utcnow
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = ROOT / "bot" / "duty" / "templates"
+LEVEL_LABELS = {"imminent": "Imminent risk", "urgent": "Urgent", "support": "Wants a person"}
+ROLE_LABELS = {
+    "peer_worker": "Peer worker",
+    "duty_manager": "Duty manager",
+    "sanctuary_volunteer": "Sanctuary volunteer",
+    "admin": "Admin",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    who = auth.principal(request)
+    context.setdefault("who", who)
+    context.setdefault("can", lambda permission: auth.can(who, permission))
+    context.setdefault("csrf", who.csrf_token if who else "")
+    context.setdefault("level_labels", LEVEL_LABELS)
+    context.setdefault("role_labels", ROLE_LABELS)
+    context.setdefault("notice", request.query.get("notice", "")[:200])
+    html = _env().get_template(template).render(**context)
+    return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
+
+
+def home_for(who: staff.Principal) -> str:
+    if auth.can(who, "queue"):
+        return "/duty"
+    return "/duty/sanctuary"
+
+
+# --- sign-in -------------------------------------------------------------------------------
+
+
+def _address(request: web.Request) -> str:
+    # Used only as a rate-limit key in memory; never logged or stored.
+    return request.remote or "unknown"
+
+
+def _login_page(request: web.Request, status: int = 200, error: str = "", username: str = "") -> web.Response:
+    token = auth.new_login_csrf()
+    resp = render(request, "login.html", status=status, error=error, username=username, login_csrf=token)
+    # Double-submit token for the sign-in form (there is no session yet to hold one).
+    auth.set_cookie(request, resp, auth.LOGIN_CSRF_COOKIE, token, max_age=3600)
+    return resp
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    who = auth.principal(request)
+    if who is not None:
+        raise web.HTTPSeeOther(home_for(who))
+    return _login_page(request)
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    if not auth.same(form.get(auth.CSRF_FIELD), request.cookies.get(auth.LOGIN_CSRF_COOKIE)):
+        raise ApiError(403, "csrf", "The sign-in form expired; reload the page and try again.")
+    username = staff.normalise_username(str(form.get("username", "")))[:64]
+    password = str(form.get("password", ""))[:1024]
+    limiter = request.app[LIMITER_KEY]
+    wait = limiter.retry_after(username, _address(request))
+    if wait:
+        resp = _login_page(
+            request, 429, "Too many attempts. Wait a few minutes, or ask the duty manager.", username
+        )
+        resp.headers["Retry-After"] = str(wait)
+        return resp
+    staff_id = await run_db(request, staff.authenticate, username, password)
+    if staff_id is None:
+        limiter.failed(username, _address(request))
+        # Username only: never the password, never the address.
+        log.info("console sign-in refused for %r", username)
+        return _login_page(request, 401, "That username and password did not match.", username)
+    limiter.succeeded(username)
+    hours = request.app[SETTINGS_KEY].duty_session_hours
+    token = await run_db(request, staff.open_session, staff_id, hours)
+    who = await run_db(request, staff.load_session, token)
+    log.info("console sign-in for %r", username)
+    resp = web.HTTPSeeOther(home_for(who) if who else "/duty")
+    auth.set_cookie(request, resp, auth.session_cookie_name(request), token, max_age=hours * 3600)
+    auth.clear_cookie(request, resp, auth.LOGIN_CSRF_COOKIE)
+    raise resp
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    token = request.get(auth.SESSION_TOKEN)
+    if token:
+        await run_db(request, staff.close_session, token)
+    resp = web.HTTPSeeOther("/login")
+    auth.clear_cookie(request, resp, auth.session_cookie_name(request))
+    raise resp
+
+
+# --- queue and conversations ---------------------------------------------------------------
+
+
+async def queue_page(request: web.Request) -> web.StreamResponse:
+    who = auth.principal(request)
+    if who is not None and not auth.can(who, "queue") and auth.can(who, "sanctuary"):
+        raise web.HTTPSeeOther("/duty/sanctuary")
+    auth.require(request, "queue")
+    rows = await run_db(request, console_db.queue, utcnow())
+    return render(request, "queue.html", rows=rows)
+
+
+async def queue_json(request: web.Request) -> web.Response:
+    auth.require(request, "queue")
+    rows = await run_db(request, console_db.queue, utcnow())
+    return web.json_response({"escalations": rows})
+
+
+def _ref(request: web.Request) -> str:
+    ref = request.match_info["ref"].upper()
+    if not ref.isalnum() or len(ref) > 12:
+        raise ApiError(404, "not_found", "No such escalation.")
+    return ref
+
+
+async def _houses(request: web.Request) -> dict[str, str]:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(request.app[DB_EXECUTOR_KEY], house_names)
+
+
+@functools.lru_cache(maxsize=1)
+def house_names() -> dict[str, str]:
+    """Sanctuary house ids and names from the rota (empty when the rota cannot be read)."""
+    from bot.escalation import rota
+
+    try:
+        return {h.id: h.name for h in rota.load().sanctuaries.values()}
+    except Exception as exc:  # the console still works without house names
+        log.warning("cannot read the rota for house names (%s)", type(exc).__name__)
+        return {}
+
+
+async def conversation_page(request: web.Request) -> web.StreamResponse:
+    who = auth.require(request, "transcript")
+    ref = _ref(request)
+    view = await run_db(request, console_db.open_conversation, ref, who.actor, True, utcnow())
+    if view is None:
+        raise ApiError(404, "not_found", "No such escalation.")
+    takeover = request.app.get(TAKEOVER_KEY)
+    houses: list[tuple[str, str]] = list(takeover.referral_houses()) if takeover else []
+    return render(
+        request,
+        "conversation.html",
+        esc=view.escalation,
+        messages=view.messages,
+        cut=view.cut,
+        transcript_available=view.transcript_available,
+        outcomes=console_db.OUTCOMES,
+        takeover=takeover is not None,
+        houses=houses,
+        max_reply=MAX_REPLY_CHARS,
+    )
+
+
+def _back(ref: str, notice: str = "") -> web.HTTPSeeOther:
+    from urllib.parse import quote
+
+    return web.HTTPSeeOther(f"/duty/e/{ref}" + (f"?notice={quote(notice)}" if notice else ""))
+
+
+async def acknowledge(request: web.Request) -> web.StreamResponse:
+    who = auth.require(request, "act")
+    ref = _ref(request)
+    try:
+        await run_db(request, console_db.acknowledge, ref, who.actor)
+    except console_db.ActionRefused as exc:
+        raise _back(ref, str(exc)) from None
+    raise _back(ref, f"{ref} acknowledged.")
+
+
+async def resolve(request: web.Request) -> web.StreamResponse:
+    who = auth.require(request, "act")
+    ref = _ref(request)
+    form = await request.post()
+    try:
+        await run_db(request, console_db.resolve, ref, who.actor, str(form.get("outcome", "")))
+    except console_db.ActionRefused as exc:
+        raise _back(ref, str(exc)) from None
+    raise _back(ref, f"{ref} resolved.")
+
+
+async def _takeover_step(request: web.Request, step: str) -> web.StreamResponse:
+    who = auth.require(request, "act")
+    ref = _ref(request)
+    engine = request.app[TAKEOVER_KEY]
+    form = await request.post()
+    try:
+        if step == "take_over":
+            await engine.take_over(ref, who)
+            notice = "You have taken over this conversation."
+        elif step == "reply":
+            text = str(form.get("text", "")).strip()
+            if not text or len(text) > MAX_REPLY_CHARS:
+                raise TakeoverError(f"Write a reply of 1 to {MAX_REPLY_CHARS} characters.")
+            await engine.reply(ref, who, text)
+            notice = "Reply sent."
+        elif step == "hand_back":
+            await engine.hand_back(ref, who)
+            notice = "Handed back to the assistant."
+        else:
+            house = str(form.get("house", ""))
+            if house not in dict(engine.referral_houses()):
+                raise TakeoverError("Choose a house from the list.")
+            await engine.refer(ref, who, house)
+            notice = "Referral sent."
+    except TakeoverError as exc:
+        raise _back(ref, str(exc)) from None
+    raise _back(ref, notice)
+
+
+async def take_over(request: web.Request) -> web.StreamResponse:
+    return await _takeover_step(request, "take_over")
+
+
+async def reply(request: web.Request) -> web.StreamResponse:
+    return await _takeover_step(request, "reply")
+
+
+async def hand_back(request: web.Request) -> web.StreamResponse:
+    return await _takeover_step(request, "hand_back")
+
+
+async def refer(request: web.Request) -> web.StreamResponse:
+    return await _takeover_step(request, "refer")
+
+
+# --- sanctuary houses ----------------------------------------------------------------------
+
+
+def _visible_house(who: staff.Principal) -> Optional[str]:
+    # A volunteer sees their own house only; a duty manager sees every house (None).
+    return who.house if who.role == "sanctuary_volunteer" else None
+
+
+async def sanctuary_page(request: web.Request) -> web.StreamResponse:
+    who = auth.require(request, "sanctuary")
+    settings = request.app[SETTINGS_KEY]
+    night = console_db.tonight(settings.tz_line)
+    house = _visible_house(who)
+    referrals = await run_db(request, console_db.referrals, house, utcnow())
+    beds = await run_db(request, console_db.beds, night)
+    names = await _houses(request)
+    houses = [house] if house else sorted(set(names) | set(beds))
+    return render(
+        request, "sanctuary.html", referrals=referrals, beds=beds, houses=houses,
+        names=names, night=night, max_beds=console_db.MAX_FREE_BEDS,
+    )
+
+
+async def sanctuary_beds(request: web.Request) -> web.StreamResponse:
+    who = auth.require(request, "sanctuary")
+    form = await request.post()
+    house = _visible_house(who) or str(form.get("house", ""))
+    if who.role == "sanctuary_volunteer" and form.get("house") not in (None, "", who.house):
+        raise ApiError(403, "forbidden", "You can update your own house only.")
+    names = await _houses(request)
+    if who.role != "sanctuary_volunteer" and names and house not in names:
+        raise web.HTTPSeeOther("/duty/sanctuary?notice=Unknown+house.")
+    raw = str(form.get("free_beds", "")).strip()
+    if not raw.isdigit():
+        raise web.HTTPSeeOther("/duty/sanctuary?notice=Free+beds+must+be+a+number.")
+    night = console_db.tonight(request.app[SETTINGS_KEY].tz_line)
+    try:
+        await run_db(request, console_db.set_beds, house, night, int(raw), who.actor)
+    except console_db.ActionRefused:
+        raise web.HTTPSeeOther("/duty/sanctuary?notice=Free+beds+out+of+range.") from None
+    raise web.HTTPSeeOther("/duty/sanctuary?notice=Free+beds+updated.")

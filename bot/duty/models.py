@@ -1,0 +1,67 @@
+"""Tables of the duty console: staff accounts, their sessions, tonight's sanctuary beds.
+
+On the project's one ``Base`` so that Alembic sees them (``bot/store/registry.py`` imports
+this module); created only by ``bot/store/migrations/versions/0004_staff.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
+
+from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped
+
+from bot.store.models import Base, utcnow
+
+ROLES = ("peer_worker", "duty_manager", "sanctuary_volunteer", "admin")
+
+
+class Staff(Base):
+    """A person who signs in to the console. Never holds a phone number (the rota does)."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    username: Mapped[str] = Column(String(64), nullable=False, unique=True)
+    # What a person is told when this member of staff joins ("Sam", "the duty manager").
+    display_name: Mapped[str] = Column(String(64), nullable=False, default="")
+    # argon2id encoded hash (parameters and salt included), never the password.
+    password_hash: Mapped[str] = Column(String(255), nullable=False)
+    role: Mapped[str] = Column(String(32), nullable=False)
+    # Sanctuary volunteers belong to one house (a rota ``sanctuaries`` id); null otherwise.
+    house: Mapped[Optional[str]] = Column(String(64), nullable=True)
+    active: Mapped[bool] = Column(Boolean, nullable=False, default=True)
+    created_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    password_changed_at: Mapped[dt.datetime] = Column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+
+
+class StaffSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored, so a
+    copy of this table cannot be replayed as sessions."""
+
+    __tablename__ = "staff_sessions"
+
+    token_hash: Mapped[str] = Column(String(64), primary_key=True)
+    staff_id: Mapped[int] = Column(ForeignKey("staff.id"), nullable=False, index=True)
+    # Synchronizer token every POST from this session must carry.
+    csrf_token: Mapped[str] = Column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # Absolute expiry (DUTY_SESSION_HOURS after sign-in); checked on every request.
+    expires_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, index=True)
+
+
+class SanctuaryBeds(Base):
+    """Free beds a sanctuary house reports for one night (the night's start date, local time)."""
+
+    __tablename__ = "sanctuary_beds"
+    __table_args__ = (UniqueConstraint("house", "night"),)
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    house: Mapped[str] = Column(String(64), nullable=False)
+    night: Mapped[dt.date] = Column(Date, nullable=False)
+    free_beds: Mapped[int] = Column(Integer, nullable=False)
+    updated_by: Mapped[str] = Column(String(64), nullable=False)
+    updated_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)

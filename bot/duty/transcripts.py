@@ -1,0 +1,94 @@
+"""Read a conversation's transcript from Rasa's tracker store (its ``events`` table).
+
+Why the table rather than Rasa's HTTP API (``GET /conversations/{id}/tracker``):
+
+- the duty console must work while the Rasa server is down or restarting (that is when staff
+  need the story most), and the tracker store is the same database the duty service already
+  uses, read-only;
+- it needs no ``RASA_AUTH_TOKEN`` in the duty service, and no conversation id crosses the
+  network;
+- we read only the rows we show (user and bot messages), not the whole tracker with slots.
+
+The cost is coupling to Rasa 3.6's ``SQLTrackerStore`` schema (``events``: ``id``,
+``sender_id``, ``type_name``, ``timestamp``, ``data`` as JSON text). The table is declared here
+on its own ``MetaData``, never on the project's ``Base``: Rasa owns it, Alembic must not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, inspect, select
+from sqlalchemy.engine import Connection
+
+RASA_EVENTS = Table(
+    "events",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("sender_id", String(255)),
+    Column("type_name", String(255)),
+    Column("timestamp", Float),
+    Column("intent_name", String(255)),
+    Column("action_name", String(255)),
+    Column("data", Text),
+)
+
+# A long crisis conversation is a few hundred messages; beyond this the page says it is cut.
+MAX_MESSAGES = 500
+
+
+@dataclass(frozen=True)
+class Message:
+    at: str  # ISO 8601 UTC
+    who: str  # "person", "assistant", "staff"
+    text: str
+    risk: Optional[str] = None  # the risk guard's level on a person's message
+    staff_name: Optional[str] = None
+
+
+def _iso(ts: Optional[float]) -> str:
+    if ts is None:
+        return ""
+    moment = dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def events_table_exists(conn: Connection) -> bool:
+    return inspect(conn).has_table("events")
+
+
+def read(conn: Connection, sender_id: str) -> tuple[list[Message], bool]:
+    """The conversation's messages, oldest first, and whether older ones were left out."""
+    if not events_table_exists(conn):
+        return [], False
+    rows = conn.execute(
+        select(RASA_EVENTS.c.id, RASA_EVENTS.c.type_name, RASA_EVENTS.c.timestamp, RASA_EVENTS.c.data)
+        .where(RASA_EVENTS.c.sender_id == sender_id)
+        .where(RASA_EVENTS.c.type_name.in_(("user", "bot")))
+        .order_by(RASA_EVENTS.c.id.desc())
+        .limit(MAX_MESSAGES + 1)
+    ).all()
+    cut = len(rows) > MAX_MESSAGES
+    messages = []
+    for row in reversed(rows[:MAX_MESSAGES]):
+        try:
+            data = json.loads(row.data or "{}")
+        except ValueError:
+            data = {}
+        text = data.get("text") or ""
+        if row.type_name == "user":
+            risk = ((data.get("parse_data") or {}).get("risk") or {}).get("level")
+            messages.append(Message(_iso(row.timestamp), "person", text, risk=risk))
+        else:
+            # Staff replies relayed by the takeover engine are bot events marked in metadata.
+            meta = data.get("metadata") or {}
+            if meta.get("sender") == "staff":
+                messages.append(
+                    Message(_iso(row.timestamp), "staff", text, staff_name=meta.get("sender_name"))
+                )
+            elif text:
+                messages.append(Message(_iso(row.timestamp), "assistant", text))
+    return messages, cut
