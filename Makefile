@@ -38,6 +38,7 @@ train: spacy ## Train the assistant if its inputs changed (cached by hash in mod
 
 setup: train ## Everything run and test need: venv, spaCy pipeline, trained model, database
 	$(PY) -m bot.store upgrade
+	$(PY) -m bot.directory import
 
 run: setup ## Start the line: Rasa server, action server, duty service (Ctrl-C stops)
 	$(PY) -m bot.run

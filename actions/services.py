@@ -95,7 +95,8 @@ class ActionFindServices(Action):
         elif intent == "inform_place" and not tracker.active_loop.get("name"):
             # A place given outside the form: resolve it from the words, as the form would.
             place = _place_from_text(latest.get("text") or "")
-        place_text = None if place in (None, DECLINED) else place
+        # DECLINED is passed through: the answer then says "you don't have to say where you are".
+        place_text = place
         try:
             messages = await in_thread(
                 query.answer, request["need"], place_text, request["audience"]

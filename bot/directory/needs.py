@@ -27,8 +27,9 @@ NEEDS: Dict[str, Tuple[str, bool]] = {
 
 # Checked in this order; the first need whose pattern matches wins.
 _PATTERNS = [
-    ("a_and_e_alternative", r"(instead of|alternative to|rather than|not|avoid|other than)"
-     r" (going to |go to |the )?(a ?(&|and|n) ?e|hospital|casualty|emergency department)"),
+    ("a_and_e_alternative", r"(instead of|alternative to|rather than|other than|avoid(ing)?|not|"
+     r"don'?t want to|do not want to|won'?t)( go| going)?( to)?( the)? "
+     r"(a ?(&|and|n) ?e|hospital|casualty|emergency department)"),
     ("emergency", r"\b(999|ambulance|emergency|a ?(&|and|n) ?e|casualty|police)\b"),
     ("sanctuary", r"\b(sanctuary|safe ?haven|safe space|crisis (caf[eé]|house)|caf[eé]|"
      r"somewhere to go|place to go|drop[- ]in)\b"),

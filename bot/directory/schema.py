@@ -465,7 +465,7 @@ def schedule_to_dict(schedule: Schedule) -> Dict[str, Any]:
     if schedule.always:
         out["hours"] = "24/7"
     else:
-        out["hours"] = {day: _spans_out(spans) for day, spans in zip(DAYS, schedule.week)}
+        out["hours"] = {day: _spans_out(spans) for day, spans in zip(DAYS, schedule.week, strict=True)}
     if schedule.bank_holidays != "usual":
         bank = schedule.bank_holidays
         out["bank_holidays"] = bank if isinstance(bank, str) else _spans_out(bank)
