@@ -44,7 +44,8 @@ _PATTERNS = [
     ("peer_support", r"\b(peer|support group|group|lived experience|been through)\b"),
     ("crisis", r"\b(crisis|crisis team|urgent|can'?t cope|breaking down|mental health team|"
      r"help now|open (now|tonight)|anything open)\b"),
-    ("talk", r"\b(talk|chat|listen|someone to text|lonely|alone)\b"),
+    ("talk", r"\b(talk|chat|listen|someone to (text|ring|call|phone)|lonely|alone|helplines?|"
+     r"hotlines?)\b"),
 ]
 _COMPILED = [(need, re.compile(p, re.IGNORECASE)) for need, p in _PATTERNS]
 
