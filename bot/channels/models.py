@@ -7,7 +7,6 @@ store and the logs know a person by the pseudonym (a keyed hash of the number).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 
 from sqlalchemy import Boolean, Column, DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped
@@ -42,7 +41,7 @@ class SmsContact(Base):
     # Fernet token of the E.164 number (key derived from PSEUDONYM_KEY); never logged.
     number_enc: Mapped[str] = Column(Text, nullable=False)
     opted_out: Mapped[bool] = Column(Boolean, nullable=False, default=False)
-    opted_out_at: Mapped[Optional[dt.datetime]] = Column(DateTime(timezone=True), nullable=True)
+    opted_out_at: Mapped[dt.datetime | None] = Column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     last_seen_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
 
@@ -58,7 +57,7 @@ class SmsInbox(Base):
     pseudonym: Mapped[str] = Column(String(64), nullable=False, index=True)
     # Cleared when the row is finished: the tracker store keeps the conversation, the queue
     # need not keep a second copy of what a person in crisis wrote.
-    body: Mapped[Optional[str]] = Column(Text, nullable=True)
+    body: Mapped[str | None] = Column(Text, nullable=True)
     num_media: Mapped[int] = Column(Integer, nullable=False, default=0)
     kind: Mapped[str] = Column(String(16), nullable=False, default="message")
     # The channel's own tiny risk-word check at receipt: exempts the row from rate limiting
@@ -66,13 +65,13 @@ class SmsInbox(Base):
     risk_hint: Mapped[bool] = Column(Boolean, nullable=False, default=False)
     status: Mapped[str] = Column(String(16), nullable=False, default=INBOX_RECEIVED, index=True)
     attempts: Mapped[int] = Column(Integer, nullable=False, default=0)
-    lease_owner: Mapped[Optional[str]] = Column(String(64), nullable=True)
-    lease_until: Mapped[Optional[dt.datetime]] = Column(DateTime(timezone=True), nullable=True)
+    lease_owner: Mapped[str | None] = Column(String(64), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = Column(DateTime(timezone=True), nullable=True)
     received_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
-    started_at: Mapped[Optional[dt.datetime]] = Column(DateTime(timezone=True), nullable=True)
-    done_at: Mapped[Optional[dt.datetime]] = Column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[dt.datetime | None] = Column(DateTime(timezone=True), nullable=True)
+    done_at: Mapped[dt.datetime | None] = Column(DateTime(timezone=True), nullable=True)
     # A short machine reason (exception class, "timeout"); never message text.
-    error: Mapped[Optional[str]] = Column(String(200), nullable=True)
+    error: Mapped[str | None] = Column(String(200), nullable=True)
 
 
 class SmsOutbox(Base):
@@ -82,7 +81,7 @@ class SmsOutbox(Base):
 
     id: Mapped[int] = Column(Integer, primary_key=True)
     pseudonym: Mapped[str] = Column(String(64), nullable=False, index=True)
-    inbox_id: Mapped[Optional[int]] = Column(Integer, nullable=True, index=True)
+    inbox_id: Mapped[int | None] = Column(Integer, nullable=True, index=True)
     # reply (from the bot), failsafe, help, staff
     kind: Mapped[str] = Column(String(16), nullable=False, default="reply")
     body: Mapped[str] = Column(Text, nullable=False)
@@ -93,12 +92,13 @@ class SmsOutbox(Base):
     status: Mapped[str] = Column(String(24), nullable=False, default=OUT_PENDING, index=True)
     attempts: Mapped[int] = Column(Integer, nullable=False, default=0)
     next_attempt_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
-    lease_until: Mapped[Optional[dt.datetime]] = Column(DateTime(timezone=True), nullable=True)
-    twilio_sid: Mapped[Optional[str]] = Column(String(64), nullable=True, unique=True)
-    delivery_status: Mapped[Optional[str]] = Column(String(24), nullable=True)
-    error_code: Mapped[Optional[str]] = Column(String(32), nullable=True)
+    lease_owner: Mapped[str | None] = Column(String(64), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = Column(DateTime(timezone=True), nullable=True)
+    twilio_sid: Mapped[str | None] = Column(String(64), nullable=True, unique=True)
+    delivery_status: Mapped[str | None] = Column(String(24), nullable=True)
+    error_code: Mapped[str | None] = Column(String(32), nullable=True)
     created_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
-    sent_at: Mapped[Optional[dt.datetime]] = Column(DateTime(timezone=True), nullable=True)
+    sent_at: Mapped[dt.datetime | None] = Column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 

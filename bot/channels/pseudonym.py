@@ -11,7 +11,6 @@ import base64
 import hashlib
 import hmac
 import re
-from typing import Optional
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -35,7 +34,7 @@ def normalise_number(raw: str) -> str:
     return number
 
 
-def pseudonym(number: str, key: Optional[str] = None) -> str:
+def pseudonym(number: str, key: str | None = None) -> str:
     """The conversation id for ``number``: stable for one key, meaningless without it."""
     key = key if key is not None else settings().pseudonym_key
     digest = hmac.new(key.encode("utf-8"), normalise_number(number).encode("utf-8"), hashlib.sha256)
@@ -43,7 +42,7 @@ def pseudonym(number: str, key: Optional[str] = None) -> str:
     return PREFIX + digest.hexdigest()[:40]
 
 
-def _fernet(key: Optional[str] = None) -> Fernet:
+def _fernet(key: str | None = None) -> Fernet:
     key = key if key is not None else settings().pseudonym_key
     # A separate key derived from the pseudonym key (domain-separated), so the value used as
     # a hash key is never used directly as an encryption key.
@@ -51,11 +50,11 @@ def _fernet(key: Optional[str] = None) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
-def encrypt_number(number: str, key: Optional[str] = None) -> str:
+def encrypt_number(number: str, key: str | None = None) -> str:
     return _fernet(key).encrypt(normalise_number(number).encode("utf-8")).decode("ascii")
 
 
-def decrypt_number(token: str, key: Optional[str] = None) -> str:
+def decrypt_number(token: str, key: str | None = None) -> str:
     try:
         return _fernet(key).decrypt(token.encode("ascii")).decode("utf-8")
     except InvalidToken as exc:

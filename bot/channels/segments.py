@@ -11,8 +11,8 @@ unless a single word is longer than a part.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, List
 
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
@@ -90,7 +90,7 @@ def fits(text: str, max_segments: int) -> bool:
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+|\n\s*")
 
 
-def _sentences(text: str) -> List[str]:
+def _sentences(text: str) -> list[str]:
     pieces, start = [], 0
     for match in _SENTENCE_END.finditer(text):
         pieces.append(text[start:match.end()])
@@ -100,13 +100,13 @@ def _sentences(text: str) -> List[str]:
     return pieces
 
 
-def _words(text: str) -> List[str]:
+def _words(text: str) -> list[str]:
     return re.findall(r"\S+\s*", text)
 
 
-def _pack(pieces: Iterable[str], max_segments: int, split_piece) -> List[str]:
+def _pack(pieces: Iterable[str], max_segments: int, split_piece) -> list[str]:
     """Greedy packing: add pieces to the current part while it still fits."""
-    parts: List[str] = []
+    parts: list[str] = []
     current = ""
     for piece in pieces:
         candidate = current + piece
@@ -129,7 +129,7 @@ def _pack(pieces: Iterable[str], max_segments: int, split_piece) -> List[str]:
     return parts
 
 
-def _split_chars(text: str, max_segments: int) -> List[str]:
+def _split_chars(text: str, max_segments: int) -> list[str]:
     parts, current = [], ""
     for char in text.strip():
         if current and not fits(current + char, max_segments):
@@ -139,11 +139,11 @@ def _split_chars(text: str, max_segments: int) -> List[str]:
     return parts + [current] if current else parts
 
 
-def _split_words(text: str, max_segments: int) -> List[str]:
+def _split_words(text: str, max_segments: int) -> list[str]:
     return _pack(_words(text), max_segments, _split_chars) or [""]
 
 
-def split_message(text: str, max_segments: int = 3, plain: bool = True) -> List[Part]:
+def split_message(text: str, max_segments: int = 3, plain: bool = True) -> list[Part]:
     """The SMS to send for ``text``: each fits in ``max_segments`` segments of its encoding."""
     if max_segments < 1:
         raise ValueError("max_segments must be at least 1")

@@ -38,7 +38,8 @@ def get_engine(url: Optional[str] = None) -> Engine:
         engine = _engines.get(url)
         if engine is None:
             parsed = make_url(url)
-            kwargs = {"future": True, "pool_pre_ping": True}
+            # hide_parameters: an SQL error must never quote bound values (numbers, message text).
+            kwargs = {"future": True, "pool_pre_ping": True, "hide_parameters": True}
             if parsed.get_backend_name() == "sqlite":
                 if parsed.database and parsed.database != ":memory:":
                     Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

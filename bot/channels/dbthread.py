@@ -1,0 +1,153 @@
+"""One thread for the channel's database work, with the webhook's writes served first.
+
+Why not a thread pool: on SQLite, several threads writing at once wait for each other in
+SQLite's busy handler, which sleeps in steps of up to 100 ms, and Twilio's request waits with
+them. On any database, each busy thread also takes the GIL from the event loop. One thread
+never contends with itself, and a priority queue lets an inbound message jump ahead of the
+worker's and sender's queued housekeeping: its wait is at most the one statement in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+INGEST = 0  # the webhook and status callback: Twilio is waiting
+BACKGROUND = 1  # worker, sender
+_STOP = 2
+
+
+@dataclass(order=True)
+class _Job:
+    priority: int
+    seq: int
+    fn: Callable[..., Any] | None = field(compare=False)
+    args: tuple = field(compare=False)
+    loop: asyncio.AbstractEventLoop | None = field(compare=False)
+    future: asyncio.Future | None = field(compare=False)
+    # Jobs with the same batch function that are queued together run as one call, e.g. one
+    # transaction (one commit, one fsync) for every webhook that arrived meanwhile.
+    batch: Callable[[list], list] | None = field(default=None, compare=False)
+
+
+async def nap(wake: asyncio.Event, timeout: float) -> None:
+    """Sleep until ``wake`` is set or ``timeout`` passes, then clear it.
+
+    Not ``asyncio.wait_for``: on Python 3.10 it can swallow a cancellation that arrives as the
+    event fires (bpo-42130), and a loop that lost its cancellation never stops.
+    """
+    waiter = asyncio.ensure_future(wake.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+    wake.clear()
+
+
+def _resolve(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class DbThread:
+    def __init__(self, name: str = "sms-db", max_batch: int = 64) -> None:
+        self.name = name
+        self.max_batch = max_batch
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._seq = itertools.count()  # FIFO within one priority
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                # Daemon: a stuck database call must not keep the server from exiting.
+                self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+                self._thread.start()
+
+    async def _submit(self, priority: int, fn: Callable[..., Any] | None, args: tuple,
+                      batch: Callable[[list], list] | None = None) -> Any:
+        self._ensure_thread()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Job(priority, next(self._seq), fn, args, loop, future, batch))
+        return await future
+
+    def run(self, priority: int, fn: Callable[..., Any], *args: Any):
+        return self._submit(priority, fn, args)
+
+    def ingest(self, fn: Callable[..., Any], *args: Any):
+        return self._submit(INGEST, fn, args)
+
+    def ingest_batched(self, batch: Callable[[list], list], *args: Any):
+        """Run ``batch([args, ...])`` for this and any other queued jobs of the same batch.
+
+        ``batch`` returns one result per item, in order; an item's result that is an
+        exception is raised to that item's caller only.
+        """
+        return self._submit(INGEST, None, args, batch)
+
+    def background(self, fn: Callable[..., Any], *args: Any):
+        return self._submit(BACKGROUND, fn, args)
+
+    def close(self) -> None:
+        """Finish what is queued, then end the thread."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._queue.put(_Job(_STOP, next(self._seq), None, (), None, None))
+            self._thread = None
+
+    def _serve(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job.priority == _STOP:
+                return
+            if job.batch is None:
+                self._run_one(job)
+                continue
+            jobs = [job]
+            while len(jobs) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt.batch is not job.batch:
+                    self._queue.put(nxt)  # keeps its place: ordering is by (priority, seq)
+                    break
+                jobs.append(nxt)
+            self._run_batch(jobs)
+
+    @staticmethod
+    def _deliver(job: _Job, result: Any, error: BaseException | None) -> None:
+        try:
+            job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
+        except RuntimeError:
+            pass  # that event loop is closed: nobody is waiting any more
+
+    def _run_one(self, job: _Job) -> None:
+        result, error = None, None
+        try:
+            result = job.fn(*job.args)
+        except BaseException as exc:  # noqa: BLE001  handed to the awaiting coroutine
+            error = exc
+        self._deliver(job, result, error)
+
+    def _run_batch(self, jobs: list[_Job]) -> None:
+        try:
+            results = jobs[0].batch([j.args for j in jobs])
+        except BaseException as exc:  # noqa: BLE001  every caller in the batch hears of it
+            results = [exc] * len(jobs)
+        for job, result in zip(jobs, results, strict=True):
+            if isinstance(result, BaseException):
+                self._deliver(job, None, result)
+            else:
+                self._deliver(job, result, None)

@@ -1,0 +1,298 @@
+"""The durable inbox: what the webhook writes and the worker claims.
+
+All functions here are synchronous database work; the async code runs them in a thread so
+the Rasa server's event loop never waits on the database.
+
+Claiming is safe across processes: a row is claimed with a compare-and-set UPDATE
+(``status = 'received'``) that also requires no earlier unfinished row of the same
+conversation, so two workers never run two turns of one conversation, nor run them out of
+order. On PostgreSQL the candidate SELECT uses ``FOR UPDATE SKIP LOCKED`` so that workers pass
+over each other's rows instead of queueing behind them. A claim is a lease: a worker that dies
+stops renewing it, and after ``lease_until`` another worker takes the row again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from bot.channels import keywords
+from bot.channels.models import (
+    INBOX_KEYWORD,
+    INBOX_PROCESSING,
+    INBOX_RECEIVED,
+    SmsContact,
+    SmsInbox,
+    SmsOptOut,
+)
+from bot.channels.pseudonym import encrypt_number, pseudonym
+from bot.escalation.engine import LIVE_STATUSES, flag_for_staff
+from bot.store.db import transaction
+from bot.store.models import Escalation, utcnow
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "sms"
+# How far back a risk word in an earlier message still counts as "this conversation showed risk"
+# when the person then opts out.
+RISK_LOOKBACK = dt.timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Received:
+    inbox_id: int | None
+    pseudonym: str
+    kind: str  # message | help | opt_out | opt_in
+    duplicate: bool = False
+    staff_flagged: bool = False
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    message_sid: str
+    pseudonym: str
+    body: str
+    num_media: int
+    kind: str
+    attempts: int
+
+
+def _showed_risk(session: Session, pid: str, now: dt.datetime) -> bool:
+    live = session.execute(
+        select(Escalation.id)
+        .where(Escalation.conversation_id == pid, Escalation.status.in_(LIVE_STATUSES))
+        .limit(1)
+    ).first()
+    if live is not None:
+        return True
+    recent = session.execute(
+        select(SmsInbox.id)
+        .where(SmsInbox.pseudonym == pid, SmsInbox.risk_hint.is_(True))
+        .where(SmsInbox.received_at >= now - RISK_LOOKBACK)
+        .limit(1)
+    ).first()
+    return recent is not None
+
+
+def receive(message_sid: str, number: str, body: str | None, num_media: int) -> Received:
+    """Store one inbound message (and act on STOP / START) in one transaction.
+
+    A repeated ``message_sid`` (Twilio retrying a webhook) changes nothing and is reported as
+    a duplicate, so it is acknowledged and never answered twice.
+    """
+    try:
+        with transaction() as s:
+            return _receive(s, message_sid, number, body, num_media)
+    except IntegrityError:
+        # Two deliveries of one MessageSid raced (two processes); the other one stored it.
+        return Received(None, pseudonym(number), "message", duplicate=True)
+
+
+def receive_many(items: list[tuple]) -> list[Received]:
+    """``receive`` for several webhooks in one transaction: one commit for all of them.
+
+    The webhook awaits this through the database thread, which groups the messages that
+    arrived while it was busy. If any insert collides with another process, each message is
+    stored again on its own, so one collision cannot fail the others.
+    """
+    try:
+        with transaction() as s:
+            return [_receive(s, *item) for item in items]
+    except IntegrityError:
+        return [receive(*item) for item in items]
+
+
+def _receive(
+    s: Session, message_sid: str, number: str, body: str | None, num_media: int
+) -> Received:
+    pid = pseudonym(number)
+    now = utcnow()
+    seen = s.execute(
+        select(SmsInbox.id).where(SmsInbox.message_sid == message_sid)
+    ).scalar_one_or_none()
+    if seen is not None:
+        return Received(seen, pid, "message", duplicate=True)
+    contact = s.get(SmsContact, pid)
+    if contact is None:
+        contact = SmsContact(
+            pseudonym=pid, number_enc=encrypt_number(number), opted_out=False,
+            created_at=now, last_seen_at=now,
+        )
+        s.add(contact)
+    else:
+        contact.last_seen_at = now
+
+    word = keywords.keyword(body) if not num_media else None
+    kind = keywords.classify(body) if word else None
+    risk = keywords.has_risk_words(body)
+    status = INBOX_RECEIVED
+    flagged = False
+    if kind == keywords.OPT_OUT:
+        status = INBOX_KEYWORD
+        contact.opted_out, contact.opted_out_at = True, now
+        if _showed_risk(s, pid, now):
+            # Twilio will now refuse every reply: a person at risk has gone silent on us,
+            # and only a human can decide what to do (call back, another contact).
+            flag_for_staff(
+                pid, "opted_out",
+                "the person texted an opt-out keyword; SMS replies are now blocked",
+                {"message_sid": message_sid, "keyword": word},
+                level="urgent", channel=CHANNEL, session=s,
+            )
+            flagged = True
+        s.add(SmsOptOut(pseudonym=pid, action="opt_out", keyword=word,
+                        message_sid=message_sid, at=now, staff_flagged=flagged))
+    elif kind == keywords.OPT_IN and contact.opted_out:
+        status = INBOX_KEYWORD
+        contact.opted_out, contact.opted_out_at = False, None
+        s.add(SmsOptOut(pseudonym=pid, action="opt_in", keyword=word,
+                        message_sid=message_sid, at=now, staff_flagged=False))
+    elif kind == keywords.OPT_IN:
+        # "yes" / "start" from someone who never opted out is part of the conversation.
+        kind = None
+    row = SmsInbox(
+        message_sid=message_sid, pseudonym=pid,
+        body=None if status == INBOX_KEYWORD else (body or ""),
+        num_media=num_media, kind=kind or "message", risk_hint=risk, status=status,
+        attempts=0, received_at=now, done_at=now if status == INBOX_KEYWORD else None,
+    )
+    s.add(row)
+    s.flush()
+    return Received(row.id, pid, kind or "message", staff_flagged=flagged)
+
+
+def reclaim_expired() -> int:
+    """Put rows whose worker stopped renewing its lease back in the queue."""
+    with transaction() as s:
+        result = s.execute(
+            update(SmsInbox)
+            .where(SmsInbox.status == INBOX_PROCESSING, SmsInbox.lease_until < utcnow())
+            .values(status=INBOX_RECEIVED, lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount or 0
+
+
+def claim(
+    owner: str,
+    lease: dt.timedelta,
+    busy: Collection[str] = (),
+    may_start: Callable[[str], bool] = lambda _pid: True,
+    limit: int = 16,
+    scan: int = 200,
+) -> list[Claimed]:
+    """Claim the next message of up to ``limit`` conversations, oldest first.
+
+    ``busy``: conversations this process is already running. ``may_start``: the rate limit,
+    asked only for conversations with no risk words waiting; a refusal leaves the row queued.
+    """
+    if limit <= 0:
+        return []
+    now = utcnow()
+    with transaction() as s:
+        query = (
+            select(SmsInbox.id, SmsInbox.pseudonym, SmsInbox.risk_hint)
+            .where(SmsInbox.status == INBOX_RECEIVED)
+            .order_by(SmsInbox.id)
+            .limit(scan)
+        )
+        if s.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = s.execute(query).all()
+        if not rows:
+            return []
+        first: dict[str, int] = {}
+        risky: dict[str, bool] = {}
+        for row in rows:
+            first.setdefault(row.pseudonym, row.id)
+            risky[row.pseudonym] = risky.get(row.pseudonym, False) or row.risk_hint
+        chosen = []
+        for pid, row_id in first.items():
+            if len(chosen) >= limit:
+                break
+            if pid in busy:
+                continue
+            if not risky[pid] and not may_start(pid):
+                continue
+            chosen.append(row_id)
+        if not chosen:
+            return []
+        # One statement for the whole batch keeps SQLite's single write lock short. The guard
+        # is evaluated per row: no earlier unfinished message of the same conversation.
+        earlier = aliased(SmsInbox)
+        blocked = (
+            exists()
+            .where(
+                and_(
+                    earlier.pseudonym == SmsInbox.pseudonym,
+                    earlier.id < SmsInbox.id,
+                    earlier.status.in_((INBOX_RECEIVED, INBOX_PROCESSING)),
+                )
+            )
+            .correlate(SmsInbox)
+        )
+        s.execute(
+            update(SmsInbox)
+            .where(SmsInbox.id.in_(chosen), SmsInbox.status == INBOX_RECEIVED, ~blocked)
+            .values(
+                status=INBOX_PROCESSING, lease_owner=owner, lease_until=now + lease,
+                attempts=SmsInbox.attempts + 1, started_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        claimed = s.execute(
+            select(SmsInbox.id, SmsInbox.message_sid, SmsInbox.pseudonym, SmsInbox.body,
+                   SmsInbox.num_media, SmsInbox.kind, SmsInbox.attempts)
+            .where(SmsInbox.id.in_(chosen), SmsInbox.lease_owner == owner,
+                   SmsInbox.status == INBOX_PROCESSING)
+            .order_by(SmsInbox.id)
+        ).all()
+    return [Claimed(r.id, r.message_sid, r.pseudonym, r.body or "", r.num_media, r.kind,
+                    r.attempts) for r in claimed]
+
+
+def renew(owner: str, ids: Collection[int], lease: dt.timedelta) -> None:
+    if not ids:
+        return
+    with transaction() as s:
+        s.execute(
+            update(SmsInbox)
+            .where(SmsInbox.id.in_(list(ids)), SmsInbox.lease_owner == owner,
+                   SmsInbox.status == INBOX_PROCESSING)
+            .values(lease_until=utcnow() + lease)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def finish(inbox_id: int, owner: str, status: str, error: str | None = None) -> None:
+    """Close a row. The text is dropped: the tracker store has the conversation."""
+    with transaction() as s:
+        s.execute(
+            update(SmsInbox)
+            .where(SmsInbox.id == inbox_id, SmsInbox.lease_owner == owner)
+            .values(status=status, done_at=utcnow(), body=None, error=error,
+                    lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def release(owner: str, ids: Collection[int]) -> None:
+    """Give rows back unfinished (a clean shutdown mid-turn): the next worker runs them."""
+    if not ids:
+        return
+    with transaction() as s:
+        s.execute(
+            update(SmsInbox)
+            .where(SmsInbox.id.in_(list(ids)), SmsInbox.lease_owner == owner,
+                   SmsInbox.status == INBOX_PROCESSING)
+            .values(status=INBOX_RECEIVED, lease_owner=None, lease_until=None,
+                    attempts=SmsInbox.attempts - 1)
+            .execution_options(synchronize_session=False)
+        )

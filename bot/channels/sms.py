@@ -1,0 +1,348 @@
+"""The SMS (Twilio) channel: ``bot.channels.sms.SmsInput`` in credentials.yml.
+
+Routes (Rasa mounts the blueprint under ``/webhooks/sms``):
+- ``POST /webhooks/sms/webhook``: Twilio's incoming-message webhook. Checks the signature,
+  stores the message in the inbox and answers empty TwiML at once; the bot answers later.
+- ``POST /webhooks/sms/status``: Twilio's delivery status callback for messages we sent.
+- ``GET /webhooks/sms/``: liveness of the channel's worker and sender.
+
+Unlike Rasa's stock Twilio connector this never holds Twilio's request for a bot turn,
+never blocks the event loop to send, retries properly, and never uses or logs the phone
+number as the conversation id. See docs/sms.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request, RequestParameters
+from sanic.response import HTTPResponse
+from twilio.request_validator import RequestValidator
+
+from bot.channels import inbox, outbox
+from bot.channels.dbthread import DbThread
+from bot.channels.pseudonym import BadNumber, normalise_number
+from bot.channels.ratelimit import TokenBucket
+from bot.channels.worker import InboxWorker
+from bot.escalation import staff_sms
+from bot.settings import settings
+
+logger = logging.getLogger(__name__)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+# Twilio's own limit is 1,600 characters; anything far beyond is not Twilio.
+MAX_BODY = 5000
+MAX_MEDIA = 10
+
+
+def _plain(status: int, text: str) -> HTTPResponse:
+    return response.text(text, status=status, content_type="text/plain; charset=utf-8")
+
+
+class SmsOutput(OutputChannel):
+    """Turns each bot message into outbox rows; the sender posts them.
+
+    ``recipient_id`` is the pseudonym (the Rasa sender id), never a number: the sender looks
+    the number up in ``sms_contacts`` at the last moment.
+    """
+
+    def __init__(self, runtime: SmsRuntime, inbox_id: int | None = None) -> None:
+        self.runtime = runtime
+        self.inbox_id = inbox_id
+
+    @classmethod
+    def name(cls) -> str:
+        return "sms"
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self.runtime.enqueue(recipient_id, text, "reply", self.inbox_id)
+
+    async def send_text_with_buttons(
+        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        # One SMS with numbered options, not one SMS per button as Rasa's default would send.
+        lines = [text] + [f"{i}: {b.get('title', '')}" for i, b in enumerate(buttons, start=1)]
+        await self.send_text_message(recipient_id, "\n".join(lines))
+
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        await self.send_text_message(recipient_id, image)
+
+    async def send_elements(
+        self, recipient_id: str, elements: Iterable[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        for element in elements:
+            text = " - ".join(p for p in (element.get("title"), element.get("subtitle")) if p)
+            if text:
+                await self.send_text_message(recipient_id, text)
+
+    async def send_custom_json(
+        self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any
+    ) -> None:
+        # Only text makes sense by SMS; raw JSON would reach a person's phone otherwise.
+        text = json_message.get("text") or json_message.get("body")
+        if text:
+            await self.send_text_message(recipient_id, str(text))
+        else:
+            logger.warning("sms: custom message without text for %s not sent", recipient_id)
+
+
+class SmsRuntime:
+    """The channel's background parts in one process: the inbox worker and the outbox sender."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        # All the channel's database work, the webhook's first (see dbthread.py).
+        self.db = DbThread()
+        self.sender = outbox.OutboxSender(
+            run_db=self.run_db,
+            max_attempts=options["max_send_attempts"],
+            backoff_base_s=options["backoff_base_s"],
+            backoff_cap_s=options["backoff_cap_s"],
+            send_timeout_s=options["send_timeout_s"],
+            poll_s=options["poll_s"],
+        )
+        self.worker: InboxWorker | None = None
+        self._starting: asyncio.Lock | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.worker is not None
+
+    async def start(self, handler: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """Start the sender, then the worker (both pick up what an earlier run left)."""
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self.worker is not None:
+                return
+            await self.sender.start()
+            opts = self.options
+            self.worker = InboxWorker(
+                handler,
+                lambda inbox_id: SmsOutput(self, inbox_id),
+                self.enqueue,
+                turn_timeout_s=opts["turn_timeout_s"],
+                turn_hard_limit_s=opts["turn_hard_limit_s"],
+                lease_s=opts["lease_s"],
+                poll_s=opts["poll_s"],
+                limiter=TokenBucket(opts["rate_capacity"], opts["rate_refill_per_s"]),
+                run_db=self.run_db,
+            )
+            await self.worker.start()
+            logger.info("sms: worker and sender started (%s mode)",
+                        "Twilio" if settings().twilio_configured else "local, not sending")
+
+    async def stop(self) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            await worker.stop()
+        await self.sender.stop()
+        self.db.close()
+
+    def wake(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
+
+    async def run_db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self.db.background(fn, *args)
+
+    async def enqueue(self, pid: str, text: str, kind: str, inbox_id: int | None) -> None:
+        await self.run_db(outbox.enqueue, pid, text, kind, inbox_id, self.options["max_segments"])
+        self.sender.wake()
+
+
+DEFAULTS: dict[str, Any] = {
+    "turn_timeout_s": None,  # None: SMS_TURN_TIMEOUT_S (default 8)
+    "turn_hard_limit_s": 120.0,
+    "lease_s": 30.0,
+    "poll_s": 0.5,
+    "max_send_attempts": 6,
+    "backoff_base_s": 1.0,
+    "backoff_cap_s": 60.0,
+    "send_timeout_s": 10.0,
+    "max_segments": 3,
+    "rate_capacity": 5.0,
+    "rate_refill_per_s": 0.5,
+}
+
+
+class SmsInput(InputChannel):
+    """Twilio SMS in; settings come from the environment (bot/settings.py)."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "sms"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        # Secrets stay in the environment; credentials.yml may only tune the channel.
+        known = {k: v for k, v in (credentials or {}).items() if k in DEFAULTS}
+        unknown = sorted(set(credentials or {}) - set(known))
+        if unknown:
+            logger.warning("sms: ignoring unknown credentials.yml keys %s", unknown)
+        return cls(**known)
+
+    def __init__(self, **options: Any) -> None:
+        unknown = set(options) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown SmsInput options: {sorted(unknown)}")
+        merged = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+        if merged["turn_timeout_s"] is None:
+            merged["turn_timeout_s"] = float(settings().sms_turn_timeout_s)
+        self.options = merged
+        self.runtime = SmsRuntime(merged)
+
+    def get_output_channel(self) -> OutputChannel:
+        # For messages not caused by an inbound SMS (reminders, staff relay, trigger_intent).
+        return SmsOutput(self.runtime)
+
+    # -- request checks ----------------------------------------------------------------------
+
+    @staticmethod
+    def _form(request: Request) -> RequestParameters | None:
+        """The form fields, blank ones kept; None when the body is not a readable form.
+
+        Not ``request.form``: sanic 21.12 drops blank fields (``Body=`` of a picture message,
+        Twilio's empty ``FromCity=``...) although Twilio's signature covers them, and it logs a
+        traceback for an undecodable body.
+        """
+        content_type = (request.content_type or "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            return None
+        try:
+            text = (request.body or b"").decode("utf-8")
+            return RequestParameters(parse_qs(text, keep_blank_values=True))
+        except (UnicodeDecodeError, ValueError):
+            return None
+
+    @staticmethod
+    def _signed(request: Request, form: RequestParameters | None) -> bool:
+        cfg = settings()
+        token = cfg.twilio_auth_token
+        if not token:
+            # Local mode: refuse everything unless a developer explicitly allowed it.
+            return cfg.sms_allow_unsigned
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature:
+            return False
+        # Twilio signs the public URL it called, which behind a proxy is not the one we see.
+        url = cfg.public_base_url + request.path
+        if request.query_string:
+            url += "?" + request.query_string
+        return RequestValidator(token).validate(url, form or {}, signature)
+
+    # -- routes --------------------------------------------------------------------------------
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        bp = Blueprint("sms_webhook", __name__)
+        runtime = self.runtime
+
+        @bp.listener("after_server_start")
+        async def _start(_app: Any, _loop: Any) -> None:
+            await runtime.start(on_new_message)
+
+        @bp.listener("before_server_stop")
+        async def _stop(_app: Any, _loop: Any) -> None:
+            await runtime.stop()
+
+        @bp.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({
+                "status": "ok" if runtime.started else "starting",
+                "mode": "twilio" if settings().twilio_configured else "local",
+            })
+
+        @bp.route("/webhook", methods=["POST"])
+        async def webhook(request: Request) -> HTTPResponse:
+            try:
+                return await self._webhook(request, on_new_message)
+            except Exception as exc:  # noqa: BLE001
+                # Exception messages can carry bound SQL parameters (the number, the text):
+                # only the type is logged. 500 makes Twilio report the failure.
+                logger.error("sms webhook: could not store the message (%s)",
+                             type(exc).__name__)
+                return _plain(500, "could not store the message")
+
+        @bp.route("/status", methods=["POST"])
+        async def status(request: Request) -> HTTPResponse:
+            try:
+                return await self._status(request)
+            except Exception as exc:  # noqa: BLE001
+                logger.error("sms status: could not record (%s)", type(exc).__name__)
+                return _plain(500, "could not record the status")
+
+        return bp
+
+    async def _webhook(
+        self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> HTTPResponse:
+        form = self._form(request)
+        # The signature is checked first, so a caller without one learns nothing else.
+        if not self._signed(request, form):
+            return _plain(403, "invalid signature")
+        if form is None:
+            return _plain(400, "expected a form-encoded Twilio webhook")
+        sid = form.get("MessageSid") or form.get("SmsSid") or ""
+        if not _SID.match(sid):
+            return _plain(400, "missing or malformed MessageSid")
+        try:
+            number = normalise_number(form.get("From") or "")
+        except BadNumber:
+            return _plain(400, "missing or malformed From")
+        try:
+            num_media = int(form.get("NumMedia") or 0)
+        except ValueError:
+            return _plain(400, "malformed NumMedia")
+        if not 0 <= num_media <= MAX_MEDIA:
+            return _plain(400, "malformed NumMedia")
+        body = form.get("Body")
+        if body is None and num_media == 0:
+            return _plain(400, "missing Body")
+        if body is not None and len(body) > MAX_BODY:
+            return _plain(413, "Body too long")
+        # A staff phone from the rota (ACK E7K2Q, ACCEPT/DECLINE a referral) goes to the staff
+        # handler, never to the inbox or the assistant; it answers through the outbox.
+        if await self.runtime.db.ingest(staff_sms.handle_if_staff, number, body or ""):
+            logger.info("sms webhook: %s from a staff phone handled by the staff handler", sid)
+            self.runtime.sender.wake()
+            return response.text(EMPTY_TWIML, content_type="text/xml")
+        # A media-only message is a message with no words; metadata tells the dialogue.
+        received = await self.runtime.db.ingest_batched(
+            inbox.receive_many, sid, number, body or "", num_media
+        )
+        if received.duplicate:
+            logger.info("sms webhook: %s repeated; acknowledged, not processed again", sid)
+        else:
+            logger.info("sms webhook: %s stored for %s (%s)", sid, received.pseudonym,
+                        received.kind)
+            if not self.runtime.started:
+                # The listener normally starts it; this covers apps that never fire it.
+                await self.runtime.start(on_new_message)
+            self.runtime.wake()
+        return response.text(EMPTY_TWIML, content_type="text/xml")
+
+    async def _status(self, request: Request) -> HTTPResponse:
+        form = self._form(request)
+        if not self._signed(request, form):
+            return _plain(403, "invalid signature")
+        if form is None:
+            return _plain(400, "expected a form-encoded status callback")
+        sid = form.get("MessageSid") or form.get("SmsSid") or ""
+        status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+        if not _SID.match(sid) or not status:
+            return _plain(400, "missing MessageSid or MessageStatus")
+        error_code = (form.get("ErrorCode") or "")[:32] or None
+        pid = await self.runtime.db.ingest(outbox.apply_status, sid, status, error_code)
+        if pid:
+            logger.warning("sms status: %s for %s is %s (error %s)", sid, pid, status,
+                           error_code)
+        return response.empty()
+
