@@ -93,3 +93,18 @@ def line_status(at: Optional[dt.datetime] = None, path: Optional[Path] = None) -
         minutes = at.hour * 60 + at.minute
         reason = "early morning" if first_open is not None and minutes < first_open else "weekday evening"
     return LineStatus(True, reason, state.opens_at, holiday_name, at)
+
+
+def describe(status: LineStatus) -> str:
+    """One SMS-sized sentence for the opening message: is the out-of-hours team on now?"""
+    until = ""
+    if status.next_change is not None:
+        until = status.next_change.strftime(" until %H:%M %A").replace(" 00:00", " midnight")
+    if status.out_of_hours:
+        why = f" (it's {status.holiday})" if status.holiday else ""
+        return f"Our out-of-hours team is on duty now{why}{until}."
+    opens = until.replace(" until", " from") if until else " later today"
+    return (
+        f"It's office hours, so our out-of-hours team is on duty{opens}. Your GP or care team can "
+        "help today, and I can still listen and find services open now."
+    )
