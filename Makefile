@@ -10,8 +10,6 @@ export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
-# Progress bars from training fill CI logs with thousands of lines; the figures are in the log.
-export TQDM_DISABLE := 1
 
 .PHONY: help setup venv spacy train run test eval lint lock shell clean
 
