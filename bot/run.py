@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -44,6 +45,10 @@ def child_env(s: Settings, base: Optional[Dict[str, str]] = None) -> Dict[str, s
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         }
     )
+    # The staff relay needs a shared token between the duty service and the Rasa server; in
+    # development, when none is configured, make one for this run only.
+    if not s.relay_token:
+        env["RELAY_TOKEN"] = secrets.token_urlsafe(24)
     # Rasa's DEBUG log carries message text; the line's processes never run below INFO.
     if env.get("LOG_LEVEL", "INFO").upper() == "DEBUG":
         env["LOG_LEVEL"] = "INFO"

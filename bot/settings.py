@@ -80,6 +80,11 @@ class Settings:
     webchat_allowed_origins: tuple = field(default=())
     # Absolute lifetime of a staff console session.
     duty_session_hours: int = field(default=8)
+    # The rota (tiers, ladders, staff numbers, sanctuary houses) the dispatcher reads.
+    rota_file: str = field(default="")
+    # Bearer token of the Rasa server's staff-relay endpoint (bot/channels/relay.py); unset,
+    # RASA_AUTH_TOKEN is used, and with neither the endpoint refuses every request.
+    relay_token: Optional[str] = field(default=None)
 
     @property
     def twilio_configured(self) -> bool:
@@ -143,6 +148,8 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
             ),
         ),
         duty_session_hours=_int(env, "DUTY_SESSION_HOURS", 8),
+        rota_file=_opt(env, "ROTA_FILE") or str(ROOT / "data" / "rota" / "rota.yml"),
+        relay_token=_opt(env, "RELAY_TOKEN") or _opt(env, "RASA_AUTH_TOKEN"),
     )
 
 

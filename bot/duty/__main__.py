@@ -37,8 +37,12 @@ def serve() -> int:
         return 1
     if not settings.duty_api_token:
         log.warning("DUTY_API_TOKEN is not set: /api refuses every token-based request")
+    from bot.duty.handoff import RelayTakeover
+
     web.run_app(
-        create_app(settings),
+        # The dispatcher and the takeover engine run in every duty service: alert jobs and
+        # SMS rows are claimed with leases, so running two services sends nothing twice.
+        create_app(settings, takeover=RelayTakeover(settings), dispatch=True),
         host=settings.duty_host,
         port=settings.duty_port,
         access_log_format=ACCESS_LOG_FORMAT,

@@ -55,12 +55,17 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(
-    settings: Settings | None = None, takeover: TakeoverEngine | None = None
+    settings: Settings | None = None,
+    takeover: TakeoverEngine | None = None,
+    dispatch: bool = False,
 ) -> web.Application:
     """The duty service; ``settings`` defaults to the process environment.
 
     ``takeover``: the takeover engine (issue 5). Without one the console has no take over,
     reply, hand back or refer buttons, and those routes do not exist.
+    ``dispatch``: run the alert dispatcher and an SMS sender in this process
+    (``bot/duty/handoff.py``). Off by default so that tests of the console and API see the
+    escalations they seed exactly as they left them; ``python -m bot.duty`` turns it on.
     """
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[SETTINGS_KEY] = settings or settings_module.settings()
@@ -70,5 +75,10 @@ def create_app(
     app.on_response_prepare.append(on_prepare)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(http_ctx)
+    if dispatch:
+        from bot.duty.handoff import handoff_ctx, stop_handoff
+
+        app.cleanup_ctx.append(handoff_ctx)
+        app.on_shutdown.append(stop_handoff)
     setup_routes(app)
     return app

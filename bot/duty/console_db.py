@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from bot.duty import queries, transcripts
 from bot.duty.models import SanctuaryBeds
 from bot.escalation import audit
-from bot.escalation.engine import LIVE_STATUSES
+from bot.escalation.engine import LIVE_STATUSES, cancel_alerts
 from bot.store.models import Escalation, EscalationEvent, utcnow
 
 # Fixed outcome codes: a free-text note would invite names and numbers into the audit trail,
@@ -106,6 +106,8 @@ def acknowledge(engine: Engine, ref: str, actor: str) -> str:
         esc.status = "acknowledged"
         esc.acknowledged_at = now
         esc.updated_at = now
+        # Stop the ladder now (the dispatcher would also drop these jobs when they fell due).
+        cancel_alerts(session, esc.id)
         audit.append(
             session, esc, "acknowledged", actor, reason="acknowledged in the duty console",
             data={"from": previous}, at=now,
@@ -127,6 +129,7 @@ def resolve(engine: Engine, ref: str, actor: str, outcome: str) -> str:
         esc.status = "resolved"
         esc.resolved_at = now
         esc.updated_at = now
+        cancel_alerts(session, esc.id)
         audit.append(
             session, esc, "resolved", actor, reason=OUTCOMES[outcome],
             data={"outcome": outcome, "from": previous}, at=now,

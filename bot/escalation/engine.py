@@ -11,10 +11,18 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.escalation import audit
+from bot.escalation.models import (
+    JOB_CANCELLED,
+    JOB_PENDING,
+    KIND_TELL_ACCEPTED,
+    KIND_TELL_DECLINED,
+    KIND_TIER,
+    AlertJob,
+)
 from bot.store.db import transaction
 from bot.store.models import Escalation, utcnow
 
@@ -100,6 +108,9 @@ def record_escalation(
             session, escalation, "created", actor, reason=f"{level} escalation opened",
             data={"level": level, "signals": signals, "channel": channel},
         )
+        # The first tier's alert is owed from this commit on: the dispatcher finds it even if
+        # every process dies right after the assistant's turn.
+        schedule_alert(session, escalation, level, step=0, due_at=now)
         return EscalationRecord(escalation.id, escalation.ref, level, "open", True)
 
     changed: List[str] = []
@@ -116,6 +127,11 @@ def record_escalation(
             session, live, "level_raised", actor, reason=f"{previous} -> {level}",
             data={"from": previous, "to": level, "signals": new_signals},
         )
+        if live.status in ALERTABLE:
+            # Nobody has it yet: restart the ladder at the higher level's first tier now
+            # (an imminent ladder skips peer workers), instead of waiting out a support timer.
+            cancel_alerts(session, live.id)
+            schedule_alert(session, live, level, step=0, due_at=utcnow())
     elif changed:
         audit.append(
             session, live, "signals_added", actor, reason="further risk signals",
@@ -165,3 +181,311 @@ def flag_for_staff(
     live.updated_at = utcnow()
     session.flush()
     return EscalationRecord(live.id, live.ref, live.level, live.status, False)
+
+
+# --- the state machine -----------------------------------------------------------------------
+
+# Statuses in which nobody has picked the escalation up: the ladder keeps climbing.
+ALERTABLE = ("open", "alerted")
+# Default time each tier has to acknowledge before the next is alerted;
+# ESCALATION_ACK_TIMEOUT_S overrides every level (tests, drills).
+DEFAULT_ACK_TIMEOUT_S = {"imminent": 60, "urgent": 120, "support": 15 * 60}
+# Outcome codes for resolve: a fixed list, never free text, because the trail is kept forever
+# and a note would invite names and numbers into it. The console shows these labels.
+OUTCOMES = {
+    "supported": "Supported by staff; no further action tonight",
+    "signposted": "Signposted to a service open now",
+    "crisis_team": "Passed to the crisis team",
+    "emergency_services": "Emergency services involved (999)",
+    "sanctuary_stay": "Stayed at a sanctuary house",
+    "no_reply": "Person stopped replying",
+    "duplicate": "Duplicate of another escalation",
+    "other": "Other (details recorded in the clinical record)",
+}
+
+
+class TransitionError(ValueError):
+    """A step that does not fit the escalation's state; the message is fit to show staff."""
+
+
+class NotFound(TransitionError):
+    """No escalation with that reference or id."""
+
+
+def ack_timeout_s(level: str, override: Optional[int] = None) -> float:
+    if override is None:
+        from bot.settings import settings
+
+        override = settings().escalation_ack_timeout_s
+    return float(override) if override else float(DEFAULT_ACK_TIMEOUT_S[level])
+
+
+def schedule_alert(
+    session: Session, escalation: Escalation, level: str, step: int, due_at, kind: str = KIND_TIER
+) -> AlertJob:
+    job = AlertJob(
+        escalation_id=escalation.id, level=level, kind=kind, step=step, status=JOB_PENDING,
+        due_at=due_at, attempts=0, created_at=utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def cancel_alerts(session: Session, escalation_id: int) -> int:
+    """Stop the ladder: every alert still owed for the escalation is cancelled.
+
+    Only pending jobs are touched; a job a dispatcher holds right now is checked against the
+    escalation's status under the escalation's row lock before anything is sent.
+    """
+    result = session.execute(
+        update(AlertJob)
+        .where(AlertJob.escalation_id == escalation_id, AlertJob.status == JOB_PENDING)
+        .values(status=JOB_CANCELLED, done_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def load(session: Session, ref_or_id: "str | int", lock: bool = True) -> Escalation:
+    """The escalation by reference (``E7K2Q``, any case) or numeric id, row-locked."""
+    stmt = select(Escalation)
+    if isinstance(ref_or_id, int) or str(ref_or_id).isdigit():
+        stmt = stmt.where(Escalation.id == int(ref_or_id))
+    else:
+        stmt = stmt.where(Escalation.ref == str(ref_or_id).strip().upper())
+    if lock:
+        # FOR UPDATE on PostgreSQL (SQLite has one writer anyway): two staff pressing the same
+        # button at once give one transition, the second sees the new state and is refused.
+        stmt = stmt.with_for_update()
+    esc = session.execute(stmt).scalar_one_or_none()
+    if esc is None:
+        raise NotFound(f"No escalation {ref_or_id}.")
+    return esc
+
+
+def _record(esc: Escalation) -> EscalationRecord:
+    return EscalationRecord(esc.id, esc.ref, esc.level, esc.status, False)
+
+
+def _require(esc: Escalation, allowed: Iterable[str], doing: str) -> None:
+    if esc.status not in allowed:
+        raise TransitionError(f"Cannot {doing} {esc.ref}: it is {esc.status}.")
+
+
+def _in_txn(fn, session: Optional[Session], *args, **kwargs):
+    if session is not None:
+        return fn(session, *args, **kwargs)
+    with transaction() as own:
+        return fn(own, *args, **kwargs)
+
+
+def taken_by(session: Session, escalation_id: int) -> Optional[Dict[str, Any]]:
+    """Who has the conversation now: the data of the last take-over, unless handed back since."""
+    from bot.store.models import EscalationEvent
+
+    last = session.execute(
+        select(EscalationEvent)
+        .where(EscalationEvent.escalation_id == escalation_id,
+               EscalationEvent.kind.in_(("taken_over", "handed_back")))
+        .order_by(EscalationEvent.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if last is None or last.kind != "taken_over":
+        return None
+    return dict(last.data or {})
+
+
+def _acknowledge(session: Session, ref_or_id, actor: str, reason: str) -> EscalationRecord:
+    esc = load(session, ref_or_id)
+    _require(esc, ALERTABLE, "acknowledge")
+    now = utcnow()
+    previous = esc.status
+    esc.status = "acknowledged"
+    esc.acknowledged_at = now
+    esc.updated_at = now
+    stopped = cancel_alerts(session, esc.id)
+    audit.append(session, esc, "acknowledged", actor, reason=reason,
+                 data={"from": previous, "alerts_cancelled": stopped}, at=now)
+    return _record(esc)
+
+
+def acknowledge(
+    ref_or_id: "str | int", actor: str, reason: str = "acknowledged",
+    session: Optional[Session] = None,
+) -> EscalationRecord:
+    """open/alerted -> acknowledged; stops the ladder."""
+    return _in_txn(_acknowledge, session, ref_or_id, actor, reason)
+
+
+def _take_over(session: Session, ref_or_id, actor: str, display_name: str, reason: str):
+    esc = load(session, ref_or_id)
+    _require(esc, ALERTABLE + ("acknowledged",), "take over")
+    now = utcnow()
+    if esc.status in ALERTABLE:
+        # Taking a conversation over is the strongest acknowledgement there is: record it as
+        # one, so the time to a human and the ladder both see it.
+        _acknowledge(session, esc.id, actor, "acknowledged by taking over")
+    esc.status = "active"
+    esc.updated_at = now
+    audit.append(session, esc, "taken_over", actor, reason=reason,
+                 data={"staff": actor, "display_name": display_name})
+    return _record(esc)
+
+
+def take_over(
+    ref_or_id: "str | int", actor: str, display_name: str, reason: str = "taken over",
+    session: Optional[Session] = None,
+) -> EscalationRecord:
+    """open/alerted/acknowledged -> active: a human has the conversation, the assistant stops."""
+    if not display_name or not display_name.strip():
+        raise TransitionError("A display name (first name or role) is needed to take over.")
+    return _in_txn(_take_over, session, ref_or_id, actor, display_name.strip(), reason)
+
+
+def _hand_back(session: Session, ref_or_id, actor: str, reason: str) -> EscalationRecord:
+    esc = load(session, ref_or_id)
+    holder = taken_by(session, esc.id)
+    if not (esc.status == "active" or (esc.status == "referred" and holder)):
+        raise TransitionError(f"Cannot hand back {esc.ref}: it is {esc.status}.")
+    holder = holder or {}
+    # A referral in progress stays a referral; otherwise a human has seen it: acknowledged.
+    esc.status = "referred" if esc.status == "referred" else "acknowledged"
+    esc.updated_at = utcnow()
+    # Anyone on duty may hand back (a taker who has gone off shift must not leave the person
+    # with a silent assistant); the trail says who did and who held it.
+    audit.append(session, esc, "handed_back", actor, reason=reason,
+                 data={"held_by": holder.get("staff")})
+    return _record(esc)
+
+
+def hand_back(
+    ref_or_id: "str | int", actor: str, reason: str = "handed back to the assistant",
+    session: Optional[Session] = None,
+) -> EscalationRecord:
+    """active -> acknowledged (referred stays referred): the assistant answers again."""
+    return _in_txn(_hand_back, session, ref_or_id, actor, reason)
+
+
+def _resolve(session: Session, ref_or_id, actor: str, outcome: str) -> EscalationRecord:
+    if outcome not in OUTCOMES:
+        raise TransitionError("Choose an outcome from the list.")
+    esc = load(session, ref_or_id)
+    if esc.status == "active":
+        # Resolving here would leave the assistant paused on a conversation nobody holds.
+        raise TransitionError(f"Hand {esc.ref} back to the assistant before resolving it.")
+    _require(esc, LIVE_STATUSES, "resolve")
+    now = utcnow()
+    previous = esc.status
+    esc.status = "resolved"
+    esc.resolved_at = now
+    esc.updated_at = now
+    cancel_alerts(session, esc.id)
+    audit.append(session, esc, "resolved", actor, reason=OUTCOMES[outcome],
+                 data={"outcome": outcome, "from": previous}, at=now)
+    return _record(esc)
+
+
+def resolve(
+    ref_or_id: "str | int", actor: str, outcome: str, session: Optional[Session] = None
+) -> EscalationRecord:
+    """Any live status except active -> resolved, with an outcome code from ``OUTCOMES``."""
+    return _in_txn(_resolve, session, ref_or_id, actor, outcome)
+
+
+def _record_consent(session: Session, ref_or_id, topic: str, given: bool, actor: str):
+    esc = load(session, ref_or_id)
+    consent = dict((esc.summary or {}).get("consent") or {})
+    consent[topic] = bool(given)
+    # A new dict: JSON columns only notice reassignment, not in-place changes.
+    esc.summary = {**(esc.summary or {}), "consent": consent}
+    esc.updated_at = utcnow()
+    audit.append(session, esc, "consent_recorded", actor,
+                 reason=f"consent to {topic}: {'given' if given else 'refused'}",
+                 data={"topic": topic, "given": bool(given)})
+    return _record(esc)
+
+
+def record_consent(
+    ref_or_id: "str | int", topic: str, given: bool, actor: str,
+    session: Optional[Session] = None,
+) -> EscalationRecord:
+    """Record the person's answer to "may we share this with ...?" (e.g. topic ``sanctuary``)."""
+    return _in_txn(_record_consent, session, ref_or_id, topic, given, actor)
+
+
+def _refer(session: Session, ref_or_id, actor: str, house: str) -> EscalationRecord:
+    esc = load(session, ref_or_id)
+    _require(esc, ("acknowledged", "active"), "refer")
+    if ((esc.summary or {}).get("consent") or {}).get("sanctuary") is not True:
+        raise TransitionError(
+            f"The person has not consented to a sanctuary referral for {esc.ref}; ask them first."
+        )
+    previous = esc.status
+    esc.status = "referred"
+    esc.updated_at = utcnow()
+    audit.append(session, esc, "referred", actor, reason="referred to a sanctuary house",
+                 data={"house": house, "from": previous})
+    return _record(esc)
+
+
+def refer(
+    ref_or_id: "str | int", actor: str, house: str, session: Optional[Session] = None
+) -> EscalationRecord:
+    """acknowledged/active -> referred, only with the person's consent to a referral."""
+    return _in_txn(_refer, session, ref_or_id, actor, house)
+
+
+def _mark_alerted(session: Session, esc: Escalation, actor: str, reason: str, data) -> None:
+    """Used by the dispatcher inside its own transaction (the escalation already locked)."""
+    if esc.status == "open":
+        esc.status = "alerted"
+    esc.updated_at = utcnow()
+    audit.append(session, esc, "alerted", actor, reason=reason, data=data)
+
+
+def referred_house(session: Session, escalation_id: int) -> Optional[Dict[str, Any]]:
+    """The data of the latest ``referred`` entry (``{"house", "from"}``), or None."""
+    from bot.store.models import EscalationEvent
+
+    last = session.execute(
+        select(EscalationEvent)
+        .where(EscalationEvent.escalation_id == escalation_id, EscalationEvent.kind == "referred")
+        .order_by(EscalationEvent.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return dict(last.data or {}) if last is not None else None
+
+
+def _referral_response(session: Session, ref_or_id, actor: str, house: str, accepted: bool):
+    esc = load(session, ref_or_id)
+    _require(esc, ("referred",), "answer the referral of")
+    referral = referred_house(session, esc.id) or {}
+    if referral.get("house") != house:
+        raise TransitionError(f"{esc.ref} is not referred to your house.")
+    now = utcnow()
+    if accepted:
+        audit.append(session, esc, "referral_accepted", actor, reason="the house can take them",
+                     data={"house": house})
+        kind = KIND_TELL_ACCEPTED
+    else:
+        # Back to a human's hands: the person is still with whoever held or acknowledged it.
+        esc.status = "active" if taken_by(session, esc.id) else "acknowledged"
+        audit.append(session, esc, "referral_declined", actor, reason="the house cannot take them",
+                     data={"house": house})
+        kind = KIND_TELL_DECLINED
+    esc.updated_at = now
+    # The person is told by the dispatcher (SMS outbox or the web chat relay), durably.
+    steps = session.execute(
+        select(AlertJob.step).where(AlertJob.escalation_id == esc.id, AlertJob.kind == kind)
+    ).scalars().all()
+    schedule_alert(session, esc, esc.level, max(steps, default=-1) + 1, now, kind=kind)
+    return _record(esc)
+
+
+def referral_response(
+    ref_or_id: "str | int", actor: str, house: str, accepted: bool,
+    session: Optional[Session] = None,
+) -> EscalationRecord:
+    """A sanctuary house accepts or declines a referral made to it; the person is told."""
+    return _in_txn(_referral_response, session, ref_or_id, actor, house, accepted)

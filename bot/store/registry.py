@@ -7,3 +7,4 @@ from bot.store import models  # noqa: F401  escalations, audit trail
 from bot.directory import models as directory_models  # noqa: F401  service directory
 from bot.channels import models as sms_models  # noqa: F401  sms inbox, outbox, contacts
 from bot.duty import models as duty_models  # noqa: F401  staff, sessions, sanctuary beds
+from bot.escalation import models as handoff_models  # noqa: F401  alert jobs (ladder timers)

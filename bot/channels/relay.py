@@ -1,0 +1,189 @@
+"""Staff relay: how a human writes into a conversation the assistant was having.
+
+``bot.channels.relay.RelayInput`` in credentials.yml; routes under ``/webhooks/relay/``, all
+``POST`` with JSON and ``Authorization: Bearer $RELAY_TOKEN`` (default ``RASA_AUTH_TOKEN``;
+with neither set every request is refused):
+
+- ``/takeover`` ``{conversation_id, channel, ref, actor, display_name}``: pauses the assistant
+  (a Rasa ``pause`` event: Rasa then records the person's messages but predicts nothing) and
+  tells the person who joined.
+- ``/send`` ``{conversation_id, channel, ref, actor, display_name, text}``: a staff message.
+- ``/handback`` ``{conversation_id, channel, ref, actor, display_name}``: tells the person, then
+  resumes the assistant (``resume`` event).
+- ``/notify`` ``{conversation_id, channel, ref, text}``: a message from the line itself (the
+  dispatcher's "nobody could be reached yet" on web chat).
+
+Every message is delivered on the person's channel (SMS: the outbox; web chat: the socket.io
+room, which lives in this process) and appended to the tracker as a bot event with metadata
+``{"sender": "staff" | "system", "actor", "sender_name", "ref"}``, so the transcript in the
+console shows who wrote it. This runs in the Rasa server because only it can reach a web chat
+socket and it owns the tracker's lock; the duty service calls it (``bot/duty/handoff.py``).
+
+Nothing here logs message text, and the conversation id only as the escalation reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.shared.core.events import BotUttered, ConversationPaused, ConversationResumed
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.settings import settings
+
+logger = logging.getLogger(__name__)
+
+SMS_CHANNELS = ("sms",)
+WEBCHAT_CHANNELS = ("socketio", "webchat")
+MAX_TEXT = 1600  # Twilio's own limit for one message
+
+
+def joined_text(name: str) -> str:
+    return (f"{name} from the on-call team has joined the conversation. You are now talking "
+            f"to a person, not the automated assistant.")
+
+
+def handed_back_text(name: str) -> str:
+    return (f"{name} has handed you back to the automated assistant. You can ask for a person "
+            f"again at any time.")
+
+
+class RelayError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+async def deliver(conversation_id: str, channel: str, text: str, extra: dict[str, Any]) -> dict:
+    """Send ``text`` to the person on their channel; what happened, for the caller."""
+    if channel in SMS_CHANNELS:
+        from bot.channels import outbox
+
+        # The outbox row is the delivery: the SMS sender (here or in the duty service) posts it.
+        await asyncio.to_thread(outbox.enqueue, conversation_id, text, "staff", None, 3)
+        return {"delivered": "sms_outbox"}
+    if channel in WEBCHAT_CHANNELS:
+        from bot.channels import webchat
+
+        present = await webchat.send_to_conversation(conversation_id, text, extra)
+        # 0: the carer's page is closed right now; the message is still in the transcript.
+        return {"delivered": "webchat", "sockets": present}
+    raise RelayError(409, "unsupported_channel", f"cannot relay on channel {channel!r}")
+
+
+class RelayInput(InputChannel):
+    """Not a channel people write in on: the staff relay, mounted like one."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "relay"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        return cls()
+
+    def __init__(self, deliver_fn: Callable[..., Awaitable[dict]] | None = None) -> None:
+        self.deliver = deliver_fn or deliver
+
+    @staticmethod
+    def _authorised(request: Request) -> bool:
+        token = settings().relay_token
+        if not token:
+            return False
+        given = request.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+    @staticmethod
+    def _payload(request: Request, *needed: str) -> dict[str, Any]:
+        body = request.json if isinstance(request.json, dict) else None
+        if body is None:
+            raise RelayError(400, "bad_request", "expected a JSON object")
+        for key in needed:
+            if not isinstance(body.get(key), str) or not body[key].strip():
+                raise RelayError(400, "bad_request", f"field {key!r} is required")
+        if len(body.get("text") or "") > MAX_TEXT:
+            raise RelayError(400, "bad_request", f"text longer than {MAX_TEXT} characters")
+        return body
+
+    async def _relay(self, request: Request, step: str) -> dict[str, Any]:
+        needed = {
+            "takeover": ("conversation_id", "channel", "ref", "actor", "display_name"),
+            "send": ("conversation_id", "channel", "ref", "actor", "display_name", "text"),
+            "handback": ("conversation_id", "channel", "ref", "actor", "display_name"),
+            "notify": ("conversation_id", "channel", "ref", "text"),
+        }[step]
+        body = self._payload(request, *needed)
+        agent = getattr(request.app.ctx, "agent", None)
+        if agent is None or agent.tracker_store is None:
+            raise RelayError(503, "not_ready", "the assistant is not loaded yet")
+        cid, channel, ref = body["conversation_id"], body["channel"], body["ref"]
+        name = (body.get("display_name") or "").strip()
+        if step == "takeover":
+            text = joined_text(name)
+        elif step == "handback":
+            text = handed_back_text(name)
+        else:
+            text = body["text"]
+        sender = "system" if step == "notify" else "staff"
+        meta = {"sender": sender, "actor": body.get("actor") or "system", "ref": ref}
+        if name:
+            meta["sender_name"] = name
+        # The conversation's lock: a turn in progress finishes before the pause lands, and the
+        # turn after it sees the pause (Rasa holds the same lock for each message).
+        async with agent.lock_store.lock(cid):
+            tracker = await agent.tracker_store.get_or_create_tracker(cid)
+            if step == "takeover" and not tracker.is_paused():
+                tracker.update(ConversationPaused())
+            tracker.update(BotUttered(text, data={}, metadata=meta))
+            if step == "handback" and tracker.is_paused():
+                tracker.update(ConversationResumed())
+            # Recorded before it is sent: a message the person got is always in the transcript.
+            await agent.tracker_store.save(tracker)
+        result = await self.deliver(cid, channel, text, {"sender": sender, "sender_name": name})
+        logger.info("relay: %s on %s for %s (%s)", step, channel, ref, result.get("delivered"))
+        return {"ok": True, "paused": step in ("takeover", "send"), **result}
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        bp = Blueprint("staff_relay", __name__)
+
+        @bp.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        async def handle(request: Request, step: str) -> HTTPResponse:
+            if not self._authorised(request):
+                return response.json({"error": "unauthorized"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+            try:
+                return response.json(await self._relay(request, step))
+            except RelayError as exc:
+                return response.json({"error": exc.code, "message": exc.message},
+                                     status=exc.status)
+            except Exception as exc:  # noqa: BLE001  never a traceback (or text) to the caller
+                logger.error("relay: %s failed (%s)", step, type(exc).__name__)
+                return response.json({"error": "relay_failed"}, status=502)
+
+        @bp.route("/takeover", methods=["POST"])
+        async def takeover(request: Request) -> HTTPResponse:
+            return await handle(request, "takeover")
+
+        @bp.route("/send", methods=["POST"])
+        async def send(request: Request) -> HTTPResponse:
+            return await handle(request, "send")
+
+        @bp.route("/handback", methods=["POST"])
+        async def handback(request: Request) -> HTTPResponse:
+            return await handle(request, "handback")
+
+        @bp.route("/notify", methods=["POST"])
+        async def notify(request: Request) -> HTTPResponse:
+            return await handle(request, "notify")
+
+        return bp

@@ -1,0 +1,250 @@
+"""The duty service's half of the handoff: dispatcher, SMS sender and the takeover engine.
+
+- ``handoff_ctx`` (a ``cleanup_ctx``, added by ``create_app(..., dispatch=True)``) runs the
+  alert dispatcher (``bot/escalation/dispatch.py``) and an SMS outbox sender in this process.
+  The sender is the SMS channel's own (``bot/channels/outbox.py``): it claims rows with leases,
+  so it can run here and in the Rasa server at once without sending a row twice.
+- ``RelayTakeover`` is the ``TakeoverEngine`` the console uses: state changes go through the
+  escalation engine (validated, audited, row-locked); what the person sees goes through the
+  Rasa server's staff relay (``bot/channels/relay.py``), which pauses and resumes the
+  assistant and delivers on SMS or web chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Optional
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.channels.outbox import OutboxSender
+from bot.duty.keys import DB_EXECUTOR_KEY, ENGINE_KEY, HTTP_KEY, SETTINGS_KEY, TAKEOVER_KEY
+from bot.duty.staff import Principal
+from bot.duty.takeover import TakeoverError
+from bot.escalation import audit, engine
+from bot.escalation.dispatch import ALERT_KIND, Dispatcher, RotaSource, _enqueue, register_contact
+from bot.settings import Settings
+from bot.store.models import Escalation
+
+logger = logging.getLogger(__name__)
+
+DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
+SENDER_KEY = web.AppKey("sms_sender", OutboxSender)
+RELAY_TIMEOUT_S = 5.0
+
+
+class RelayClient:
+    """POSTs to the Rasa server's staff relay (``$RASA_URL/webhooks/relay/...``)."""
+
+    def __init__(self, settings: Settings, session: Optional[aiohttp.ClientSession] = None) -> None:
+        self.base = settings.rasa_url.rstrip("/") + "/webhooks/relay"
+        self.token = settings.relay_token
+        self.session = session
+
+    async def post(self, step: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if not self.token:
+            raise TakeoverError("The staff relay is not configured (RELAY_TOKEN).")
+        own = self.session is None
+        session = self.session or aiohttp.ClientSession()
+        try:
+            async with session.post(
+                f"{self.base}/{step}", json=payload,
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=aiohttp.ClientTimeout(total=RELAY_TIMEOUT_S),
+            ) as resp:
+                body = await resp.json(content_type=None)
+                if resp.status != 200:
+                    code = body.get("error") if isinstance(body, dict) else resp.status
+                    raise TakeoverError(f"The assistant server refused the step ({code}).")
+                return body
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise TakeoverError(
+                f"The assistant server could not be reached ({type(exc).__name__})."
+            ) from None
+        finally:
+            if own:
+                await session.close()
+
+
+def _conversation(session: Session, ref: str) -> tuple[str, str]:
+    esc = engine.load(session, ref, lock=False)
+    return esc.conversation_id, esc.channel
+
+
+class RelayTakeover:
+    """The console's takeover engine (see ``bot/duty/takeover.py`` for the contract)."""
+
+    def __init__(self, settings: Settings, rota_path: Optional[str] = None) -> None:
+        self.settings = settings
+        self.rota = RotaSource(rota_path or settings.rota_file)
+        self.relay = RelayClient(settings)
+        self.app: Optional[web.Application] = None  # bound by handoff_ctx
+
+    async def _db(self, fn, *args: Any, **kwargs: Any) -> Any:
+        call = functools.partial(fn, *args, **kwargs)
+        if self.app is not None:
+            return await asyncio.get_running_loop().run_in_executor(self.app[DB_EXECUTOR_KEY], call)
+        return await asyncio.to_thread(call)
+
+    async def _step(self, fn, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await self._db(fn, *args, **kwargs)
+        except engine.TransitionError as exc:
+            raise TakeoverError(str(exc)) from None
+
+    def _payload(self, ref: str, staff: Principal, cid: str, channel: str, **extra) -> dict:
+        return {"conversation_id": cid, "channel": channel, "ref": ref, "actor": staff.actor,
+                "display_name": staff.display_name, **extra}
+
+    async def take_over(self, ref: str, staff: Principal) -> None:
+        await self._step(engine.take_over, ref, staff.actor, staff.display_name)
+        cid, channel = await self._step(_in_session, _conversation, ref)
+        try:
+            await self.relay.post("takeover", self._payload(ref, staff, cid, channel))
+        except TakeoverError:
+            # The assistant was not paused and the person not told: undo, so the console
+            # never shows a take-over that did not happen.
+            await self._step(engine.hand_back, ref, "system:relay",
+                             reason="take-over undone: the assistant server could not be reached")
+            raise
+
+    async def reply(self, ref: str, staff: Principal, text: str) -> None:
+        cid, channel = await self._step(_in_session, _check_holder, ref, staff.actor)
+        await self.relay.post("send", self._payload(ref, staff, cid, channel, text=text))
+        # The text is in the transcript (the tracker); the trail records that it was sent.
+        await self._step(_in_session, _audit_message, ref, staff.actor, len(text))
+
+    async def hand_back(self, ref: str, staff: Principal) -> None:
+        cid, channel = await self._step(_in_session, _check_active, ref)
+        # Resume first: if the relay fails the conversation stays with the human (active),
+        # never "handed back" to an assistant that is still paused.
+        await self.relay.post("handback", self._payload(ref, staff, cid, channel))
+        await self._step(engine.hand_back, ref, staff.actor)
+
+    async def refer(self, ref: str, staff: Principal, house: str) -> None:
+        houses = dict(self.referral_houses())
+        if house not in houses:
+            raise TakeoverError("That house is not taking referrals now.")
+        rota = await self._db(self.rota.get)
+        people = rota.on_call(house, dt.datetime.now(dt.timezone.utc))
+        await self._step(_in_session, _refer_and_alert, ref, staff.actor, house,
+                         [p.phone for p in people], self.settings.duty_public_url,
+                         self.settings.tz_line)
+        if self.app is not None and SENDER_KEY in self.app:
+            self.app[SENDER_KEY].wake()
+
+    def referral_houses(self) -> Sequence[tuple[str, str]]:
+        now = dt.datetime.now(dt.timezone.utc)
+        return [(h.id, h.name) for h in self.rota.get().houses_open(now)]
+
+
+def _in_session(fn, *args: Any) -> Any:
+    from bot.store.db import transaction
+
+    with transaction() as s:
+        return fn(s, *args)
+
+
+def _check_active(session: Session, ref: str) -> tuple[str, str]:
+    esc = engine.load(session, ref, lock=False)
+    if engine.taken_by(session, esc.id) is None or esc.status not in ("active", "referred"):
+        raise engine.TransitionError(f"Cannot hand back {esc.ref}: it is {esc.status}.")
+    return esc.conversation_id, esc.channel
+
+
+def _check_holder(session: Session, ref: str, actor: str) -> tuple[str, str]:
+    esc = engine.load(session, ref, lock=False)
+    holder = (engine.taken_by(session, esc.id) or {}).get("staff")
+    # A referral made while holding the conversation leaves it held (status "referred").
+    if esc.status not in ("active", "referred") or holder is None:
+        raise engine.TransitionError(f"Take {esc.ref} over before replying.")
+    if holder != actor:
+        raise engine.TransitionError(f"{esc.ref} is taken over by someone else.")
+    return esc.conversation_id, esc.channel
+
+
+def _audit_message(session: Session, ref: str, actor: str, chars: int) -> None:
+    esc: Escalation = engine.load(session, ref)
+    # Never the text: the trail is kept forever; the transcript holds what was said.
+    audit.append(session, esc, "staff_message", actor, reason="message relayed to the person",
+                 data={"chars": chars})
+
+
+def _refer_and_alert(session: Session, ref: str, actor: str, house: str,
+                     numbers: list[str], public_url: str, tz_name: str) -> None:
+    from bot.duty.console_db import tonight
+    from bot.duty.models import SanctuaryBeds
+
+    beds = session.execute(
+        select(SanctuaryBeds.free_beds)
+        .where(SanctuaryBeds.house == house, SanctuaryBeds.night == tonight(tz_name))
+    ).scalar_one_or_none()
+    if not beds:
+        # The house keeps its free beds in the console; no number tonight is no bed offered.
+        raise engine.TransitionError("That house has no free bed recorded for tonight.")
+    if not numbers:
+        raise engine.TransitionError("Nobody is on duty at that house to take the referral.")
+    rec = engine.refer(ref, actor, house, session=session)
+    esc = engine.load(session, rec.id)
+    text = (f"Sanctuary referral {esc.ref} ({esc.level}) to your house. Open "
+            f"{public_url}/duty/sanctuary to accept or decline.")
+    rows: list[int] = []
+    for number in numbers:
+        rows += _enqueue(session, register_contact(session, number), text, ALERT_KIND)
+    audit.append(session, esc, "referral_alerted", "system:dispatcher",
+                 reason="house volunteers on duty alerted by SMS",
+                 data={"house": house, "outbox_ids": rows})
+
+
+async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg: Settings = app[SETTINGS_KEY]
+    executor = app[DB_EXECUTOR_KEY]
+    _ = app[ENGINE_KEY]  # database_ctx runs first: the executor and engine exist
+
+    async def run_db(fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(
+            executor, functools.partial(fn, *args)
+        )
+
+    relay = RelayClient(cfg, app[HTTP_KEY])
+
+    async def notify(conversation_id: str, channel: str, ref: str, text: str) -> None:
+        await relay.post("notify", {"conversation_id": conversation_id, "channel": channel,
+                                    "ref": ref, "text": text})
+
+    takeover = app.get(TAKEOVER_KEY)
+    if isinstance(takeover, RelayTakeover):
+        # The console's steps use this app's database threads and HTTP session.
+        takeover.app = app
+        takeover.relay.session = app[HTTP_KEY]
+
+    sender = OutboxSender(run_db=run_db)
+    dispatcher = Dispatcher(cfg.rota_file, timeout_override=cfg.escalation_ack_timeout_s,
+                            run_db=run_db, on_enqueued=sender.wake, notify=notify)
+    await sender.start()
+    await dispatcher.start()
+    app[SENDER_KEY] = sender
+    app[DISPATCHER_KEY] = dispatcher
+    logger.info("handoff: dispatcher and SMS sender running")
+    yield
+    await stop_handoff(app)
+
+
+async def stop_handoff(app: web.Application) -> None:
+    """Stop the dispatcher, then the sender (idempotent).
+
+    Also an ``on_shutdown`` hook: aiohttp (3.9) waits, before running cleanup contexts, for
+    every task created after start-up, and the loops' per-poll ``wait_for`` tasks are such
+    tasks; without stopping the loops first, shutdown would hang for ``shutdown_timeout``.
+    """
+    if DISPATCHER_KEY in app:
+        await app[DISPATCHER_KEY].stop()
+    if SENDER_KEY in app:
+        await app[SENDER_KEY].stop()

@@ -1,0 +1,434 @@
+"""The alert dispatcher and the escalation ladder (runs in the duty service).
+
+Work comes from ``escalation_alerts`` rows (``bot/escalation/models.py``): ``record_escalation``
+writes the first tier's job with the escalation; processing a job writes the next one, due
+after the tier's acknowledgement timeout. So the ladder's timers live in the database and
+survive any process dying.
+
+Exactly once, with any number of duty services:
+
+1. ``claim_jobs`` takes due jobs with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two
+   dispatchers never claim the same row; SQLite has one writer at a time). A job whose lease
+   ran out (its dispatcher died) is due again.
+2. ``process_job`` does everything a job means in ONE transaction: it re-checks the lease and
+   the escalation's status (under the escalation's row lock, the same lock acknowledge
+   takes), writes the SMS outbox rows for the people on call, the audit entry, the escalation's
+   new status, the next job, and marks this job done. Killed before the commit, nothing of it
+   happened and the job is claimed again after its lease; killed after, it is done.
+3. The SMS outbox (``bot/channels/outbox.py``) then owns delivery: its rows are claimed with
+   leases too, and a row's status decides whether it is posted again. Its one documented gap:
+   a process killed after Twilio accepted a message and before the row was marked sends that
+   message a second time.
+
+Nothing here reads or writes message text, and phone numbers exist only in memory on their
+way into ``sms_contacts`` (encrypted); logs carry references, tier ids and staff ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from bot.channels.models import OUT_PENDING, SmsContact, SmsOutbox
+from bot.channels.pseudonym import encrypt_number, pseudonym
+from bot.channels.segments import split_message
+from bot.escalation import audit, engine
+from bot.escalation import rota as rota_module
+from bot.escalation.models import (
+    JOB_CANCELLED,
+    JOB_CLAIMED,
+    JOB_DONE,
+    JOB_PENDING,
+    KIND_EXHAUSTED,
+    KIND_TELL_ACCEPTED,
+    KIND_TELL_DECLINED,
+    KIND_TIER,
+    AlertJob,
+)
+from bot.settings import settings
+from bot.store.db import transaction
+from bot.store.models import Escalation, utcnow
+
+logger = logging.getLogger(__name__)
+
+ALERT_KIND = "alert"  # sms_outbox.kind of a staff alert
+PERSON_KIND = "to_person"  # sms_outbox.kind of a message from the line to the person
+# Said to the person when every tier was alerted and nobody acknowledged. Honest (no human yet),
+# and the three routes that are always open. Fits one SMS.
+NO_HUMAN_TEXT = (
+    "I'm sorry, I haven't been able to reach someone from our team yet. If you are in danger "
+    "now, call 999. You can call NHS 111 and choose option 2, or Samaritans free on 116 123, "
+    "any time. I'm still here."
+)
+
+
+def accepted_text(house: str) -> str:
+    return (f"{house} can offer you a place tonight. Someone from the team will tell you how to "
+            f"get there. If things get worse before then, call 999.")
+
+
+def declined_text(house: str) -> str:
+    return (f"Sorry, {house} can't offer a place tonight. Someone from the team is still with "
+            f"you and will look at other options.")
+
+
+def mask_number(number: str) -> str:
+    """A phone number fit for a log line: country code and last two digits only."""
+    return (number[:3] + "…" + number[-2:]) if number and len(number) > 6 else "…"
+
+
+def _waited(created_at: dt.datetime, now: dt.datetime) -> str:
+    if created_at.tzinfo is None:  # SQLite hands back naive UTC
+        created_at = created_at.replace(tzinfo=dt.timezone.utc)
+    seconds = max(0, int((now - created_at).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    return f"{seconds // 60} min"
+
+
+def alert_text(esc: Escalation, now: dt.datetime, step: int, public_url: str) -> str:
+    """Level, reference, time waited and the console link: never what the person wrote."""
+    lead = "STILL UNACKNOWLEDGED: " if step > 0 else ""
+    return (
+        f"{lead}{esc.level.upper()} escalation {esc.ref}: a person has waited "
+        f"{_waited(esc.created_at, now)}. Reply ACK {esc.ref} or open "
+        f"{public_url}/duty/e/{esc.ref}"
+    )
+
+
+def exhausted_text(esc: Escalation, now: dt.datetime, public_url: str) -> str:
+    return (
+        f"NOBODY ACKNOWLEDGED {esc.level.upper()} escalation {esc.ref} (waited "
+        f"{_waited(esc.created_at, now)}); the person has been given 999/111/Samaritans. "
+        f"Reply ACK {esc.ref} or open {public_url}/duty/e/{esc.ref}"
+    )
+
+
+# --- blocking database work (run in a thread) ------------------------------------------------
+
+
+def claim_jobs(owner: str, lease: dt.timedelta, limit: int = 16) -> list[int]:
+    """Claim due jobs (and jobs whose claimer's lease ran out) for ``owner``."""
+    now = utcnow()
+    due = or_(
+        and_(AlertJob.status == JOB_PENDING, AlertJob.due_at <= now),
+        and_(AlertJob.status == JOB_CLAIMED, AlertJob.lease_until < now),
+    )
+    with transaction() as s:
+        query = select(AlertJob.id).where(due).order_by(AlertJob.due_at, AlertJob.id).limit(limit)
+        if s.get_bind().dialect.name == "postgresql":
+            # Rows another dispatcher is claiming are skipped, not waited for.
+            query = query.with_for_update(skip_locked=True)
+        ids = list(s.execute(query).scalars())
+        if not ids:
+            return []
+        s.execute(
+            update(AlertJob)
+            .where(AlertJob.id.in_(ids), due)
+            .values(status=JOB_CLAIMED, lease_owner=owner, lease_until=now + lease,
+                    attempts=AlertJob.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return list(s.execute(
+            select(AlertJob.id)
+            .where(AlertJob.id.in_(ids), AlertJob.status == JOB_CLAIMED,
+                   AlertJob.lease_owner == owner)
+            .order_by(AlertJob.due_at, AlertJob.id)
+        ).scalars())
+
+
+def release_job(job_id: int, owner: str) -> None:
+    """Give a job back after a failed attempt, so it is retried at once rather than after
+    its lease (an alert must not wait 30 s because of one deadlocked transaction)."""
+    with transaction() as s:
+        s.execute(
+            update(AlertJob)
+            .where(AlertJob.id == job_id, AlertJob.status == JOB_CLAIMED,
+                   AlertJob.lease_owner == owner)
+            .values(status=JOB_PENDING, lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def register_contact(session: Session, number: str) -> str:
+    """The pseudonym under which the outbox addresses ``number`` (encrypted contact row)."""
+    pid = pseudonym(number)
+    now = utcnow()
+    values = dict(pseudonym=pid, number_enc=encrypt_number(number), opted_out=False,
+                  created_at=now, last_seen_at=now)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # Two dispatchers alerting the same person at once must not collide on the key.
+    session.execute(insert(SmsContact).values(**values).on_conflict_do_nothing())
+    return pid
+
+
+def _enqueue(session: Session, pid: str, text: str, kind: str) -> list[int]:
+    """Outbox rows written inside the caller's transaction (``outbox.enqueue`` opens its own)."""
+    now = utcnow()
+    parts = split_message(text, max_segments=3)
+    ids = []
+    for n, part in enumerate(parts, start=1):
+        row = SmsOutbox(
+            pseudonym=pid, inbox_id=None, kind=kind, body=part.text, part=n, parts=len(parts),
+            encoding=part.encoding, segments=part.segments, status=OUT_PENDING, attempts=0,
+            next_attempt_at=now, created_at=now, updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+        ids.append(row.id)
+    return ids
+
+
+@dataclass
+class Outcome:
+    job_id: int
+    ref: str = ""
+    action: str = "none"  # alerted, skipped, exhausted, stopped, lost_lease
+    outbox_ids: list[int] = field(default_factory=list)
+    staff: list[str] = field(default_factory=list)
+    # For a conversation not on SMS: what the person must be told, and where. The caller
+    # delivers it (the Rasa server's relay endpoint); it is recorded in the trail either way.
+    notify_conversation: Optional[str] = None
+    notify_channel: Optional[str] = None
+    notify_text: Optional[str] = None
+
+
+def _tell_person(session: Session, esc: Escalation, text: str, out: Outcome) -> dict[str, Any]:
+    """SMS: an outbox row in this transaction. Other channels: handed to the caller, who posts
+    it to the Rasa server's relay after the commit. What was done goes in the trail."""
+    told: dict[str, Any] = {"channel": esc.channel}
+    if esc.channel == "sms" and session.get(SmsContact, esc.conversation_id) is not None:
+        told["outbox_ids"] = _enqueue(session, esc.conversation_id, text, PERSON_KIND)
+        told["delivered_by"] = "sms_outbox"
+        out.outbox_ids += told["outbox_ids"]
+    else:
+        told["delivered_by"] = "relay"
+        out.notify_conversation = esc.conversation_id
+        out.notify_channel = esc.channel
+        out.notify_text = text
+    return told
+
+
+def _duty_managers(r: rota_module.Rota, now: dt.datetime) -> list[rota_module.StaffMember]:
+    found: dict[str, rota_module.StaffMember] = {}
+    for tier in r.tiers.values():
+        for member in r.on_call(tier, now):
+            if member.role == "duty_manager":
+                found.setdefault(member.id, member)
+    return list(found.values())
+
+
+def process_job(job_id: int, owner: str, r: rota_module.Rota,
+                timeout_override: Optional[int] = None) -> Outcome:
+    """Do one claimed job, in one transaction (see the module docstring)."""
+    cfg = settings()
+    now = utcnow()
+    out = Outcome(job_id)
+    with transaction() as s:
+        job = s.execute(select(AlertJob).where(AlertJob.id == job_id).with_for_update()).scalar_one()
+        if job.status != JOB_CLAIMED or job.lease_owner != owner:
+            out.action = "lost_lease"  # our lease ran out and another dispatcher has it
+            return out
+        esc = engine.load(s, job.escalation_id)
+        out.ref = esc.ref
+        job.status, job.done_at, job.lease_owner, job.lease_until = JOB_DONE, now, None, None
+        if job.kind in (KIND_TELL_ACCEPTED, KIND_TELL_DECLINED):
+            # Telling the person a house's answer: due whatever the status is now.
+            house_id = (engine.referred_house(s, esc.id) or {}).get("house", "")
+            house = r.sanctuaries.get(house_id)
+            name = house.name if house else "The sanctuary house"
+            accepted = job.kind == KIND_TELL_ACCEPTED
+            text = accepted_text(name) if accepted else declined_text(name)
+            told = _tell_person(s, esc, text, out)
+            out.action = "told"
+            audit.append(s, esc, "person_told", "system:dispatcher",
+                         reason=f"told the house's answer ({'accepted' if accepted else 'declined'})",
+                         data={**told, "house": house_id})
+            return out
+        if esc.status not in engine.ALERTABLE or job.level != esc.level:
+            # Acknowledged (or raised to another ladder) since the job was written.
+            job.status = JOB_CANCELLED
+            out.action = "stopped"
+            return out
+        ladder = r.ladder(job.level)
+        timeout = engine.ack_timeout_s(job.level, timeout_override)
+
+        if job.kind == KIND_TIER:
+            tier = ladder[job.step]
+            people = r.on_call(tier, now)
+            if people:
+                text = alert_text(esc, now, job.step, cfg.duty_public_url)
+                for member in people:
+                    out.outbox_ids += _enqueue(s, register_contact(s, member.phone), text, ALERT_KIND)
+                out.staff = [m.id for m in people]
+                out.action = "alerted"
+                engine._mark_alerted(
+                    s, esc, "system:dispatcher",
+                    f"{tier.name} alerted by SMS (step {job.step + 1} of {len(ladder)})",
+                    {"tier": tier.id, "step": job.step, "staff": out.staff,
+                     "outbox_ids": out.outbox_ids, "ack_timeout_s": timeout},
+                )
+                next_due = now + dt.timedelta(seconds=timeout)
+            else:
+                out.action = "skipped"
+                audit.append(s, esc, "tier_skipped", "system:dispatcher",
+                             reason=f"nobody on call for {tier.name}",
+                             data={"tier": tier.id, "step": job.step})
+                next_due = now  # straight on to the next tier
+            if job.step + 1 < len(ladder):
+                engine.schedule_alert(s, esc, job.level, job.step + 1, next_due)
+            else:
+                engine.schedule_alert(s, esc, job.level, len(ladder), next_due, KIND_EXHAUSTED)
+            return out
+
+        # KIND_EXHAUSTED: every tier had its chance.
+        out.action = "exhausted"
+        told = _tell_person(s, esc, NO_HUMAN_TEXT, out)
+        managers = _duty_managers(r, now)
+        text = exhausted_text(esc, now, cfg.duty_public_url)
+        manager_rows: list[int] = []
+        for member in managers:
+            manager_rows += _enqueue(s, register_contact(s, member.phone), text, ALERT_KIND)
+        out.outbox_ids += manager_rows
+        out.staff = [m.id for m in managers]
+        audit.append(s, esc, "ladder_exhausted", "system:dispatcher",
+                     reason="no tier acknowledged in time; duty manager alerted",
+                     data={"level": job.level, "staff": out.staff, "outbox_ids": manager_rows})
+        audit.append(s, esc, "person_told", "system:dispatcher",
+                     reason="told honestly that nobody is free yet; given 999, 111 option 2, "
+                            "Samaritans 116 123", data=told)
+        esc.updated_at = now
+        return out
+
+
+# --- the background task ---------------------------------------------------------------------
+
+
+class RotaSource:
+    """The rota file, re-read when it changes (staff edit it; the dispatcher keeps running)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._mtime: Optional[float] = None
+        self._rota: Optional[rota_module.Rota] = None
+
+    def get(self) -> rota_module.Rota:
+        mtime = os.stat(self.path).st_mtime
+        if self._rota is None or mtime != self._mtime:
+            try:
+                self._rota, self._mtime = rota_module.load(self.path), mtime
+            except rota_module.RotaError as exc:
+                if self._rota is None:
+                    raise
+                # A bad edit must not stop alerts: keep the last good rota, and say so loudly.
+                logger.error("rota %s is invalid (%d problems); keeping the previous one",
+                             self.path, len(exc.problems))
+                self._mtime = mtime
+        return self._rota
+
+
+class Dispatcher:
+    """Claims and processes due alert jobs; several may run against one database."""
+
+    def __init__(
+        self,
+        rota_path: Optional[str] = None,
+        *,
+        poll_s: float = 0.25,
+        lease_s: float = 30.0,
+        timeout_override: Optional[int] = None,
+        run_db: Callable[..., Awaitable[Any]] = asyncio.to_thread,
+        on_enqueued: Optional[Callable[[], None]] = None,
+        notify: Optional[Callable[[str, str, str, str], Awaitable[None]]] = None,
+    ) -> None:
+        self.rota = RotaSource(rota_path or settings().rota_file)
+        self.poll_s = poll_s
+        self.lease = dt.timedelta(seconds=lease_s)
+        self.timeout_override = timeout_override
+        self._db = run_db
+        self.on_enqueued = on_enqueued
+        # notify(conversation_id, channel, ref, text): tells a person off SMS (web chat)
+        # through the Rasa server's relay.
+        self.notify = notify
+        self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wake = asyncio.Event()
+        self._task: Optional[asyncio.Task] = None
+        self.outcomes: list[Outcome] = []  # recent results, for tests and /health later
+
+    async def start(self) -> None:
+        await self._db(self.rota.get)  # fail at start-up on a broken rota, not at 3 am
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="alert-dispatcher")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_once(self) -> list[Outcome]:
+        ids = await self._db(claim_jobs, self.owner, self.lease)
+        results = []
+        for job_id in ids:
+            outcome = await self._process(job_id)
+            if outcome is not None:
+                results.append(outcome)
+        return results
+
+    async def _process(self, job_id: int) -> Optional[Outcome]:
+        try:
+            r = await self._db(self.rota.get)
+            out = await self._db(process_job, job_id, self.owner, r, self.timeout_override)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001  the next pass retries; no data in the log
+            logger.error("dispatcher: job %s failed (%s); released for retry",
+                         job_id, type(exc).__name__)
+            try:
+                await self._db(release_job, job_id, self.owner)
+            except Exception:  # noqa: BLE001  the lease runs out instead
+                pass
+            return None
+        self.outcomes = (self.outcomes + [out])[-200:]
+        if out.action in ("alerted", "exhausted", "skipped", "told"):
+            logger.info("dispatcher: escalation %s job %s %s (staff %s)",
+                        out.ref, job_id, out.action, ",".join(out.staff) or "-")
+        if out.outbox_ids and self.on_enqueued is not None:
+            self.on_enqueued()  # the SMS sender posts now rather than at its next poll
+        if out.notify_conversation and self.notify is not None:
+            try:
+                await self.notify(out.notify_conversation, out.notify_channel or "", out.ref,
+                                  out.notify_text or "")
+            except Exception as exc:  # noqa: BLE001  recorded in the trail as undelivered
+                logger.error("dispatcher: could not tell the person on %s (%s)",
+                             out.ref, type(exc).__name__)
+        return out
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  database down: keep trying, say so
+                logger.error("dispatcher: pass failed (%s); retrying", type(exc).__name__)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            except asyncio.TimeoutError:  # noqa: UP041  (Python 3.10)
+                pass
+            self._wake.clear()

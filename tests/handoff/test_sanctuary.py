@@ -1,0 +1,99 @@
+"""Sanctuary referral: consent, a house on duty with a free bed, its answer, the person told."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from bot import settings as settings_module
+from bot.channels.pseudonym import pseudonym
+from bot.duty.console_db import tonight
+from bot.duty.handoff import RelayTakeover
+from bot.duty.models import SanctuaryBeds
+from bot.duty.staff import Principal
+from bot.duty.takeover import TakeoverError
+from bot.escalation import dispatch, engine, staff_sms
+from bot.escalation.__main__ import verify
+from bot.escalation.engine import record_escalation
+from bot.store.db import transaction
+from bot.store.models import Escalation, utcnow
+from tests.handoff.conftest import PEER, PERSON, VOLUNTEER, eventually
+
+MANAGER_PRINCIPAL = Principal(2, "sam", "Sam", "duty_manager", None, "csrf",
+                              dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+
+
+def free_beds(n: int) -> None:
+    with transaction() as s:
+        s.add(SanctuaryBeds(house="harbour_house", night=tonight("Europe/London"), free_beds=n,
+                            updated_by="staff:val", updated_at=utcnow()))
+
+
+def escalation(ref: str) -> Escalation:
+    with transaction() as s:
+        esc = s.execute(select(Escalation).where(Escalation.ref == ref)).scalar_one()
+        esc.kinds = [e.kind for e in esc.events]
+        return esc
+
+
+@pytest.fixture
+def person_on_sms(pg_env):
+    with transaction() as s:
+        dispatch.register_contact(s, PERSON)
+    rec = record_escalation(pseudonym(PERSON), "urgent", ["self_harm"], "sms")
+    staff_sms.handle_staff_sms(PEER, f"ACK {rec.ref}")
+    return rec
+
+
+async def test_referral_needs_consent_and_a_free_bed(person_on_sms):
+    takeover = RelayTakeover(settings_module.settings())
+    assert dict(takeover.referral_houses()) == {"harbour_house": "Harbour House"}
+    ref = person_on_sms.ref
+    with pytest.raises(TakeoverError, match="not consented"):
+        free_beds(1)
+        await takeover.refer(ref, MANAGER_PRINCIPAL, "harbour_house")
+    engine.record_consent(ref, "sanctuary", True, "staff:sam")
+    with transaction() as s:
+        s.execute(SanctuaryBeds.__table__.update().values(free_beds=0))
+    with pytest.raises(TakeoverError, match="no free bed"):
+        await takeover.refer(ref, MANAGER_PRINCIPAL, "harbour_house")
+    assert escalation(ref).status == "acknowledged"
+
+
+@pytest.mark.parametrize("answer", ["ACCEPT", "DECLINE"])
+async def test_house_answers_by_sms_and_the_person_is_told(
+    person_on_sms, fake_twilio, handoff, answer
+):
+    ref = person_on_sms.ref
+    await handoff()
+    free_beds(2)
+    engine.record_consent(ref, "sanctuary", True, "staff:sam")
+    await RelayTakeover(settings_module.settings()).refer(ref, MANAGER_PRINCIPAL, "harbour_house")
+    alert = (await eventually(lambda: fake_twilio.to(VOLUNTEER), what="referral alert"))[0]
+    assert ref in alert["Body"] and "/duty/sanctuary" in alert["Body"]
+    assert escalation(ref).status == "referred"
+
+    reply = await asyncio.to_thread(staff_sms.handle_and_reply, VOLUNTEER, f"{answer.lower()} {ref}")
+    assert reply.startswith(f"{'Accepted' if answer == 'ACCEPT' else 'Declined'} {ref}")
+    told = (await eventually(lambda: fake_twilio.to(PERSON), what="person told"))[0]["Body"]
+    esc = escalation(ref)
+    if answer == "ACCEPT":
+        assert "Harbour House can offer you a place tonight" in told
+        assert esc.status == "referred"
+    else:
+        assert "can't offer a place tonight" in told
+        assert esc.status == "acknowledged"
+    assert esc.kinds[-4:] == [
+        "referred", "referral_alerted",
+        "referral_accepted" if answer == "ACCEPT" else "referral_declined", "person_told",
+    ]
+    assert verify().ok
+
+
+def test_only_the_house_referred_to_can_answer(person_on_sms):
+    ref = person_on_sms.ref
+    assert "Only sanctuary house volunteers" in staff_sms.handle_staff_sms(PEER, f"ACCEPT {ref}")
+    assert "not referred to your house" in staff_sms.handle_staff_sms(VOLUNTEER, f"ACCEPT {ref}")
