@@ -64,6 +64,8 @@ def valid_session_id(value: Any) -> bool:
     return isinstance(value, str) and bool(SESSION_ID_RE.match(value))
 
 
+_LOOPBACK_ORIGIN = re.compile(r"^http://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
+
 class WebChatOutput(SocketIOOutput):
     """Replies go to the conversation's room (every tab/socket that joined that session)."""
 
@@ -118,6 +120,19 @@ class WebChatInput(InputChannel):
         )
         self.sio: Optional[AsyncServer] = None
 
+    def origin_allowed(self, origin: Optional[str], _environ: Any = None) -> bool:
+        """Which browser pages may open the chat socket.
+
+        The configured origins ("*" allows all), and pages on this machine (http://localhost or
+        127.0.0.1, any port), so a stock Rasa web widget on a local test page works out of the
+        box. Non-browser clients send no Origin and are not subject to CORS.
+        """
+        if not origin:
+            return True
+        if "*" in self.allowed_origins or origin in self.allowed_origins:
+            return True
+        return bool(_LOOPBACK_ORIGIN.match(origin))
+
     def get_output_channel(self) -> Optional[OutputChannel]:
         # Used by Rasa for messages it sends outside a turn (reminders, external events,
         # POST /conversations/{id}/trigger_intent).
@@ -149,7 +164,7 @@ class WebChatInput(InputChannel):
         global _active
         sio = AsyncServer(
             async_mode="sanic",
-            cors_allowed_origins=self.allowed_origins,
+            cors_allowed_origins=self.origin_allowed,
             # Neither library may log payloads: they hold what people type.
             logger=False,
             engineio_logger=False,

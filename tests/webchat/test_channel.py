@@ -169,3 +169,23 @@ def test_default_origins_come_from_settings(monkeypatch):
         assert WebChatInput().allowed_origins == ["http://localhost:8099", "http://127.0.0.1:8099"]
     finally:
         settings_module.reset()
+
+
+@pytest.mark.parametrize(
+    "origin,allowed",
+    [
+        ("http://127.0.0.1:8080", True),  # configured
+        ("http://localhost:3000", True),  # a stock web widget on a local test page
+        ("http://[::1]:9000", True),
+        (None, True),  # not a browser: CORS does not apply
+        ("https://evil.example", False),
+        ("http://localhost.evil.example", False),
+        ("https://localhost:8080", False),
+    ],
+)
+def test_origin_policy(origin, allowed):
+    assert WebChatInput(allowed_origins=[ORIGIN]).origin_allowed(origin) is allowed
+
+
+def test_star_allows_every_origin():
+    assert WebChatInput(allowed_origins=["*"]).origin_allowed("https://trust.example.nhs.uk")
