@@ -19,22 +19,12 @@ from sqlalchemy.orm import Session, selectinload
 from bot.duty import queries, transcripts
 from bot.duty.models import SanctuaryBeds
 from bot.escalation import audit
-from bot.escalation.engine import LIVE_STATUSES, cancel_alerts
+from bot.escalation import engine as escalation_engine
+from bot.escalation.engine import LIVE_STATUSES
 from bot.store.models import Escalation, EscalationEvent, utcnow
 
-# Fixed outcome codes: a free-text note would invite names and numbers into the audit trail,
-# which is kept forever and never edited.
-OUTCOMES = {
-    "supported": "Supported by staff; no further action tonight",
-    "signposted": "Signposted to a service open now",
-    "crisis_team": "Passed to the crisis team",
-    "emergency_services": "Emergency services involved (999)",
-    "sanctuary_stay": "Stayed at a sanctuary house",
-    "no_reply": "Person stopped replying",
-    "duplicate": "Duplicate of another escalation",
-    "other": "Other (details recorded in the clinical record)",
-}
-ACKNOWLEDGEABLE = ("open", "alerted")
+# Fixed outcome codes, one list for the console and the engine.
+OUTCOMES = escalation_engine.OUTCOMES
 MAX_FREE_BEDS = 50
 
 
@@ -95,46 +85,24 @@ def open_conversation(
 
 
 def acknowledge(engine: Engine, ref: str, actor: str) -> str:
-    with Session(engine, future=True) as session, session.begin():
-        esc = _by_ref(session, ref, lock=True)
-        if esc is None:
-            raise ActionRefused("No such escalation.")
-        if esc.status not in ACKNOWLEDGEABLE:
-            raise ActionRefused(f"{esc.ref} is already {esc.status}.")
-        now = utcnow()
-        previous = esc.status
-        esc.status = "acknowledged"
-        esc.acknowledged_at = now
-        esc.updated_at = now
-        # Stop the ladder now (the dispatcher would also drop these jobs when they fell due).
-        cancel_alerts(session, esc.id)
-        audit.append(
-            session, esc, "acknowledged", actor, reason="acknowledged in the duty console",
-            data={"from": previous}, at=now,
-        )
-        return esc.ref
+    """The console's acknowledge: the engine's transition (stops the ladder), staff wording."""
+    return _transition(engine, escalation_engine.acknowledge, ref, actor,
+                       reason="acknowledged in the duty console")
 
 
 def resolve(engine: Engine, ref: str, actor: str, outcome: str) -> str:
-    if outcome not in OUTCOMES:
-        raise ActionRefused("Choose an outcome from the list.")
+    """The console's resolve: refused while a person holds the conversation (hand back first)."""
+    return _transition(engine, escalation_engine.resolve, ref, actor, outcome=outcome)
+
+
+def _transition(engine: Engine, step, ref: str, actor: str, **kwargs: Any) -> str:
     with Session(engine, future=True) as session, session.begin():
-        esc = _by_ref(session, ref, lock=True)
-        if esc is None:
-            raise ActionRefused("No such escalation.")
-        if esc.status == "resolved":
-            raise ActionRefused(f"{esc.ref} is already resolved.")
-        now = utcnow()
-        previous = esc.status
-        esc.status = "resolved"
-        esc.resolved_at = now
-        esc.updated_at = now
-        cancel_alerts(session, esc.id)
-        audit.append(
-            session, esc, "resolved", actor, reason=OUTCOMES[outcome],
-            data={"outcome": outcome, "from": previous}, at=now,
-        )
-        return esc.ref
+        try:
+            return step(ref, actor, session=session, **kwargs).ref
+        except escalation_engine.NotFound:
+            raise ActionRefused("No such escalation.") from None
+        except escalation_engine.TransitionError as exc:
+            raise ActionRefused(str(exc)) from None
 
 
 def tonight(tz_name: str, now: Optional[dt.datetime] = None) -> dt.date:

@@ -98,6 +98,17 @@ async def test_transcript_page_without_a_tracker_store_still_opens(client, make_
     assert (await client.get("/duty/e/ENOPE")).status == 404
 
 
+async def test_resolving_a_conversation_a_person_holds_is_refused(client, make_staff, seed):
+    # Resolving it would leave the assistant paused with nobody holding the conversation.
+    ref = ref_of(seed("urgent", status="active"))
+    make_staff("ellen", "duty_manager")
+    csrf = await sign_in(client, "ellen")
+    resp = await client.post(f"/duty/e/{ref}/resolve", data={"csrf_token": csrf, "outcome": "supported"})
+    assert "Hand " + ref + " back to the assistant before resolving it" in await resp.text()
+    with db.transaction() as s:
+        assert s.execute(select(Escalation.status).where(Escalation.ref == ref)).scalar_one() == "active"
+
+
 async def test_acknowledge_and_resolve_write_the_audit_trail(client, make_staff, seed):
     ref = ref_of(seed("imminent", status="alerted"))
     make_staff("ellen", "duty_manager")
@@ -106,7 +117,7 @@ async def test_acknowledge_and_resolve_write_the_audit_trail(client, make_staff,
                              allow_redirects=False)
     assert resp.status == 303 and "acknowledged" in resp.headers["Location"]
     again = await client.post(f"/duty/e/{ref}/acknowledge", data={"csrf_token": csrf})
-    assert "already acknowledged" in await again.text()
+    assert f"Cannot acknowledge {ref}: it is acknowledged" in await again.text()
     bad = await client.post(f"/duty/e/{ref}/resolve", data={"csrf_token": csrf, "outcome": "made-up"})
     assert "Choose an outcome" in await bad.text()
     await client.post(f"/duty/e/{ref}/resolve", data={"csrf_token": csrf, "outcome": "signposted"})
@@ -116,7 +127,7 @@ async def test_acknowledge_and_resolve_write_the_audit_trail(client, make_staff,
         assert esc.acknowledged_at is not None and esc.resolved_at is not None
     kinds = [(k, a, d) for k, a, _, d in trail(ref) if k in ("acknowledged", "resolved")]
     assert kinds == [
-        ("acknowledged", "staff:ellen", {"from": "alerted"}),
+        ("acknowledged", "staff:ellen", {"from": "alerted", "alerts_cancelled": 1}),
         ("resolved", "staff:ellen", {"outcome": "signposted", "from": "acknowledged"}),
     ]
     with db.transaction() as s:
