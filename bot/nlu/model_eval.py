@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from bot.nlu.risk_eval import Report, eval_dir, evaluate
+from bot.nlu.risk_eval import Report, eval_dir, evaluate, print_report
 
 
 def model_assess(model: Path) -> Callable[[str], str]:
@@ -57,13 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     report = run(args.model, where)
     print("Risk through the full NLU pipeline (POST /model/parse):")
-    for line in report.lines():
-        print(line)
-    if args.show_misses and report.misses:
-        print("\nmisses (content may describe self-harm and suicide):")
-        for miss in report.misses:
-            print(f"  [{miss.metric} | {miss.category} | got {miss.level}] {miss.text}")
-    return 0 if report.passed else 1
+    return print_report(report, args.show_misses)
 
 
 if __name__ == "__main__":

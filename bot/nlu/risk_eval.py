@@ -207,10 +207,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not where.is_dir():
         print(f"evaluation sets not found at {where}", file=sys.stderr)
         return 2
-    report = evaluate(_detector_assess(args.model), where)
+    return print_report(evaluate(_detector_assess(args.model), where), args.show_misses)
+
+
+def print_report(report: Report, show_misses: bool = False) -> int:
+    """Print the report to the terminal (misses only on request); the CLI's exit code."""
     for line in report.lines():
         print(line)
-    if args.show_misses and report.misses:
+    if show_misses and report.misses:
         print("\nmisses (content may describe self-harm and suicide):")
         for miss in report.misses:
             print(f"  [{miss.metric} | {miss.category} | got {miss.level}] {miss.text}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from twilio.request_validator import RequestValidator
 from bot import settings as settings_module
 from bot.channels.pseudonym import pseudonym
 from bot.channels.sms import SmsInput
+from tests.helpers import eventually  # noqa: F401  re-exported for the tests here
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token"
@@ -248,18 +248,6 @@ async def servers():
             raise
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 5.0, what: str = "condition"):
-    """Poll ``check`` (sync or async) until truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def person_id(number: str = PERSON) -> str:

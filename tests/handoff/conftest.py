@@ -10,7 +10,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from bot import settings as settings_module
 from bot.channels.outbox import OutboxSender
 from bot.escalation.dispatch import Dispatcher
+from tests.helpers import eventually  # noqa: F401  re-exported for the tests here
 
 ACCOUNT_SID = "AC" + "2" * 32
 AUTH_TOKEN = "handoff-test-auth-token"
@@ -162,17 +162,6 @@ async def handoff():
         await item.stop()
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def client_session() -> aiohttp.ClientSession:
