@@ -55,10 +55,11 @@ async def test_unacknowledged_alert_climbs_to_the_next_tier_after_the_timeout(
     rec = await asyncio.to_thread(record_escalation, "conv-ladder", "urgent", [], "rest")
     first = (await eventually(lambda: fake_twilio.to(PEER), what="tier 1"))[0]
     second = (await eventually(lambda: fake_twilio.to(MANAGER), what="tier 2"))[0]
-    assert 0.9 <= second["at"] - first["at"] < 1.6
+    # About the timeout later (slack for a loaded CI machine), never before it.
+    assert 0.9 <= second["at"] - first["at"] < 2.5
     assert "STILL UNACKNOWLEDGED" in second["Body"] and rec.ref in second["Body"]
     third = (await eventually(lambda: fake_twilio.to(CRISIS), what="tier 3"))[0]
-    assert 0.9 <= third["at"] - second["at"] < 1.6
+    assert 0.9 <= third["at"] - second["at"] < 2.5
     assert len(fake_twilio.to(PEER)) == 1 and len(fake_twilio.to(MANAGER)) == 1
 
 
@@ -158,8 +159,13 @@ async def test_all_tiers_exhausted_tells_the_person_and_the_duty_manager(
     told = await eventually(lambda: fake_twilio.to(PERSON), timeout=4, what="person told")
     body = told[0]["Body"]
     assert "999" in body and "111" in body and "option 2" in body and "116 123" in body
-    manager = fake_twilio.to(MANAGER)
-    assert len(manager) == 2  # tier 2 of the support ladder, then the exhausted alert
+    # Tier 2 of the support ladder, then the exhausted alert; the sender may deliver the
+    # person's message first, so wait for the manager's second one rather than race it.
+    manager = await eventually(
+        lambda: len(fake_twilio.to(MANAGER)) >= 2 and fake_twilio.to(MANAGER),
+        timeout=4, what="duty manager told",
+    )
+    assert len(manager) == 2
     assert "NOBODY ACKNOWLEDGED" in manager[1]["Body"]
     assert kinds(rec.id)[-2:] == ["ladder_exhausted", "person_told"]
     assert status_of(rec.id) == "alerted"  # still waiting for a human
