@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Dict, List, TypeVar
+from typing import Any, Callable, Dict, TypeVar
 
 from rasa_sdk import Tracker
 
@@ -34,7 +34,3 @@ def channel_of(tracker: Tracker) -> str:
 async def in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking call (database) off the action server's event loop."""
     return await asyncio.to_thread(func, *args, **kwargs)
-
-
-def events_as_dicts(tracker: Tracker) -> List[Dict[str, Any]]:
-    return list(tracker.events or [])

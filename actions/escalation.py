@@ -9,7 +9,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import channel_of, escalation_level, events_as_dicts, in_thread, latest_risk
+from actions.common import channel_of, escalation_level, in_thread, latest_risk
 from bot.escalation.engine import flag_for_staff, record_escalation
 from bot.escalation.summary import build_summary
 
@@ -31,7 +31,7 @@ async def escalate(
     summary = build_summary(
         level,
         signals,
-        events_as_dicts(tracker),
+        tracker.events or [],
         place=tracker.get_slot("place"),
         need=tracker.get_slot("need"),
         audience=tracker.get_slot("audience"),
