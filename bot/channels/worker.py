@@ -24,7 +24,7 @@ from typing import Any
 
 from rasa.core.channels.channel import UserMessage
 
-from bot.channels import inbox
+from bot.channels import inbox, retention
 from bot.channels.dbthread import nap
 from bot.channels.keywords import FAILSAFE_REPLY, HELP_REPLY
 from bot.channels.models import INBOX_DONE, INBOX_FAILED, INBOX_FAILSAFE
@@ -34,6 +34,8 @@ from bot.escalation.engine import flag_for_staff
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[UserMessage], Awaitable[Any]]
+PURGE_EVERY_S = 3600.0
+PURGE_FIRST_AFTER_S = 300.0
 
 
 class InboxWorker:
@@ -50,6 +52,7 @@ class InboxWorker:
         max_attempts: int = 3,
         concurrency: int = 32,
         limiter: TokenBucket | None = None,
+        retention_days: float | None = None,
         run_db: Callable[..., Awaitable[Any]] = asyncio.to_thread,
     ) -> None:
         self.handler = handler
@@ -73,6 +76,9 @@ class InboxWorker:
         self._active: dict[str, tuple] = {}
         self._last_renew = 0.0
         self._last_reclaim = float("-inf")
+        # The first purge waits a few minutes: start-up (and a restart loop) stays light.
+        self._last_purge = time.monotonic() - PURGE_EVERY_S + PURGE_FIRST_AFTER_S
+        self.retention_days = retention_days
         self._stopping = False
 
     async def start(self) -> None:
@@ -120,6 +126,12 @@ class InboxWorker:
         if now - self._last_reclaim > min(5.0, self.lease.total_seconds() / 3):
             self._last_reclaim = now
             await self._db(inbox.reclaim_expired)
+        if self.retention_days and now - self._last_purge > PURGE_EVERY_S:
+            self._last_purge = now
+            purged = await self._db(retention.purge, self.retention_days)
+            if purged.inbox or purged.outbox:
+                logger.info("sms worker: purged %d inbox and %d outbox rows older than %g days",
+                            purged.inbox, purged.outbox, self.retention_days)
         if self._active and now - self._last_renew > self.lease.total_seconds() / 3:
             self._last_renew = now
             await self._db(
