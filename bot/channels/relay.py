@@ -33,6 +33,7 @@ from typing import Any
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.shared.core.events import BotUttered, ConversationPaused, ConversationResumed
 from sanic import Blueprint, response
+from sanic.exceptions import InvalidUsage
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 SMS_CHANNELS = ("sms",)
 WEBCHAT_CHANNELS = ("socketio", "webchat")
 MAX_TEXT = 1600  # Twilio's own limit for one message
+# The longest conversation id the SMS tables hold (a pseudonym is "sms-" and 40 hex digits).
+MAX_SMS_CONVERSATION_ID = 64
+OPTIONAL_TEXT_FIELDS = ("text", "actor", "display_name")
 
 
 def joined_text(name: str) -> str:
@@ -61,8 +65,23 @@ class RelayError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+def check_target(conversation_id: str, channel: str) -> None:
+    """Refuse, before anything is recorded, a conversation no message could reach."""
+    if channel in SMS_CHANNELS:
+        if len(conversation_id) > MAX_SMS_CONVERSATION_ID:
+            raise RelayError(400, "bad_request", "not an SMS conversation id")
+    elif channel in WEBCHAT_CHANNELS:
+        from bot.channels import webchat
+
+        if not webchat.valid_session_id(conversation_id):
+            raise RelayError(400, "bad_request", "not a web chat conversation id")
+    else:
+        raise RelayError(409, "unsupported_channel", f"cannot relay on channel {channel!r}")
+
+
 async def deliver(conversation_id: str, channel: str, text: str, extra: dict[str, Any]) -> dict:
     """Send ``text`` to the person on their channel; what happened, for the caller."""
+    check_target(conversation_id, channel)
     if channel in SMS_CHANNELS:
         from bot.channels import outbox
 
@@ -102,14 +121,23 @@ class RelayInput(InputChannel):
 
     @staticmethod
     def _payload(request: Request, *needed: str) -> dict[str, Any]:
-        body = request.json if isinstance(request.json, dict) else None
-        if body is None:
+        try:
+            body = request.json
+        except InvalidUsage:  # not JSON at all: the caller's mistake, not a relay failure
+            body = None
+        if not isinstance(body, dict):
             raise RelayError(400, "bad_request", "expected a JSON object")
         for key in needed:
             if not isinstance(body.get(key), str) or not body[key].strip():
                 raise RelayError(400, "bad_request", f"field {key!r} is required")
+        for key in OPTIONAL_TEXT_FIELDS:
+            if body.get(key) is not None and not isinstance(body[key], str):
+                raise RelayError(400, "bad_request", f"field {key!r} must be a string")
         if len(body.get("text") or "") > MAX_TEXT:
             raise RelayError(400, "bad_request", f"text longer than {MAX_TEXT} characters")
+        if isinstance(body.get("text"), str):
+            # PostgreSQL cannot store a NUL in text, and no one means to send one.
+            body["text"] = body["text"].replace("\x00", "")
         return body
 
     async def _relay(self, request: Request, step: str) -> dict[str, Any]:
@@ -124,6 +152,8 @@ class RelayInput(InputChannel):
         if agent is None or agent.tracker_store is None:
             raise RelayError(503, "not_ready", "the assistant is not loaded yet")
         cid, channel, ref = body["conversation_id"], body["channel"], body["ref"]
+        # Checked before the tracker changes: a refused call leaves no trace in the transcript.
+        check_target(cid, channel)
         name = (body.get("display_name") or "").strip()
         if step == "takeover":
             text = joined_text(name)

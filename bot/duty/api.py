@@ -20,8 +20,10 @@ MAX_LIMIT = 500
 LIST_PARAMS = {"status", "level", "limit"}
 # Ids are PostgreSQL INTEGERs; a larger number would be a database error, not a "not found".
 MAX_ID = 2**31 - 1
-_ID_RE = re.compile(r"^[0-9]{1,10}$")
-_REF_RE = re.compile(r"^[A-Za-z0-9]{1,12}$")
+# Matched with fullmatch: "$" would also match before a final newline, and "1\n" is not id 1
+# (found by tests/fuzz).
+_ID_RE = re.compile(r"[0-9]{1,10}")
+_REF_RE = re.compile(r"[A-Za-z0-9]{1,12}")
 
 
 def _choices(request: web.Request, name: str, allowed: Sequence[str]) -> list[str]:
@@ -46,7 +48,9 @@ def _limit(request: web.Request) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # ASCII digits only: str.isdigit() also says yes to "²" or "١", which int() then refuses
+    # or reads as another number (found by tests/fuzz: "?limit=²" was a 500).
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ApiError(400, "bad_request", f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
 
@@ -72,10 +76,10 @@ async def list_escalations(request: web.Request) -> web.Response:
 
 def parse_key(key: str) -> tuple[int | None, str | None]:
     """``(id, None)`` for a numeric id, ``(None, REF)`` for a reference; ``(None, None)`` if neither."""
-    if _ID_RE.match(key):
+    if _ID_RE.fullmatch(key):
         number = int(key)
         return (number, None) if 1 <= number <= MAX_ID else (None, None)
-    if _REF_RE.match(key):
+    if _REF_RE.fullmatch(key):
         # Staff type references from an SMS on a phone keyboard; case must not matter.
         return None, key.upper()
     return None, None

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.duty import auth, staff
 from bot.duty.errors import ApiError, error_body
@@ -34,7 +35,14 @@ JSON_PREFIXES = ("/api/", "/health", "/metrics")
 SESSION_PATHS = ("/api", "/duty", "/metrics", "/login", "/logout")
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
-__all__ = ["ApiError", "auth_middleware", "check_bearer", "error_middleware", "on_prepare"]
+__all__ = [
+    "ApiError",
+    "auth_middleware",
+    "check_bearer",
+    "error_middleware",
+    "on_prepare",
+    "quiet_malformed_requests",
+]
 
 
 def _wants_json(request: web.Request) -> bool:
@@ -89,6 +97,31 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.Response(status=500, text="500: the server could not answer this request.")
 
 
+class MalformedRequestLogFilter(logging.Filter):
+    """One WARNING line, without a traceback, for an HTTP request aiohttp could not parse.
+
+    aiohttp 3.9 (pinned by Rasa) logs such a request, a client's mistake it answers with 400,
+    at ERROR with a traceback that quotes the offending header line, which can hold a session
+    cookie or the API token (found by tests/fuzz).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and (exc.code or 400) < 500:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = "refused an HTTP request that could not be parsed (%s %s)"
+            record.args = (exc.code, type(exc).__name__)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    """Install ``MalformedRequestLogFilter`` on aiohttp's server logger (once per process)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestLogFilter) for f in logger.filters):
+        logger.addFilter(MalformedRequestLogFilter())
+
+
 def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="duty"'})
 
@@ -106,8 +139,11 @@ def check_bearer(request: web.Request) -> None:
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         raise _unauthorized("Send Authorization: Bearer <DUTY_API_TOKEN>.")
-    # Constant-time comparison, on bytes so that a non-ASCII header cannot raise.
-    if not hmac.compare_digest(given.strip().encode("utf-8"), expected.encode("utf-8")):
+    # Constant-time comparison, on bytes so that a non-ASCII header cannot raise; aiohttp
+    # hands bytes that are not UTF-8 over as lone surrogates, which only surrogateescape
+    # turns back into bytes (found by tests/fuzz: they were a 500).
+    given_bytes = given.strip().encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(given_bytes, expected.encode("utf-8")):
         raise _unauthorized("The bearer token is not valid.")
 
 
@@ -117,7 +153,9 @@ def _under(path: str, prefix: str) -> bool:
 
 async def _load_principal(request: web.Request) -> None:
     token = request.cookies.get(auth.session_cookie_name(request))
-    if not token or len(token) > 128:
+    # Our tokens are short URL-safe ASCII; anything else is no session (and a cookie that is
+    # not UTF-8 would not even hash: found by tests/fuzz).
+    if not token or len(token) > 128 or not token.isascii():
         return
     who = await run_db(request, staff.load_session, token)
     if who is not None:
