@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import IO, Dict, List, Optional
 
 from bot import settings as settings_module
 from bot.settings import ROOT, Settings
@@ -25,7 +25,17 @@ from bot.settings import ROOT, Settings
 logger = logging.getLogger("bot.run")
 
 RESTART_WINDOW_S = 60
+# More restarts than this within the window (a database outage, say) are spaced out, never
+# abandoned: a crisis line that gave up would be down until someone noticed.
 MAX_RESTARTS_IN_WINDOW = 5
+MAX_RESTART_DELAY_S = 30.0
+
+
+def restart_delay(recent_restarts: int) -> float:
+    """Seconds to wait before the next restart, given restarts in the last window."""
+    if recent_restarts < MAX_RESTARTS_IN_WINDOW:
+        return 0.0
+    return min(MAX_RESTART_DELAY_S, 2.0 ** (recent_restarts - MAX_RESTARTS_IN_WINDOW + 1))
 
 
 def child_env(s: Settings, base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
@@ -82,10 +92,13 @@ class Child:
     argv: List[str]
     proc: Optional[subprocess.Popen] = None
     restarts: List[float] = field(default_factory=list)
+    restart_at: Optional[float] = None
 
-    def start(self, env: Dict[str, str]) -> None:
+    def start(self, env: Dict[str, str], log: Optional[IO[bytes]] = None) -> None:
+        """Start the process; ``log``: a file for its output (tests), else ours."""
         # Own process group, so Ctrl-C reaches us first and we stop children in order.
-        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=env, start_new_session=True,
+                                     stdout=log, stderr=log)
         logger.info("started %s (pid %s)", self.name, self.proc.pid)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -167,12 +180,19 @@ def main() -> int:
                 if stopping or child.proc is None or child.proc.poll() is None:
                     continue
                 now = time.monotonic()
-                child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW_S]
-                if len(child.restarts) >= MAX_RESTARTS_IN_WINDOW:
-                    logger.error("%s keeps failing; stopping the line", child.name)
-                    stopping = True
-                    break
-                logger.warning("%s exited with %s; restarting", child.name, child.proc.returncode)
+                if child.restart_at is None:
+                    child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW_S]
+                    delay = restart_delay(len(child.restarts))
+                    child.restart_at = now + delay
+                    if delay:
+                        logger.error("%s keeps failing (exit %s); restarting in %.0f s",
+                                     child.name, child.proc.returncode, delay)
+                    else:
+                        logger.warning("%s exited with %s; restarting", child.name,
+                                       child.proc.returncode)
+                if now < child.restart_at:
+                    continue
+                child.restart_at = None
                 child.restarts.append(now)
                 child.start(env)
     finally:

@@ -10,7 +10,8 @@ the price of never losing a reply.
 Retries: 429, 5xx, timeouts and connection errors are retried with exponential backoff and
 full jitter, up to ``max_attempts``. Other 4xx errors are permanent (21610: the person texted
 STOP; 21211: not a valid number): recorded with their code, not retried, and shown to staff
-when the conversation has a live escalation.
+when the conversation has a live escalation. A staff alert that cannot be delivered goes on
+its escalation's trail and moves the ladder on (``bot.escalation.dispatch.alert_undeliverable``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from bot.channels.models import (
 )
 from bot.channels.pseudonym import decrypt_number
 from bot.channels.segments import split_message
+from bot.escalation.dispatch import alert_undeliverable
 from bot.escalation.engine import flag_for_staff
 from bot.settings import settings
 from bot.store.db import transaction
@@ -77,12 +79,29 @@ class OutRow:
     opted_out: bool = False
 
 
-def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: int) -> list[int]:
-    """Write the parts of one bot message; the sender posts them in id order."""
+def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: int,
+            replay: bool = False) -> list[int]:
+    """Write the parts of one bot message; the sender posts them in id order.
+
+    ``replay``: the turn for ``inbox_id`` is being run again (the process died mid-turn), so a
+    message it already wrote then is skipped rather than sent twice. A reply with several
+    variations may come out differently the second time; that one is sent.
+    """
     parts = split_message(text, max_segments=max_segments)
     now = utcnow()
     ids = []
     with transaction() as s:
+        if replay and inbox_id is not None:
+            already = s.execute(
+                select(SmsOutbox.id).where(
+                    SmsOutbox.inbox_id == inbox_id, SmsOutbox.kind == kind,
+                    SmsOutbox.part == 1, SmsOutbox.body == parts[0].text,
+                ).limit(1)
+            ).first()
+            if already is not None:
+                logger.info("sms outbox: replayed turn for inbox row %s repeated a message "
+                            "already queued; not sent twice", inbox_id)
+                return []
         for n, part in enumerate(parts, start=1):
             row = SmsOutbox(
                 pseudonym=pid, inbox_id=inbox_id, kind=kind, body=part.text, part=n,
@@ -209,7 +228,14 @@ def mark_final(row_id: int, status: str, attempts: int, error_code: str | None) 
 
 
 def flag_delivery_problem(pid: str, outbox_id: int, error_code: str | None, reason: str) -> bool:
-    """Tell staff, but only on a conversation with a live escalation (level=None)."""
+    """Tell staff, but only on a conversation with a live escalation (level=None).
+
+    A staff alert that can never be delivered is the escalation's problem, not a
+    conversation's: it goes on that escalation's trail and may move the ladder on at once
+    (``dispatch.alert_undeliverable``).
+    """
+    if alert_undeliverable(outbox_id, error_code) is not None:
+        return True
     record = flag_for_staff(
         pid, "delivery_failed", reason,
         {"outbox_id": outbox_id, "error_code": error_code}, level=None, channel="sms",
@@ -232,6 +258,8 @@ def apply_status(twilio_sid: str, status: str, error_code: str | None) -> str | 
                 row.error_code = error_code
             row.updated_at = utcnow()
         if status in FAILED_DELIVERY:
+            if alert_undeliverable(row.id, error_code, session=s) is not None:
+                return row.pseudonym  # a staff alert: on its escalation's trail, not a person's
             flag_for_staff(
                 row.pseudonym, "delivery_failed",
                 f"SMS to the person was {status} (Twilio error {error_code or 'none'})",

@@ -30,6 +30,7 @@ from bot.channels import inbox, outbox
 from bot.channels.dbthread import DbThread
 from bot.channels.pseudonym import BadNumber, normalise_number
 from bot.channels.ratelimit import TokenBucket
+from bot.channels.turnloop import TurnLoop
 from bot.channels.worker import InboxWorker
 from bot.escalation import staff_sms
 from bot.settings import settings
@@ -37,13 +38,40 @@ from bot.settings import settings
 logger = logging.getLogger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")  # fullmatch: "$" would let a newline through
 # Twilio's delivery statuses are short lower-case words and its error codes are numbers.
 _STATUS_WORD = re.compile(r"[a-z_]{1,24}")
 _ERROR_CODE = re.compile(r"[0-9]{1,32}")
 # Twilio's own limit is 1,600 characters; anything far beyond is not Twilio.
 MAX_BODY = 5000
 MAX_MEDIA = 10
+
+
+STAFF = "staff"  # ``Received.kind`` of a text from a staff phone, answered by the staff handler
+
+
+def ingest_many(items: list[tuple]) -> list[Any]:
+    """The webhook's database work for every message queued together, in order.
+
+    Staff phones are answered by ``staff_sms`` (each in its own transaction; a failure there
+    fails that message only); the rest are stored by ``inbox.receive_many`` in one transaction.
+    """
+    results: list[Any] = [None] * len(items)
+    people: list[int] = []
+    for i, (_sid, number, body, _num_media) in enumerate(items):
+        try:
+            if staff_sms.handle_if_staff(number, body):
+                results[i] = inbox.Received(None, "", STAFF)
+                continue
+        except Exception as exc:  # noqa: BLE001  handed to that webhook only
+            results[i] = exc
+            continue
+        people.append(i)
+    if people:
+        for i, received in zip(people, inbox.receive_many([items[i] for i in people]),
+                               strict=True):
+            results[i] = received
+    return results
 
 
 def _plain(status: int, text: str) -> HTTPResponse:
@@ -57,16 +85,21 @@ class SmsOutput(OutputChannel):
     the number up in ``sms_contacts`` at the last moment.
     """
 
-    def __init__(self, runtime: SmsRuntime, inbox_id: int | None = None) -> None:
+    def __init__(self, runtime: SmsRuntime, inbox_id: int | None = None,
+                 replay: bool = False) -> None:
         self.runtime = runtime
         self.inbox_id = inbox_id
+        # A turn run again after a crash: what it already sent is not sent twice.
+        self.replay = replay
+        self.sent = 0  # messages the bot produced in this turn (the worker checks for none)
 
     @classmethod
     def name(cls) -> str:
         return "sms"
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        await self.runtime.enqueue(recipient_id, text, "reply", self.inbox_id)
+        self.sent += 1
+        await self.runtime.enqueue(recipient_id, text, "reply", self.inbox_id, self.replay)
 
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
@@ -98,12 +131,22 @@ class SmsOutput(OutputChannel):
 
 
 class SmsRuntime:
-    """The channel's background parts in one process: the inbox worker and the outbox sender."""
+    """The channel's background parts in one process: the inbox worker and the outbox sender.
+
+    Both live in the Rasa server's event loop; the bot turns the worker starts run in a second
+    loop in their own thread (``turnloop.py``), so that a busy bot never delays the webhook.
+    """
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
         # All the channel's database work, the webhook's first (see dbthread.py).
+        # All the channel's database work, the webhook's first (see dbthread.py). On a server
+        # database the webhook's writes get a thread and connection of their own, so a message
+        # never queues behind the worker's and sender's work; SQLite has one writer at a time,
+        # and two writing threads would only meet in its busy handler.
         self.db = DbThread()
+        sqlite = settings().database_url.startswith("sqlite")
+        self.ingest_db = self.db if sqlite else DbThread("sms-ingest")
         self.sender = outbox.OutboxSender(
             run_db=self.run_db,
             max_attempts=options["max_send_attempts"],
@@ -113,6 +156,8 @@ class SmsRuntime:
             poll_s=options["poll_s"],
         )
         self.worker: InboxWorker | None = None
+        self.turns = TurnLoop()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._starting: asyncio.Lock | None = None
 
     @property
@@ -126,11 +171,17 @@ class SmsRuntime:
         async with self._starting:
             if self.worker is not None:
                 return
+            self._loop = asyncio.get_running_loop()
             await self.sender.start()
+            self.turns.start()
             opts = self.options
+
+            async def turn(message: UserMessage) -> Any:
+                return await self.turns.run(handler, message)
+
             self.worker = InboxWorker(
-                handler,
-                lambda inbox_id: SmsOutput(self, inbox_id),
+                turn,
+                lambda inbox_id, replay=False: SmsOutput(self, inbox_id, replay),
                 self.enqueue,
                 turn_timeout_s=opts["turn_timeout_s"],
                 turn_hard_limit_s=opts["turn_hard_limit_s"],
@@ -149,6 +200,9 @@ class SmsRuntime:
         if worker is not None:
             await worker.stop()
         await self.sender.stop()
+        await asyncio.to_thread(self.turns.stop)
+        if self.ingest_db is not self.db:
+            self.ingest_db.close()
         self.db.close()
 
     def wake(self) -> None:
@@ -158,9 +212,26 @@ class SmsRuntime:
     async def run_db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await self.db.background(fn, *args)
 
-    async def enqueue(self, pid: str, text: str, kind: str, inbox_id: int | None) -> None:
-        await self.run_db(outbox.enqueue, pid, text, kind, inbox_id, self.options["max_segments"])
-        self.sender.wake()
+    async def enqueue(self, pid: str, text: str, kind: str, inbox_id: int | None,
+                      replay: bool = False) -> None:
+        await self.run_db(outbox.enqueue, pid, text, kind, inbox_id, self.options["max_segments"],
+                          replay)
+        self.wake_sender()
+
+    def wake_sender(self) -> None:
+        """Wake the sender from either loop (bot replies are written from the turn thread)."""
+        loop = self._loop
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if loop is None or current is loop:
+            self.sender.wake()
+        else:
+            try:
+                loop.call_soon_threadsafe(self.sender.wake)
+            except RuntimeError:
+                pass  # the server's loop is closed: the sender is gone with it
 
 
 DEFAULTS: dict[str, Any] = {
@@ -295,7 +366,7 @@ class SmsInput(InputChannel):
         if form is None:
             return _plain(400, "expected a form-encoded Twilio webhook")
         sid = form.get("MessageSid") or form.get("SmsSid") or ""
-        if not _SID.match(sid):
+        if not _SID.fullmatch(sid):
             return _plain(400, "missing or malformed MessageSid")
         try:
             number = normalise_number(form.get("From") or "")
@@ -316,16 +387,16 @@ class SmsInput(InputChannel):
             return _plain(400, "missing Body")
         if body is not None and len(body) > MAX_BODY:
             return _plain(413, "Body too long")
-        # A staff phone from the rota (ACK E7K2Q, ACCEPT/DECLINE a referral) goes to the staff
-        # handler, never to the inbox or the assistant; it answers through the outbox.
-        if await self.runtime.db.ingest(staff_sms.handle_if_staff, number, body or ""):
-            logger.info("sms webhook: %s from a staff phone handled by the staff handler", sid)
-            self.runtime.sender.wake()
-            return response.text(EMPTY_TWIML, content_type="text/xml")
-        # A media-only message is a message with no words; metadata tells the dialogue.
-        received = await self.runtime.db.ingest_batched(
-            inbox.receive_many, sid, number, body or "", num_media
+        # One trip to the database thread: a staff phone's text (ACK E7K2Q, ACCEPT/DECLINE a
+        # referral) goes to the staff handler, never to the inbox or the assistant; anything
+        # else is stored in the inbox (a media-only message as a message with no words).
+        received = await self.runtime.ingest_db.ingest_batched(
+            ingest_many, sid, number, body or "", num_media
         )
+        if received.kind == STAFF:
+            logger.info("sms webhook: %s from a staff phone handled by the staff handler", sid)
+            self.runtime.wake_sender()
+            return response.text(EMPTY_TWIML, content_type="text/xml")
         if received.duplicate:
             logger.info("sms webhook: %s repeated; acknowledged, not processed again", sid)
         else:
@@ -347,11 +418,11 @@ class SmsInput(InputChannel):
         status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
         # Anything else is not Twilio, and would not fit the outbox's columns (or, with a NUL,
         # not be storable at all on PostgreSQL): 400, not 500 (found by tests/fuzz).
-        if not _SID.match(sid) or not _STATUS_WORD.fullmatch(status):
+        if not _SID.fullmatch(sid) or not _STATUS_WORD.fullmatch(status):
             return _plain(400, "missing MessageSid or MessageStatus")
         raw_code = form.get("ErrorCode") or ""
         error_code = raw_code if _ERROR_CODE.fullmatch(raw_code) else None
-        pid = await self.runtime.db.ingest(outbox.apply_status, sid, status, error_code)
+        pid = await self.runtime.ingest_db.ingest(outbox.apply_status, sid, status, error_code)
         if pid:
             logger.warning("sms status: %s for %s is %s (error %s)", sid, pid, status,
                            error_code)

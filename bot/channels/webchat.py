@@ -21,6 +21,10 @@ Why our own channel rather than credentials for the stock one (``rasa/core/chann
 - The stock channel allows every origin (``cors_allowed_origins=[]`` plus a Sanic-CORS hack);
   we accept only the duty service's page (``WEBCHAT_ALLOWED_ORIGINS``).
 - Message text is never logged.
+- A turn never ends in silence: one that raises, outlasts ``turn_timeout_s`` (default
+  ``SMS_TURN_TIMEOUT_S``) or sends nothing (the action server down) is answered with the
+  fail-safe reply and flagged to staff, unless a human holds the conversation
+  (``bot/channels/failsafe.py``).
 
 Staff relay (issue 5): ``send_to_conversation(sender_id, text)`` emits into a conversation's
 room from anywhere in the Rasa server process; see its docstring.
@@ -42,13 +46,14 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
 from bot import settings as settings_module
+from bot.channels.failsafe import run_turn
 
 logger = logging.getLogger(__name__)
 
 # A session id is a capability: whoever knows it joins the conversation's room and reads the
 # replies. We hand out uuid4 hex (122 random bits) and accept nothing else, so an id cannot
 # be guessed, and nothing a browser sends can name an SMS conversation's pseudonym.
-SESSION_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+SESSION_ID_RE = re.compile(r"[0-9a-f]{32}")  # fullmatch: "$" would let a newline through
 # Far above anything typed into a chat box; stops a client pushing megabytes through NLU.
 MAX_MESSAGE_CHARS = 4000
 
@@ -61,7 +66,7 @@ def new_session_id() -> str:
 
 
 def valid_session_id(value: Any) -> bool:
-    return isinstance(value, str) and bool(SESSION_ID_RE.match(value))
+    return isinstance(value, str) and bool(SESSION_ID_RE.fullmatch(value))
 
 
 _LOOPBACK_ORIGIN = re.compile(r"^http://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
@@ -96,6 +101,7 @@ class WebChatInput(InputChannel):
             socketio_path=credentials.get("socketio_path", "/socket.io"),
             metadata_key=credentials.get("metadata_key", "metadata"),
             allowed_origins=credentials.get("cors_allowed_origins"),
+            turn_timeout_s=credentials.get("turn_timeout_s"),
         )
 
     def __init__(
@@ -106,6 +112,7 @@ class WebChatInput(InputChannel):
         socketio_path: Text = "/socket.io",
         metadata_key: Text = "metadata",
         allowed_origins: Optional[Sequence[str]] = None,
+        turn_timeout_s: Optional[float] = None,
     ) -> None:
         self.user_message_evt = user_message_evt
         self.bot_message_evt = bot_message_evt
@@ -117,6 +124,11 @@ class WebChatInput(InputChannel):
             list(allowed_origins)
             if allowed_origins is not None
             else list(settings_module.settings().webchat_allowed_origins)
+        )
+        # None: SMS_TURN_TIMEOUT_S, the same patience as the SMS line's.
+        self.turn_timeout_s = (
+            float(turn_timeout_s) if turn_timeout_s is not None
+            else float(settings_module.settings().sms_turn_timeout_s)
         )
         self.sio: Optional[AsyncServer] = None
 
@@ -231,7 +243,8 @@ class WebChatInput(InputChannel):
                 input_channel=self.name(),
                 metadata=metadata,
             )
-            await on_new_message(message)
+            await run_turn(message, on_new_message, timeout_s=self.turn_timeout_s,
+                           channel=self.name())
 
         return bp
 

@@ -42,7 +42,7 @@ class InboxWorker:
     def __init__(
         self,
         handler: Handler,
-        output_for: Callable[[int | None], Any],
+        output_for: Callable[..., Any],
         enqueue: Callable[[str, str, str, int | None], Awaitable[None]],
         *,
         turn_timeout_s: float = 8.0,
@@ -176,9 +176,12 @@ class InboxWorker:
             self._wake.set()
 
     async def _turn(self, row: inbox.Claimed) -> tuple:
+        # attempts > 1: this row's turn ran before and its process died; what it sent then is
+        # not sent again.
+        output = self.output_for(row.id, row.attempts > 1)
         message = UserMessage(
             row.body,
-            self.output_for(row.id),
+            output,
             sender_id=row.pseudonym,
             input_channel="sms",
             message_id=row.message_sid,
@@ -189,7 +192,16 @@ class InboxWorker:
         task = asyncio.ensure_future(self.handler(message))
         try:
             await asyncio.wait_for(asyncio.shield(task), self.turn_timeout_s)
-            return INBOX_DONE, None
+            if getattr(output, "sent", 1) or await self._db(inbox.held_by_staff, row.pseudonym):
+                return INBOX_DONE, None
+            # The turn "worked" but said nothing: Rasa carries on when a custom action fails
+            # (the action server down), and the person would hear nothing at all. Silence is
+            # not an answer on a crisis line; a conversation a human holds is meant to be quiet.
+            reason = "no_reply"
+            logger.warning("sms worker: turn for %s sent nothing; sending the fail-safe reply",
+                           row.pseudonym)
+            await self._failsafe(row, reason)
+            return INBOX_FAILSAFE, reason
         except asyncio.TimeoutError:  # noqa: UP041  on Python 3.10 it is not the builtin TimeoutError
             reason = "timeout"
         except asyncio.CancelledError:

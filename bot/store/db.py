@@ -14,6 +14,7 @@ from typing import Dict, Iterator, Optional
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from bot import settings as settings_module
 
@@ -44,6 +45,12 @@ def get_engine(url: Optional[str] = None) -> Engine:
                 if parsed.database and parsed.database != ":memory:":
                     Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
                 kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
+                # SQLAlchemy 1.4 gives a SQLite file no pool: every transaction opened a new
+                # connection and ran the pragmas below (the SMS webhook's main cost under
+                # load, measured with py-spy). A pool keeps them open; a local file needs no
+                # pre-ping.
+                kwargs.update(poolclass=QueuePool, pool_size=8, max_overflow=16,
+                              pool_pre_ping=False)
             engine = create_engine(url, **kwargs)
             if parsed.get_backend_name() == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)

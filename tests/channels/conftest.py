@@ -1,7 +1,8 @@
 """Harness for the SMS channel: a fake Twilio API and the channel on real loopback HTTP.
 
-- ``FakeTwilio``: an aiohttp server answering ``POST /2010-04-01/Accounts/{sid}/Messages.json``
-  like Twilio (201 + JSON), with scripted failures (status codes, delays) first.
+- ``fake_twilio``: the shared ``tests.helpers.FakeTwilio`` (Twilio's create-message endpoint
+  on loopback HTTP, with an auth check, scripted failures and arrival times) for this
+  package's account.
 - ``SmsServer``: a sanic app with the channel's blueprint and a stub agent in place of Rasa's
   (``on_new_message``), served on a free loopback port; requests to it are signed with
   twilio's own ``RequestValidator.compute_signature``.
@@ -10,17 +11,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from sanic import Sanic
 from twilio.request_validator import RequestValidator
 
@@ -28,6 +25,7 @@ from bot import settings as settings_module
 from bot.channels.pseudonym import pseudonym
 from bot.channels.sms import SmsInput
 from tests.helpers import eventually  # noqa: F401  re-exported for the tests here
+from tests.helpers import serve_fake_twilio
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token"
@@ -56,58 +54,10 @@ def new_sid(prefix: str = "SM") -> str:
     return prefix + uuid.uuid4().hex
 
 
-@dataclass
-class FakeTwilio:
-    """Records every create-message request; answers from ``script`` first, then 201."""
-
-    url: str = ""
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    created: list[dict[str, Any]] = field(default_factory=list)
-    # Each entry: (status, twilio error code or None, delay seconds)
-    script: list[tuple] = field(default_factory=list)
-    auth_failures: int = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        if request.match_info["sid"] != ACCOUNT_SID:
-            return web.json_response({"code": 20404, "message": "not found"}, status=404)
-        auth = aiohttp.BasicAuth.decode(request.headers.get("Authorization", ""))
-        if (auth.login, auth.password) != (ACCOUNT_SID, AUTH_TOKEN):
-            self.auth_failures += 1
-            return web.json_response({"code": 20003, "message": "auth"}, status=401)
-        form = dict(await request.post())
-        self.requests.append(form)
-        if self.script:
-            status, code, delay = self.script.pop(0)
-            if delay:
-                await asyncio.sleep(delay)
-            if status >= 300:
-                return web.json_response(
-                    {"code": code or status, "message": "scripted failure", "status": status},
-                    status=status,
-                )
-        sid = "SM" + uuid.uuid4().hex
-        self.created.append({**form, "sid": sid})
-        return web.Response(
-            status=201,
-            content_type="application/json",
-            text=json.dumps({
-                "sid": sid, "account_sid": ACCOUNT_SID, "to": form.get("To"),
-                "from": form.get("From"), "body": form.get("Body"), "status": "queued",
-                "num_segments": "1", "direction": "outbound-api",
-            }),
-        )
-
-
 @pytest.fixture
 async def fake_twilio():
-    fake = FakeTwilio()
-    app = web.Application()
-    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", fake.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await asyncio.wait_for(server.close(), 15)
+    async with serve_fake_twilio(ACCOUNT_SID, AUTH_TOKEN) as fake:
+        yield fake
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, api_url: str, **extra: str) -> None:

@@ -14,6 +14,7 @@ from bot.escalation.engine import record_escalation
 from bot.store.db import transaction
 from bot.store.models import Escalation, utcnow
 from tests.channels.conftest import PERSON, StubAgent, eventually, new_sid, person_id
+from tests.channels.crossthread import CrossThreadEvent
 
 
 def outbox_rows():
@@ -82,7 +83,7 @@ async def test_attempts_are_bounded(twilio_env, fake_twilio, servers):
 async def test_a_restart_between_receipt_and_reply_still_delivers(
     twilio_env, fake_twilio, servers
 ):
-    stuck = asyncio.Event()
+    stuck = CrossThreadEvent()  # set in the turn thread or awaited there
 
     async def dies_mid_turn(message):
         stuck.set()
@@ -172,3 +173,17 @@ async def test_long_replies_are_split_for_ucs2(twilio_env, fake_twilio, servers)
     assert len(rows) > 1 and all(r.encoding == UCS2 for r in rows)
     assert all(segment_count(r.body) <= 2 for r in rows)
     assert " ".join(c["Body"] for c in fake_twilio.created) == text
+
+
+def test_a_replayed_turn_does_not_send_what_it_already_sent(twilio_env):
+    # A turn run again after its process died (inbox attempts > 1) repeats the bot's replies;
+    # what the first run already queued is not sent twice. A first run is never deduplicated.
+    first = outbox.enqueue(person_id(), "I'm here. Go on.", "reply", 7, 3)
+    assert first
+    assert outbox.enqueue(person_id(), "I'm here. Go on.", "reply", 7, 3, True) == []
+    # A reply the first run did not get to is still sent.
+    assert outbox.enqueue(person_id(), "Is anyone with you?", "reply", 7, 3, True)
+    # Another message's turn is not affected.
+    assert outbox.enqueue(person_id(), "I'm here. Go on.", "reply", 8, 3, True)
+    with transaction() as s:
+        assert len(s.execute(select(SmsOutbox.id)).all()) == 3

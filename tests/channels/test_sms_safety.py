@@ -12,6 +12,7 @@ from bot.escalation.engine import record_escalation
 from bot.store.db import transaction
 from bot.store.models import Escalation
 from tests.channels.conftest import StubAgent, eventually, person_id
+from tests.channels.crossthread import CrossThreadEvent
 
 
 def escalation_events(conversation_id: str):
@@ -137,7 +138,7 @@ async def test_failsafe_reply_when_the_turn_raises(twilio_env, fake_twilio, serv
 async def test_failsafe_reply_when_the_turn_hangs_and_the_late_reply_still_goes(
     twilio_env, fake_twilio, servers
 ):
-    release = asyncio.Event()
+    release = CrossThreadEvent()  # set in the turn thread or awaited there
 
     async def slow(message):
         await release.wait()
@@ -185,3 +186,38 @@ async def test_risk_words_are_never_rate_limited(twilio_env, fake_twilio, server
     await server.sms("I took all my pills")
     await eventually(lambda: len(agent.messages) == 3, what="the held and the risk message")
     assert [m.text for m in agent.messages][1:] == ["are you a person", "I took all my pills"]
+
+
+async def test_a_turn_that_says_nothing_still_gets_the_emergency_numbers(
+    twilio_env, fake_twilio, servers
+):
+    # Rasa carries on when a custom action fails (the action server is down): the turn ends
+    # without a word. The person must not be left with silence.
+    async def silent(message):
+        return None
+
+    server = await servers(StubAgent(silent))
+    await server.sms("where can I go tonight")
+    await eventually(lambda: fake_twilio.created, what="the fail-safe reply")
+    assert fake_twilio.created[0]["Body"] == FAILSAFE_REPLY
+    await eventually(lambda: "turn_failed" in (escalation_events(person_id()) or (0, []))[1],
+                     what="staff told")
+
+
+async def test_a_conversation_staff_hold_stays_quiet(twilio_env, fake_twilio, servers):
+    from bot.escalation import engine
+
+    esc = record_escalation(person_id(), "urgent", ["test"], channel="sms")
+    engine.take_over(esc.ref, "staff:pw1", "Sam")
+
+    async def paused(message):
+        return None  # the assistant is paused while a human holds the conversation
+
+    agent = StubAgent(paused)
+    server = await servers(agent)
+    await server.sms("are you still there?")
+    await eventually(lambda: agent.messages, what="the turn")
+    await asyncio.sleep(0.5)
+    assert fake_twilio.created == []
+    with transaction() as s:
+        assert s.execute(select(SmsInbox.status)).scalar_one() == "done"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from sqlalchemy import select
 
@@ -19,6 +20,7 @@ from tests.channels.conftest import (
     new_sid,
     person_id,
 )
+from tests.channels.crossthread import CrossThreadEvent
 
 
 async def test_signed_message_gets_its_reply_posted_to_twilio_for_the_right_number(
@@ -161,7 +163,7 @@ async def test_media_only_message_is_a_message_with_no_words(twilio_env, fake_tw
 async def test_the_webhook_answers_at_once_while_the_bot_is_still_thinking(
     twilio_env, fake_twilio, servers
 ):
-    release = asyncio.Event()
+    release = CrossThreadEvent()  # set in the turn thread or awaited there
 
     async def slow(message):
         await release.wait()
@@ -177,6 +179,38 @@ async def test_the_webhook_answers_at_once_while_the_bot_is_still_thinking(
     await eventually(lambda: fake_twilio.created, what="the reply after the turn")
 
 
+async def test_the_webhook_answers_at_once_while_a_turn_holds_the_cpu(
+    twilio_env, fake_twilio, servers
+):
+    # A Rasa turn runs its NLU pipeline and policies synchronously: CPU work that never
+    # yields. Twilio must not wait for it (it gives up at 15 s).
+    busy, done = CrossThreadEvent(), CrossThreadEvent()
+
+    def think(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            sum(range(1000))
+
+    async def cpu_bound(message):
+        if message.text == "first":
+            busy.set()
+            think(4.0)
+            done.set()
+        await echo_text(message)
+
+    server = await servers(StubAgent(cpu_bound), turn_timeout_s=10.0)
+    status, _, _ = await server.sms("first")
+    assert status == 200
+    await busy.wait()
+    loop = asyncio.get_running_loop()
+    for i in range(3):  # while the first turn is still thinking
+        started = loop.time()
+        status, _, _ = await server.sms(f"next {i}", number=f"+4477009005{i:02d}")
+        assert status == 200 and loop.time() - started < 1.0
+    assert not done.is_set()  # all three were answered during the 4 s turn
+    await eventually(lambda: fake_twilio.created, timeout=10, what="the first reply")
+
+
 async def test_messages_of_one_conversation_run_in_order_one_at_a_time(
     twilio_env, fake_twilio, servers
 ):
@@ -185,7 +219,8 @@ async def test_messages_of_one_conversation_run_in_order_one_at_a_time(
         await echo_text(message)
 
     agent = StubAgent(slowish)
-    server = await servers(agent)
+    # Ordering is the point here, not the fail-safe: room for a loaded CI machine.
+    server = await servers(agent, turn_timeout_s=5.0)
     other = "+447700900456"
     for i in range(6):
         await server.sms(f"m{i}")
