@@ -1,4 +1,4 @@
-"""Asking for a human: record the escalation through bot.escalation.engine."""
+"""Asking for a human: record the escalation, and the person's consent, through bot.escalation.engine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import channel_of, escalation_level, in_thread, latest_risk
-from bot.escalation.engine import flag_for_staff, record_escalation
+from bot.escalation.engine import flag_for_staff, record_consent, record_escalation
 from bot.escalation.summary import build_summary
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,58 @@ class ActionRequestHuman(Action):
 
     async def run(self, dispatcher, tracker: Tracker, domain) -> List[Dict[Text, Any]]:
         return await escalate(dispatcher, tracker, "support", ["asked_for_human"])
+
+
+# The consent questions the dialogue asks (domain responses) and the topic each answer is
+# recorded under on the escalation (the engine's and the console's names). The action finds
+# the question by the latest bot utterance, so one action serves every question.
+CONSENT_QUESTIONS = {
+    "utter_ask_consent_share": "share_summary",
+    "utter_ask_consent_share_now": "share_summary",
+    "utter_ask_consent_sanctuary": "sanctuary",
+}
+ANSWER_FOR_INTENT = {"affirm": True, "deny": False}
+
+
+def consent_question(tracker: Tracker) -> Optional[str]:
+    """The topic of the consent question the person is answering, if the last thing the
+    assistant said was one."""
+    for event in reversed(tracker.events or []):
+        if event.get("event") == "bot":
+            utter = (event.get("metadata") or {}).get("utter_action")
+            return CONSENT_QUESTIONS.get(utter or "")
+    return None
+
+
+class ActionRecordConsent(Action):
+    """YES / NO to "may I pass on what you've told me?": recorded on the escalation.
+
+    Never blocks help: the alert went out before the question was asked, whatever the answer
+    or a failure here; the rules say the same kind words either way, and nothing said to the
+    person claims the answer was stored.
+    """
+
+    def name(self) -> Text:
+        return "action_record_consent"
+
+    async def run(self, dispatcher, tracker: Tracker, domain) -> List[Dict[Text, Any]]:
+        topic = consent_question(tracker)
+        intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+        given = ANSWER_FOR_INTENT.get(intent or "")
+        ref = tracker.get_slot("escalation_ref")
+        if topic is None or given is None or not ref:
+            # Nothing asked, an answer that is neither yes nor no, or no escalation recorded
+            # (the person was already told the team could not be reached): nothing to store.
+            logger.info("consent not recorded (topic=%s, answer=%s, escalation=%s)",
+                        topic, given, bool(ref))
+            return []
+        try:
+            await in_thread(record_consent, ref, topic, given, "assistant")
+        except Exception:  # noqa: BLE001 - consent is never a reason to stop helping
+            logger.exception("could not record consent to %s on %s", topic, ref)
+            return []
+        logger.info("consent to %s %s on escalation %s", topic, "given" if given else "refused", ref)
+        return []
 
 
 class ActionOptOut(Action):

@@ -22,7 +22,12 @@ from bot.duty.keys import (
     SETTINGS_KEY,
     TAKEOVER_KEY,
 )
-from bot.duty.middlewares import auth_middleware, error_middleware, on_prepare
+from bot.duty.middlewares import (
+    auth_middleware,
+    error_middleware,
+    on_prepare,
+    quiet_malformed_requests,
+)
 from bot.duty.ratelimit import LoginLimiter
 from bot.duty.takeover import TakeoverEngine
 from bot.duty.routes import setup_routes
@@ -68,6 +73,7 @@ def create_app(
     escalations they seed exactly as they left them; ``python -m bot.duty`` turns it on.
     """
     app = web.Application(middlewares=[error_middleware, auth_middleware])
+    quiet_malformed_requests()
     app[SETTINGS_KEY] = settings or settings_module.settings()
     app[LIMITER_KEY] = LoginLimiter()
     if takeover is not None:
@@ -75,6 +81,9 @@ def create_app(
     app.on_response_prepare.append(on_prepare)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(http_ctx)
+    if takeover is not None and hasattr(takeover, "app_ctx"):
+        # After the database and HTTP contexts: the engine binds to both (bot/duty/handoff.py).
+        app.cleanup_ctx.append(takeover.app_ctx)
     if dispatch:
         from bot.duty.handoff import handoff_ctx, stop_handoff
 

@@ -4,10 +4,18 @@
   alert dispatcher (``bot/escalation/dispatch.py``) and an SMS outbox sender in this process.
   The sender is the SMS channel's own (``bot/channels/outbox.py``): it claims rows with leases,
   so it can run here and in the Rasa server at once without sending a row twice.
+- It also runs the held-conversation risk watcher (``bot/escalation/watch.py``): a person's
+  urgent or imminent message in a conversation a human holds alerts the holder and the duty
+  manager at once.
+- And the risk safety net (``bot/escalation/safety_net.py``): an urgent or imminent message
+  in any conversation that the assistant did not record (the action server down) gets its
+  escalation here, and the dispatcher is woken to alert at once.
 - ``RelayTakeover`` is the ``TakeoverEngine`` the console uses: state changes go through the
   escalation engine (validated, audited, row-locked); what the person sees goes through the
   Rasa server's staff relay (``bot/channels/relay.py``), which pauses and resumes the
-  assistant and delivers on SMS or web chat.
+  assistant and delivers on SMS or web chat. Its rota (for the houses it offers) is read in
+  the database threads and kept in memory, because the console asks for the houses from a
+  request handler, on the event loop, and must not wait on the disk there.
 """
 
 from __future__ import annotations
@@ -25,11 +33,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.channels.outbox import OutboxSender
-from bot.duty.keys import DB_EXECUTOR_KEY, ENGINE_KEY, HTTP_KEY, SETTINGS_KEY, TAKEOVER_KEY
+from bot.duty.keys import DB_EXECUTOR_KEY, ENGINE_KEY, HTTP_KEY, SETTINGS_KEY
 from bot.duty.staff import Principal
 from bot.duty.takeover import TakeoverError
 from bot.escalation import audit, engine
-from bot.escalation.dispatch import ALERT_KIND, Dispatcher, RotaSource, _enqueue, register_contact
+from bot.escalation import rota as rota_module
+from bot.escalation.dispatch import Dispatcher, RotaSource, alert_staff
+from bot.escalation.models import PURPOSE_REFERRAL
+from bot.escalation.safety_net import RiskSafetyNet
+from bot.escalation.watch import HeldRiskWatcher
 from bot.settings import Settings
 from bot.store.models import Escalation
 
@@ -37,7 +49,12 @@ logger = logging.getLogger(__name__)
 
 DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
 SENDER_KEY = web.AppKey("sms_sender", OutboxSender)
+WATCHER_KEY = web.AppKey("held_risk_watcher", HeldRiskWatcher)
+SAFETY_NET_KEY = web.AppKey("risk_safety_net", RiskSafetyNet)
 RELAY_TIMEOUT_S = 5.0
+# How old the in-memory rota may get before a console page asks for a fresh read (in the
+# background: that page still gets the copy in memory).
+ROTA_REFRESH_S = 15.0
 
 
 class RelayClient:
@@ -85,7 +102,33 @@ class RelayTakeover:
         self.settings = settings
         self.rota = RotaSource(rota_path or settings.rota_file)
         self.relay = RelayClient(settings)
-        self.app: Optional[web.Application] = None  # bound by handoff_ctx
+        self.app: Optional[web.Application] = None  # bound by app_ctx
+        # The last rota read (off the event loop) and when: ``referral_houses`` uses it.
+        self._rota: Optional[rota_module.Rota] = None
+        self._rota_at = float("-inf")
+        self._refreshing: Optional[asyncio.Task] = None
+
+    async def app_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx (``create_app`` adds it after the database): bind to the app's
+        database threads and HTTP session, and read the rota before the first request."""
+        self.app = app
+        self.relay.session = app[HTTP_KEY]
+        try:
+            await self.refresh_rota()
+        except Exception as exc:  # noqa: BLE001  the console still works; houses stay empty
+            logger.error("takeover: cannot read the rota (%s)", type(exc).__name__)
+        yield
+        task, self._refreshing = self._refreshing, None
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        self.app = None
+
+    async def refresh_rota(self) -> rota_module.Rota:
+        """Read the rota file (if it changed) in a database thread, never on the loop."""
+        rota = await self._db(self.rota.get)
+        self._rota = rota
+        self._rota_at = asyncio.get_running_loop().time()
+        return rota
 
     async def _db(self, fn, *args: Any, **kwargs: Any) -> Any:
         call = functools.partial(fn, *args, **kwargs)
@@ -129,20 +172,36 @@ class RelayTakeover:
         await self._step(engine.hand_back, ref, staff.actor)
 
     async def refer(self, ref: str, staff: Principal, house: str) -> None:
-        houses = dict(self.referral_houses())
-        if house not in houses:
+        rota = await self.refresh_rota()  # the rota as it is now, read off the loop
+        now = dt.datetime.now(dt.timezone.utc)
+        if house not in {h.id for h in rota.houses_open(now)}:
             raise TakeoverError("That house is not taking referrals now.")
-        rota = await self._db(self.rota.get)
-        people = rota.on_call(house, dt.datetime.now(dt.timezone.utc))
+        people = rota.on_call(house, now)
         await self._step(_in_session, _refer_and_alert, ref, staff.actor, house,
-                         [p.phone for p in people], self.settings.duty_public_url,
-                         self.settings.tz_line)
+                         people, self.settings.duty_public_url, self.settings.tz_line)
         if self.app is not None and SENDER_KEY in self.app:
             self.app[SENDER_KEY].wake()
 
     def referral_houses(self) -> Sequence[tuple[str, str]]:
+        """Houses with a volunteer on duty now, from the rota in memory (no file I/O here:
+        the console calls this on the event loop). A stale copy starts a background read."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if (loop is not None and loop.time() - self._rota_at > ROTA_REFRESH_S
+                and (self._refreshing is None or self._refreshing.done())):
+            self._refreshing = loop.create_task(self._refresh_quietly())
+        if self._rota is None:
+            return []  # not read yet: offer nothing rather than guess
         now = dt.datetime.now(dt.timezone.utc)
-        return [(h.id, h.name) for h in self.rota.get().houses_open(now)]
+        return [(h.id, h.name) for h in self._rota.houses_open(now)]
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh_rota()
+        except Exception as exc:  # noqa: BLE001  keep the last good copy
+            logger.error("takeover: cannot re-read the rota (%s)", type(exc).__name__)
 
 
 def _in_session(fn, *args: Any) -> Any:
@@ -178,7 +237,7 @@ def _audit_message(session: Session, ref: str, actor: str, chars: int) -> None:
 
 
 def _refer_and_alert(session: Session, ref: str, actor: str, house: str,
-                     numbers: list[str], public_url: str, tz_name: str) -> None:
+                     people: list[rota_module.StaffMember], public_url: str, tz_name: str) -> None:
     from bot.duty.console_db import tonight
     from bot.duty.models import SanctuaryBeds
 
@@ -189,15 +248,15 @@ def _refer_and_alert(session: Session, ref: str, actor: str, house: str,
     if not beds:
         # The house keeps its free beds in the console; no number tonight is no bed offered.
         raise engine.TransitionError("That house has no free bed recorded for tonight.")
-    if not numbers:
+    if not people:
         raise engine.TransitionError("Nobody is on duty at that house to take the referral.")
     rec = engine.refer(ref, actor, house, session=session)
     esc = engine.load(session, rec.id)
     text = (f"Sanctuary referral {esc.ref} ({esc.level}) to your house. Open "
             f"{public_url}/duty/sanctuary to accept or decline.")
     rows: list[int] = []
-    for number in numbers:
-        rows += _enqueue(session, register_contact(session, number), text, ALERT_KIND)
+    for member in people:
+        rows += alert_staff(session, esc, member, text, PURPOSE_REFERRAL)
     audit.append(session, esc, "referral_alerted", "system:dispatcher",
                  reason="house volunteers on duty alerted by SMS",
                  data={"house": house, "outbox_ids": rows})
@@ -219,31 +278,35 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
         await relay.post("notify", {"conversation_id": conversation_id, "channel": channel,
                                     "ref": ref, "text": text})
 
-    takeover = app.get(TAKEOVER_KEY)
-    if isinstance(takeover, RelayTakeover):
-        # The console's steps use this app's database threads and HTTP session.
-        takeover.app = app
-        takeover.relay.session = app[HTTP_KEY]
-
     sender = OutboxSender(run_db=run_db)
     dispatcher = Dispatcher(cfg.rota_file, timeout_override=cfg.escalation_ack_timeout_s,
                             run_db=run_db, on_enqueued=sender.wake, notify=notify)
+    watcher = HeldRiskWatcher(cfg.rota_file, run_db=run_db, on_enqueued=sender.wake)
+    net = RiskSafetyNet(run_db=run_db, on_recorded=dispatcher.wake)
     await sender.start()
     await dispatcher.start()
+    await watcher.start()
+    await net.start()
     app[SENDER_KEY] = sender
     app[DISPATCHER_KEY] = dispatcher
-    logger.info("handoff: dispatcher and SMS sender running")
+    app[WATCHER_KEY] = watcher
+    app[SAFETY_NET_KEY] = net
+    logger.info("handoff: dispatcher, risk watcher, risk safety net and SMS sender running")
     yield
     await stop_handoff(app)
 
 
 async def stop_handoff(app: web.Application) -> None:
-    """Stop the dispatcher, then the sender (idempotent).
+    """Stop the watcher and the dispatcher, then the sender (idempotent).
 
     Also an ``on_shutdown`` hook: aiohttp (3.9) waits, before running cleanup contexts, for
     every task created after start-up, and the loops' per-poll ``wait_for`` tasks are such
     tasks; without stopping the loops first, shutdown would hang for ``shutdown_timeout``.
     """
+    if SAFETY_NET_KEY in app:
+        await app[SAFETY_NET_KEY].stop()
+    if WATCHER_KEY in app:
+        await app[WATCHER_KEY].stop()
     if DISPATCHER_KEY in app:
         await app[DISPATCHER_KEY].stop()
     if SENDER_KEY in app:

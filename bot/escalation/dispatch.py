@@ -52,10 +52,15 @@ from bot.escalation.models import (
     JOB_DONE,
     JOB_PENDING,
     KIND_EXHAUSTED,
+    KIND_REALERT,
     KIND_TELL_ACCEPTED,
     KIND_TELL_DECLINED,
     KIND_TIER,
+    PURPOSE_EXHAUSTED,
+    PURPOSE_REALERT,
+    PURPOSE_TIER,
     AlertJob,
+    AlertSms,
 )
 from bot.settings import settings
 from bot.store.db import transaction
@@ -108,9 +113,10 @@ def alert_text(esc: Escalation, now: dt.datetime, step: int, public_url: str) ->
     )
 
 
-def exhausted_text(esc: Escalation, now: dt.datetime, public_url: str) -> str:
+def exhausted_text(esc: Escalation, now: dt.datetime, public_url: str, repeat: int = 0) -> str:
+    lead = f"REMINDER {repeat}: STILL " if repeat else ""
     return (
-        f"NOBODY ACKNOWLEDGED {esc.level.upper()} escalation {esc.ref} (waited "
+        f"{lead}NOBODY ACKNOWLEDGED {esc.level.upper()} escalation {esc.ref} (waited "
         f"{_waited(esc.created_at, now)}); the person has been given 999/111/Samaritans. "
         f"Reply ACK {esc.ref} or open {public_url}/duty/e/{esc.ref}"
     )
@@ -188,6 +194,20 @@ def _enqueue(session: Session, pid: str, text: str, kind: str) -> list[int]:
         session.add(row)
         session.flush()
         ids.append(row.id)
+    return ids
+
+
+def alert_staff(session: Session, esc: Escalation, member: rota_module.StaffMember, text: str,
+                purpose: str, job_id: Optional[int] = None) -> list[int]:
+    """Queue ``text`` to one member of staff and remember which escalation it was for
+    (``escalation_alert_sms``), in the caller's transaction: if Twilio refuses the number
+    for good, ``alert_undeliverable`` finds the escalation from the outbox row."""
+    ids = _enqueue(session, register_contact(session, member.phone), text, ALERT_KIND)
+    now = utcnow()
+    for outbox_id in ids:
+        session.add(AlertSms(outbox_id=outbox_id, escalation_id=esc.id, job_id=job_id,
+                             purpose=purpose, staff_id=member.id, created_at=now))
+    session.flush()
     return ids
 
 
@@ -271,7 +291,7 @@ def process_job(job_id: int, owner: str, r: rota_module.Rota,
             if people:
                 text = alert_text(esc, now, job.step, cfg.duty_public_url)
                 for member in people:
-                    out.outbox_ids += _enqueue(s, register_contact(s, member.phone), text, ALERT_KIND)
+                    out.outbox_ids += alert_staff(s, esc, member, text, PURPOSE_TIER, job.id)
                 out.staff = [m.id for m in people]
                 out.action = "alerted"
                 engine._mark_alerted(
@@ -293,24 +313,127 @@ def process_job(job_id: int, owner: str, r: rota_module.Rota,
                 engine.schedule_alert(s, esc, job.level, len(ladder), next_due, KIND_EXHAUSTED)
             return out
 
+        managers = _duty_managers(r, now)
+        interval = engine.realert_interval_s(job.level, timeout_override)
+        manager_rows: list[int] = []
+        if job.kind == KIND_REALERT:
+            # Still nobody: the duty managers again, at a steady interval, until someone
+            # acknowledges. The person is not messaged again (they were told once, honestly,
+            # with the numbers; repeating it every few minutes would only add to the noise).
+            repeat = max(1, job.step - len(ladder))
+            text = exhausted_text(esc, now, cfg.duty_public_url, repeat=repeat)
+            for member in managers:
+                manager_rows += alert_staff(s, esc, member, text, PURPOSE_REALERT, job.id)
+            out.action = "realerted" if managers else "realert_skipped"
+            out.outbox_ids += manager_rows
+            out.staff = [m.id for m in managers]
+            if managers:
+                audit.append(s, esc, "re_alerted", "system:dispatcher",
+                             reason=f"still unacknowledged; duty manager alerted again "
+                                    f"(reminder {repeat})",
+                             data={"level": job.level, "repeat": repeat, "staff": out.staff,
+                                   "outbox_ids": manager_rows, "next_in_s": interval})
+            else:
+                audit.append(s, esc, "re_alert_skipped", "system:dispatcher",
+                             reason="still unacknowledged and no duty manager on call",
+                             data={"level": job.level, "repeat": repeat, "next_in_s": interval})
+            engine.schedule_alert(s, esc, job.level, job.step + 1,
+                                  now + dt.timedelta(seconds=interval), KIND_REALERT)
+            esc.updated_at = now
+            return out
+
         # KIND_EXHAUSTED: every tier had its chance.
         out.action = "exhausted"
         told = _tell_person(s, esc, NO_HUMAN_TEXT, out)
-        managers = _duty_managers(r, now)
         text = exhausted_text(esc, now, cfg.duty_public_url)
-        manager_rows: list[int] = []
         for member in managers:
-            manager_rows += _enqueue(s, register_contact(s, member.phone), text, ALERT_KIND)
+            manager_rows += alert_staff(s, esc, member, text, PURPOSE_EXHAUSTED, job.id)
         out.outbox_ids += manager_rows
         out.staff = [m.id for m in managers]
         audit.append(s, esc, "ladder_exhausted", "system:dispatcher",
                      reason="no tier acknowledged in time; duty manager alerted",
-                     data={"level": job.level, "staff": out.staff, "outbox_ids": manager_rows})
+                     data={"level": job.level, "staff": out.staff, "outbox_ids": manager_rows,
+                           "realert_in_s": interval})
         audit.append(s, esc, "person_told", "system:dispatcher",
                      reason="told honestly that nobody is free yet; given 999, 111 option 2, "
                             "Samaritans 116 123", data=told)
+        # Until someone acknowledges, the duty managers are reminded every ``interval``.
+        engine.schedule_alert(s, esc, job.level, len(ladder) + 1,
+                              now + dt.timedelta(seconds=interval), KIND_REALERT)
         esc.updated_at = now
         return out
+
+
+# Outbox statuses that mean an SMS will never reach the phone.
+UNDELIVERABLE = frozenset({"failed", "suppressed_opted_out"})
+
+
+@dataclass
+class Undeliverable:
+    ref: str
+    purpose: str
+    staff: str
+    brought_forward: bool  # the next tier's alert was made due now
+
+
+def alert_undeliverable(outbox_id: int, error_code: Optional[str],
+                        session: Optional[Session] = None) -> Optional[Undeliverable]:
+    """A staff SMS will never arrive (Twilio refused the number, it opted out, no number).
+
+    Returns None when ``outbox_id`` was not a staff alert (the caller treats it as a message
+    to the person). Otherwise the refusal goes on the escalation's trail (once, however often
+    it is reported) and, when it was a ladder alert and nobody else in that tier can now be
+    reached, the next tier's job is made due at once instead of after the tier's timeout.
+    """
+    if session is None:
+        with transaction() as own:
+            return alert_undeliverable(outbox_id, error_code, session=own)
+    link = session.get(AlertSms, outbox_id)
+    if link is None:
+        return None
+    # The escalation's row lock first (as the dispatcher and acknowledge take it), then the
+    # link: two refusals reported at once are handled one after the other.
+    esc = engine.load(session, link.escalation_id)
+    link = session.execute(
+        select(AlertSms).where(AlertSms.outbox_id == outbox_id).with_for_update()
+    ).scalar_one()
+    result = Undeliverable(esc.ref, link.purpose, link.staff_id, False)
+    if link.failed_at is not None:
+        return result  # already handled (a status callback after the send error, say)
+    now = utcnow()
+    link.failed_at = now
+    data: dict[str, Any] = {"outbox_id": outbox_id, "staff": link.staff_id,
+                            "purpose": link.purpose, "error_code": error_code}
+    audit.append(session, esc, "alert_undeliverable", "system:dispatcher",
+                 reason=f"alert SMS to {link.staff_id} cannot be delivered "
+                        f"(error {error_code or 'unknown'})", data=data)
+    if link.purpose == PURPOSE_TIER and link.job_id is not None and esc.status in engine.ALERTABLE:
+        job = session.get(AlertJob, link.job_id)
+        siblings = session.execute(
+            select(AlertSms.staff_id, AlertSms.failed_at).where(AlertSms.job_id == link.job_id)
+        ).all()
+        reachable = {staff for staff, failed in siblings} - {
+            staff for staff, failed in siblings if failed is not None
+        }
+        if job is not None and job.level == esc.level and not reachable:
+            nxt = session.execute(
+                select(AlertJob).where(
+                    AlertJob.escalation_id == esc.id, AlertJob.level == job.level,
+                    AlertJob.step == job.step + 1, AlertJob.status == JOB_PENDING,
+                    AlertJob.kind.in_((KIND_TIER, KIND_EXHAUSTED)),
+                ).with_for_update()
+            ).scalar_one_or_none()
+            if nxt is not None:
+                nxt.due_at = now
+                result.brought_forward = True
+                audit.append(session, esc, "ladder_advanced", "system:dispatcher",
+                             reason="nobody in the tier can be reached by SMS; next step now, "
+                                    "not after the timeout",
+                             data={"from_step": job.step, "to_step": nxt.step,
+                                   "kind": nxt.kind})
+    esc.updated_at = now
+    session.flush()
+    return result
 
 
 # --- the background task ---------------------------------------------------------------------
@@ -405,7 +528,8 @@ class Dispatcher:
                 pass
             return None
         self.outcomes = (self.outcomes + [out])[-200:]
-        if out.action in ("alerted", "exhausted", "skipped", "told"):
+        if out.action in ("alerted", "exhausted", "skipped", "told", "realerted",
+                          "realert_skipped"):
             logger.info("dispatcher: escalation %s job %s %s (staff %s)",
                         out.ref, job_id, out.action, ",".join(out.staff) or "-")
         if out.outbox_ids and self.on_enqueued is not None:

@@ -52,6 +52,10 @@ def _merge_summary(current: Dict[str, Any], update: Dict[str, Any]) -> Dict[str,
         if isinstance(value, list):
             seen = list(merged.get(key) or [])
             merged[key] = seen + [v for v in value if v not in seen]
+        elif isinstance(value, dict):
+            # Consent answers already recorded survive a later turn's summary (which the
+            # actions build with an empty ``consent``): keys are added or updated, never lost.
+            merged[key] = {**(merged.get(key) or {}), **value}
         elif value is not None:
             merged[key] = value
     return merged
@@ -218,6 +222,23 @@ def ack_timeout_s(level: str, override: Optional[int] = None) -> float:
 
         override = settings().escalation_ack_timeout_s
     return float(override) if override else float(DEFAULT_ACK_TIMEOUT_S[level])
+
+
+# After the whole ladder went unacknowledged, the duty managers on call are alerted again at
+# this interval until someone acknowledges. ESCALATION_ACK_TIMEOUT_S scales it with the same
+# ratio to the level's tier timeout (imminent 5x, urgent 2.5x, support 1x), so tests and drills
+# see the repeats in seconds.
+DEFAULT_REALERT_S = {"imminent": 5 * 60, "urgent": 5 * 60, "support": 15 * 60}
+
+
+def realert_interval_s(level: str, override: Optional[int] = None) -> float:
+    if override is None:
+        from bot.settings import settings
+
+        override = settings().escalation_ack_timeout_s
+    if override:
+        return float(override) * DEFAULT_REALERT_S[level] / DEFAULT_ACK_TIMEOUT_S[level]
+    return float(DEFAULT_REALERT_S[level])
 
 
 def schedule_alert(
@@ -393,12 +414,24 @@ def resolve(
     return _in_txn(_resolve, session, ref_or_id, actor, outcome)
 
 
+# What the "tell it once" summary says to staff about sharing, by the person's answer to
+# "may I pass on what you've told me?" (topic ``share_summary``).
+SHARING_NOTE = {
+    True: "consent given: the person agreed to this summary being passed on",
+    False: "consent NOT given: the person would rather tell you themselves; ask them, and "
+           "use what is here only as far as their safety needs",
+}
+
+
 def _record_consent(session: Session, ref_or_id, topic: str, given: bool, actor: str):
     esc = load(session, ref_or_id)
     consent = dict((esc.summary or {}).get("consent") or {})
     consent[topic] = bool(given)
     # A new dict: JSON columns only notice reassignment, not in-place changes.
-    esc.summary = {**(esc.summary or {}), "consent": consent}
+    summary = {**(esc.summary or {}), "consent": consent}
+    if topic == "share_summary":
+        summary["sharing"] = SHARING_NOTE[bool(given)]
+    esc.summary = summary
     esc.updated_at = utcnow()
     audit.append(session, esc, "consent_recorded", actor,
                  reason=f"consent to {topic}: {'given' if given else 'refused'}",

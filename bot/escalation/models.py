@@ -27,6 +27,14 @@ KIND_TIER = "tier"  # alert the on-call people of ladder step ``step``
 KIND_EXHAUSTED = "exhausted"  # nobody acknowledged: tell the person, alert the duty manager
 KIND_TELL_ACCEPTED = "tell_accepted"  # tell the person a sanctuary house can take them
 KIND_TELL_DECLINED = "tell_declined"  # tell the person the house cannot, and staff are on it
+KIND_REALERT = "realert"  # still nobody after the ladder: the duty managers again, and again
+
+# Why a staff SMS was sent (``AlertSms.purpose``).
+PURPOSE_TIER = "tier"  # a ladder tier's alert
+PURPOSE_EXHAUSTED = "exhausted"  # NOBODY ACKNOWLEDGED to the duty managers
+PURPOSE_REALERT = "realert"  # the repeats after that
+PURPOSE_HELD_RISK = "held_risk"  # risk in a conversation a human holds
+PURPOSE_REFERRAL = "referral"  # a sanctuary house's volunteers
 
 
 class AlertJob(Base):
@@ -46,3 +54,62 @@ class AlertJob(Base):
     attempts: Mapped[int] = Column(Integer, nullable=False, default=0)
     created_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     done_at: Mapped[Optional[dt.datetime]] = Column(DateTime(timezone=True), nullable=True)
+
+
+class AlertSms(Base):
+    """Which escalation (and ladder job) each staff SMS in the outbox was sent for.
+
+    Written in the same transaction as the outbox row, so that when Twilio refuses the number
+    for good the sender can find the escalation, put the refusal on its trail and, for a
+    ladder alert, bring the next tier forward (``dispatch.alert_undeliverable``). Holds no
+    number and no text: the outbox row has the text, ``sms_contacts`` the number.
+    """
+
+    __tablename__ = "escalation_alert_sms"
+
+    outbox_id: Mapped[int] = Column(ForeignKey("sms_outbox.id"), primary_key=True, autoincrement=False)
+    escalation_id: Mapped[int] = Column(ForeignKey("escalations.id"), nullable=False, index=True)
+    job_id: Mapped[Optional[int]] = Column(Integer, nullable=True)
+    purpose: Mapped[str] = Column(String(16), nullable=False)
+    staff_id: Mapped[str] = Column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # Set once when the SMS turned out undeliverable, so that the refusal is handled once.
+    failed_at: Mapped[Optional[dt.datetime]] = Column(DateTime(timezone=True), nullable=True)
+
+
+class HeldWatch(Base):
+    """The risk watcher's cursor for one escalation: the last of the conversation's tracker
+    events it has looked at (``events.id`` in Rasa's tracker store).
+
+    One row per escalation, locked (``FOR UPDATE``) while a watcher reads past it and writes
+    any alert, in one transaction: two duty services never alert twice for one message, and a
+    restart carries on from the row, missing nothing.
+    """
+
+    __tablename__ = "escalation_watch"
+
+    escalation_id: Mapped[int] = Column(ForeignKey("escalations.id"), primary_key=True,
+                                        autoincrement=False)
+    last_event_id: Mapped[int] = Column(Integer, nullable=False, default=0)
+    updated_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class RiskNetCursor(Base):
+    """The risk safety net's cursor over Rasa's whole ``events`` table (one row, ``name``
+    ``"events"``): every event up to ``last_event_id`` has been looked at.
+
+    Locked (``FOR UPDATE SKIP LOCKED``) while a duty service reads past it and records any
+    escalation, in one transaction: a second duty service skips the pass instead of reading
+    the same rows, and a restart carries on from the row. ``gap_at``/``gap_since``: the first
+    missing id after the cursor and when it was first seen missing; ids can commit out of
+    order across conversations, so the net waits a little for a gap to fill before moving
+    past it (see ``bot/escalation/safety_net.py``).
+    """
+
+    __tablename__ = "risk_net_cursor"
+
+    name: Mapped[str] = Column(String(32), primary_key=True)
+    last_event_id: Mapped[int] = Column(Integer, nullable=False, default=0)
+    gap_at: Mapped[Optional[int]] = Column(Integer, nullable=True)
+    gap_since: Mapped[Optional[dt.datetime]] = Column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)

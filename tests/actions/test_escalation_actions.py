@@ -8,6 +8,7 @@ from actions.escalation import (
     COULD_NOT_REACH_TEAM,
     ActionEscalateNotSafe,
     ActionOptOut,
+    ActionRecordConsent,
     ActionRecordEscalation,
     ActionRequestHuman,
 )
@@ -86,3 +87,99 @@ async def test_opt_out_is_put_in_front_of_staff_only_when_there_was_risk(db_url,
         rows = s.execute(select(Escalation).where(Escalation.conversation_id == "c-stop")).scalars().all()
         kinds = [e.kind for r in rows for e in r.events]
     assert kinds == (["created", "opted_out"] if had_risk else [])
+
+
+# --- consent ---------------------------------------------------------------------------------
+
+def _consent_tracker(sender: str, question: str, intent: str, text: str, ref: str | None):
+    return make_tracker(
+        [bot_event("utter_human_requested"), bot_event(question),
+         user_event(text, intent, {"level": "none", "signals": []})],
+        sender_id=sender, slots={"escalation_ref": ref},
+    )
+
+
+def _escalation(ref: str) -> Escalation:
+    with transaction() as s:
+        esc = s.execute(select(Escalation).where(Escalation.ref == ref)).scalar_one()
+        esc.events  # noqa: B018  loaded before the session closes
+        return esc
+
+
+async def test_yes_to_sharing_is_recorded_and_the_summary_says_so(db_url, dispatcher):
+    rec = record_escalation("c-consent-yes", "support", ["asked_for_human"])
+    tracker = _consent_tracker("c-consent-yes", "utter_ask_consent_share", "affirm", "yes", rec.ref)
+    assert await ActionRecordConsent().run(dispatcher, tracker, {}) == []
+    esc = _escalation(rec.ref)
+    assert esc.summary["consent"] == {"share_summary": True}
+    assert esc.summary["sharing"].startswith("consent given")
+    entry = esc.events[-1]
+    assert (entry.kind, entry.actor, entry.data) == (
+        "consent_recorded", "assistant", {"topic": "share_summary", "given": True})
+    assert dispatcher.messages == []  # the rules say what comes next, not the action
+
+
+async def test_no_is_respected_and_staff_are_told_consent_was_not_given(db_url, dispatcher):
+    rec = record_escalation("c-consent-no", "urgent", ["self_harm"])
+    tracker = _consent_tracker("c-consent-no", "utter_ask_consent_share_now", "deny", "no", rec.ref)
+    await ActionRecordConsent().run(dispatcher, tracker, {})
+    esc = _escalation(rec.ref)
+    assert esc.summary["consent"] == {"share_summary": False}
+    assert "NOT given" in esc.summary["sharing"]
+    # The alert is owed whatever the answer: the escalation is still waiting for a human.
+    assert esc.status == "open" and esc.level == "urgent"
+
+
+async def test_consent_survives_the_summary_of_a_later_risk_message(db_url, dispatcher):
+    rec = record_escalation("c-consent-keep", "support", ["asked_for_human"])
+    await ActionRecordConsent().run(
+        dispatcher,
+        _consent_tracker("c-consent-keep", "utter_ask_consent_share", "deny", "no", rec.ref), {})
+    # A further risk message: the action builds a fresh summary (with an empty consent).
+    tracker = make_tracker(
+        [user_event("i want to die", "risk_urgent", {"level": "urgent", "signals": ["suicidal_ideation"]})],
+        sender_id="c-consent-keep", slots={"escalation_ref": rec.ref},
+    )
+    await ActionRecordEscalation().run(dispatcher, tracker, {})
+    esc = _escalation(rec.ref)
+    assert esc.level == "urgent"
+    assert esc.summary["consent"] == {"share_summary": False}
+    assert "NOT given" in esc.summary["sharing"]
+
+
+async def test_yes_to_a_sanctuary_house_lets_staff_refer(db_url, dispatcher):
+    from bot.escalation import engine
+
+    rec = record_escalation("c-consent-house", "urgent", ["self_harm"])
+    tracker = _consent_tracker(
+        "c-consent-house", "utter_ask_consent_sanctuary", "affirm", "yes", rec.ref)
+    await ActionRecordConsent().run(dispatcher, tracker, {})
+    assert _escalation(rec.ref).summary["consent"] == {"sanctuary": True}
+    engine.acknowledge(rec.ref, "staff:sam")
+    assert engine.refer(rec.ref, "staff:sam", "harbour_house").status == "referred"
+
+
+@pytest.mark.parametrize("question,intent", [
+    ("utter_glad_safe", "affirm"),  # a yes to something else is not consent
+    ("utter_ask_consent_share", "feeling_distressed"),  # not an answer to the question
+])
+async def test_only_a_yes_or_no_to_a_consent_question_is_recorded(db_url, dispatcher, question, intent):
+    rec = record_escalation("c-consent-other", "support", ["asked_for_human"])
+    tracker = _consent_tracker("c-consent-other", question, intent, "...", rec.ref)
+    assert await ActionRecordConsent().run(dispatcher, tracker, {}) == []
+    esc = _escalation(rec.ref)
+    assert "consent_recorded" not in [e.kind for e in esc.events]
+    assert not esc.summary.get("consent")
+
+
+async def test_consent_never_fails_the_turn_when_the_database_is_down(monkeypatch, dispatcher):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    from bot import settings
+
+    settings.reset()
+    try:
+        tracker = _consent_tracker("c-down", "utter_ask_consent_share", "affirm", "yes", "EABCDE")
+        assert await ActionRecordConsent().run(dispatcher, tracker, {}) == []
+    finally:
+        settings.reset()
+    assert dispatcher.messages == []

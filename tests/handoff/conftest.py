@@ -1,4 +1,5 @@
-"""Handoff harness: a fake Twilio API on loopback HTTP, a test rota, the dispatcher and sender.
+"""Handoff harness: the shared fake Twilio API (``tests.helpers``), a test rota, the dispatcher
+and sender.
 
 The rota has one person on call round the clock for each tier, so tests do not depend on the
 time of day they run at.
@@ -6,22 +7,16 @@ time of day they run at.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from bot import settings as settings_module
 from bot.channels.outbox import OutboxSender
 from bot.escalation.dispatch import Dispatcher
 from tests.helpers import eventually  # noqa: F401  re-exported for the tests here
+from tests.helpers import serve_fake_twilio
 
 ACCOUNT_SID = "AC" + "2" * 32
 AUTH_TOKEN = "handoff-test-auth-token"
@@ -63,42 +58,11 @@ sanctuaries:
 """
 
 
-@dataclass
-class FakeTwilio:
-    """Twilio's create-message endpoint: records each message with its arrival time."""
-
-    url: str = ""
-    created: list[dict[str, Any]] = field(default_factory=list)
-    delay_s: float = 0.0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        if request.match_info["sid"] != ACCOUNT_SID:
-            return web.json_response({"code": 20404, "message": "not found"}, status=404)
-        form = dict(await request.post())
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        sid = "SM" + uuid.uuid4().hex
-        self.created.append({**form, "sid": sid, "at": time.monotonic()})
-        return web.Response(status=201, content_type="application/json", text=json.dumps({
-            "sid": sid, "account_sid": ACCOUNT_SID, "to": form.get("To"),
-            "from": form.get("From"), "body": form.get("Body"), "status": "queued",
-            "num_segments": "1", "direction": "outbound-api",
-        }))
-
-    def to(self, number: str) -> list[dict[str, Any]]:
-        return [m for m in self.created if m.get("To") == number]
-
-
 @pytest.fixture
 async def fake_twilio():
-    fake = FakeTwilio()
-    app = web.Application()
-    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", fake.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    """The shared fake Twilio API (auth checked, scripted failures, arrival times)."""
+    async with serve_fake_twilio(ACCOUNT_SID, AUTH_TOKEN) as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import threading
 
 import pytest
 from sqlalchemy import select
 
 from bot import settings as settings_module
 from bot.channels.pseudonym import pseudonym
+from bot.duty import handoff as handoff_module
+from bot.duty.app import create_app
 from bot.duty.console_db import tonight
 from bot.duty.handoff import RelayTakeover
 from bot.duty.models import SanctuaryBeds
 from bot.duty.staff import Principal
 from bot.duty.takeover import TakeoverError
 from bot.escalation import dispatch, engine, staff_sms
+from bot.escalation import rota as rota_module
 from bot.escalation.__main__ import verify
 from bot.escalation.engine import record_escalation
 from bot.store.db import transaction
 from bot.store.models import Escalation, utcnow
-from tests.handoff.conftest import PEER, PERSON, VOLUNTEER, eventually
+from tests.handoff.conftest import PEER, PERSON, ROTA, VOLUNTEER, eventually
 
 MANAGER_PRINCIPAL = Principal(2, "sam", "Sam", "duty_manager", None, "csrf",
                               dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
@@ -50,6 +55,7 @@ def person_on_sms(pg_env):
 
 async def test_referral_needs_consent_and_a_free_bed(person_on_sms):
     takeover = RelayTakeover(settings_module.settings())
+    await takeover.refresh_rota()  # create_app's context does this before the first request
     assert dict(takeover.referral_houses()) == {"harbour_house": "Harbour House"}
     ref = person_on_sms.ref
     with pytest.raises(TakeoverError, match="not consented"):
@@ -97,3 +103,31 @@ def test_only_the_house_referred_to_can_answer(person_on_sms):
     ref = person_on_sms.ref
     assert "Only sanctuary house volunteers" in staff_sms.handle_staff_sms(PEER, f"ACCEPT {ref}")
     assert "not referred to your house" in staff_sms.handle_staff_sms(VOLUNTEER, f"ACCEPT {ref}")
+
+
+async def test_houses_are_offered_without_reading_the_rota_on_the_event_loop(
+    pg_env, monkeypatch, aiohttp_client
+):
+    on_loop: list[bool] = []
+    real_load = rota_module.load
+
+    def spy(path):
+        on_loop.append(threading.current_thread() is threading.main_thread())
+        return real_load(path)
+
+    monkeypatch.setattr(rota_module, "load", spy)
+    monkeypatch.setattr(handoff_module, "ROTA_REFRESH_S", 0.0)
+    cfg = settings_module.settings()
+    takeover = RelayTakeover(cfg)
+    await aiohttp_client(create_app(cfg, takeover=takeover))  # reads the rota before serving
+    assert on_loop == [False]
+    assert dict(takeover.referral_houses()) == {"harbour_house": "Harbour House"}
+    # Staff rename the house in the rota file: the next pages pick it up, read off the loop.
+    path = cfg.rota_file
+    with open(path, "w") as f:
+        f.write(ROTA.replace("name: Harbour House", "name: Harbour House (Hove)"))
+    os.utime(path, (os.stat(path).st_atime, os.stat(path).st_mtime + 5))
+    houses = await eventually(
+        lambda: dict(takeover.referral_houses()).get("harbour_house") == "Harbour House (Hove)",
+        what="the renamed house")
+    assert houses and len(on_loop) >= 2 and not any(on_loop)

@@ -140,3 +140,29 @@ def test_migration_0005_matches_the_model(any_env):
             MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
         )
     assert [d for d in diff if "escalation_alerts" in repr(d)] == []
+
+
+def test_migration_0006_matches_the_models_and_downgrades(any_env):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import bot.store.registry  # noqa: F401  every table on Base.metadata
+    from bot.store import migrate
+    from bot.store.db import get_engine
+    from bot.store.models import Base
+
+    tables = ("escalation_alert_sms", "escalation_watch")
+
+    def diff():
+        with get_engine(any_env).connect() as conn:
+            found = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+        return [d for d in found if any(t in repr(d) for t in tables)]
+
+    assert diff() == []
+    migrate.downgrade(any_env, "0005_handoff")
+    with get_engine(any_env).connect() as conn:
+        assert not set(get_engine(any_env).dialect.get_table_names(conn)) & set(tables)
+    migrate.upgrade(any_env)
+    assert diff() == []
