@@ -3,6 +3,10 @@
 ``python -m bot.duty add-staff --username U --password-stdin --role ROLE [--house H]``
 creates a console account (the password is read from the first line of standard input, so
 it never appears in the process list or shell history).
+
+``python -m bot.duty verify-rota`` checks the hash chain of the rota edits made in the console
+(``rota_changes``): exit 0 when intact, 1 naming the first changed entry, 2 when the database
+cannot be reached.
 """
 
 from __future__ import annotations
@@ -66,6 +70,23 @@ def add_staff(args: argparse.Namespace) -> int:
     return accounts.add_staff(args.username, args.role, args.house, args.display_name or "")
 
 
+def verify_rota() -> int:
+    from bot.duty.rota_edit import verify_changes
+    from bot.store import db
+
+    try:
+        broken = verify_changes(db.get_engine(settings_module.settings().database_url))
+    except sa_exc.SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        print(f"could not check the rota's trail: database error ({type(cause).__name__})", file=sys.stderr)
+        return 2
+    if broken is not None:
+        print(f"rota trail BROKEN at entry seq {broken}")
+        return 1
+    print("rota trail intact")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from bot.duty.models import ROLES
 
@@ -83,10 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+    sub.add_parser("verify-rota", help="check the hash chain of the rota edits made in the console")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "add-staff":
         return add_staff(args)
+    if args.command == "verify-rota":
+        return verify_rota()
     return serve()
 
 

@@ -10,9 +10,12 @@ Roles see only what their work needs (DESIGN.md, "Confidential"):
 | api          | yes         | yes          |                     |       |
 | sanctuary    |             | yes (all)    | yes (own house)     |       |
 | metrics      |             | yes          |                     | yes   |
+| rota         | yes         | yes          |                     | yes   |
+| rota_edit    |             | yes          |                     | yes   |
 
-An admin runs the service (accounts, metrics, the queue's shape) and has no need to read what
-people wrote, so has no transcript, summary or API access.
+An admin runs the service (accounts, metrics, the queue's shape, the rota) and has no need to
+read what people wrote, so has no transcript, summary or API access. Peer workers see who is
+on call (names, masked numbers) but only duty managers and admins change the rota.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "api": frozenset({"peer_worker", "duty_manager"}),
     "sanctuary": frozenset({"duty_manager", "sanctuary_volunteer"}),
     "metrics": frozenset({"duty_manager", "admin"}),
+    "rota": frozenset({"peer_worker", "duty_manager", "admin"}),
+    "rota_edit": frozenset({"duty_manager", "admin"}),
 }
 
 PRINCIPAL = "staff"  # request[PRINCIPAL]: the signed-in Principal, or absent

@@ -4,22 +4,26 @@ Access is checked twice: ``auth_middleware`` refuses anything under ``/duty`` wi
 session and any POST without the session's CSRF token; each handler then ``require``s the
 permission its page needs (``bot/duty/auth.py`` has the table of roles).
 
-Pages are server-rendered (Jinja2, autoescaped) and work without JavaScript except the live
-queue, which ``static/console.js`` refreshes from ``/duty/queue.json`` every few seconds.
+Pages are server-rendered (Jinja2, autoescaped) and work without JavaScript except what is
+live: ``static/console.js`` refreshes the queue from ``/duty/queue.json`` and an open
+conversation's transcript from ``/duty/e/{ref}/messages.json`` every few seconds, and sends
+replies with ``fetch()`` so the page is not reloaded. The rota page is ``rota_console.py``.
 No inline script or style: the Content-Security-Policy forbids both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import logging
+import os
 from typing import Any, Optional
 
 import jinja2
 from aiohttp import web
 
-from bot.duty import auth, console_db, staff
+from bot.duty import auth, console_db, staff, transcripts
 from bot.duty.errors import ApiError
 from bot.duty.keys import DB_EXECUTOR_KEY, LIMITER_KEY, SETTINGS_KEY, TAKEOVER_KEY
 from bot.duty.rundb import run_db
@@ -156,25 +160,45 @@ def _ref(request: web.Request) -> str:
 
 async def _houses(request: web.Request) -> dict[str, str]:
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(request.app[DB_EXECUTOR_KEY], house_names)
+    path = request.app[SETTINGS_KEY].rota_file
+    return await loop.run_in_executor(request.app[DB_EXECUTOR_KEY], house_names, path)
 
 
-@functools.lru_cache(maxsize=1)
-def house_names() -> dict[str, str]:
-    """Sanctuary house ids and names from the rota (empty when the rota cannot be read)."""
+def house_names(path: str) -> dict[str, str]:
+    """Sanctuary house ids and names from the rota (empty when the rota cannot be read).
+
+    Cached by the file's modification time, so a rota edited in the console (or by hand)
+    shows its new houses at once.
+    """
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError as exc:
+        log.warning("cannot read the rota for house names (%s)", type(exc).__name__)
+        return {}
+    return dict(_house_names(path, mtime))
+
+
+@functools.lru_cache(maxsize=4)
+def _house_names(path: str, _mtime: int) -> tuple[tuple[str, str], ...]:
     from bot.escalation import rota
 
     try:
-        return {h.id: h.name for h in rota.load().sanctuaries.values()}
+        return tuple((h.id, h.name) for h in rota.load(path).sanctuaries.values())
     except Exception as exc:  # the console still works without house names
         log.warning("cannot read the rota for house names (%s)", type(exc).__name__)
-        return {}
+        return ()
+
+
+def _signed_in_at(request: web.Request, who: staff.Principal) -> dt.datetime:
+    hours = request.app[SETTINGS_KEY].duty_session_hours
+    return who.expires_at - dt.timedelta(hours=hours)
 
 
 async def conversation_page(request: web.Request) -> web.StreamResponse:
     who = auth.require(request, "transcript")
     ref = _ref(request)
-    view = await run_db(request, console_db.open_conversation, ref, who.actor, True, utcnow())
+    view = await run_db(request, console_db.open_conversation, ref, who.actor, True, utcnow(),
+                        _signed_in_at(request, who))
     if view is None:
         raise ApiError(404, "not_found", "No such escalation.")
     takeover = request.app.get(TAKEOVER_KEY)
@@ -184,13 +208,73 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         "conversation.html",
         esc=view.escalation,
         messages=view.messages,
+        cursor=view.cursor,
         cut=view.cut,
         transcript_available=view.transcript_available,
+        sharing_refused=view.sharing_refused,
+        held_back=view.held_back,
+        held_back_risk=view.held_back_risk,
+        overridden=view.overridden,
+        max_reason=console_db.MAX_OVERRIDE_REASON,
         outcomes=console_db.OUTCOMES,
         takeover=takeover is not None,
         houses=houses,
         max_reply=MAX_REPLY_CHARS,
     )
+
+
+def _message_json(m: transcripts.Message) -> dict[str, Any]:
+    return {"seq": m.seq, "at": m.at, "who": m.who, "text": m.text, "risk": m.risk,
+            "staff_name": m.staff_name}
+
+
+async def messages_json(request: web.Request) -> web.Response:
+    """``GET /duty/e/{ref}/messages.json?after=N``: the live transcript's new messages.
+
+    The conversation page polls this while it is open (``static/console.js``), so the
+    person's messages and staff replies appear without a reload. Read-only, so no CSRF
+    token; the opening is audited, not each poll (``console_db.new_messages``).
+    """
+    who = auth.require(request, "transcript")
+    ref = _ref(request)
+    raw = request.query.get("after", "0")
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "bad_request", "after must be a message number.")
+    update = await run_db(request, console_db.new_messages, ref, who.actor, int(raw),
+                          _signed_in_at(request, who))
+    if update is None:
+        raise ApiError(404, "not_found", "No such escalation.")
+    return web.json_response({
+        "ref": ref, "status": update.status, "after": update.cursor,
+        "messages": [_message_json(m) for m in update.messages],
+    })
+
+
+async def read_anyway(request: web.Request) -> web.StreamResponse:
+    """``POST /duty/e/{ref}/read-anyway``: read what a person asked not to be passed on.
+
+    Only with a typed reason (e.g. risk to life), which goes on the audit trail with the
+    staff id before anything is shown; the page then shows this member of staff the held-back
+    messages for the rest of their session (a new sign-in asks again).
+    """
+    who = auth.require(request, "transcript")
+    ref = _ref(request)
+    form = await request.post()
+    reason = str(form.get("reason", ""))[:2000]
+    try:
+        found = await run_db(request, console_db.read_despite_refusal, ref, who.actor, reason)
+    except console_db.ActionRefused as exc:
+        raise _back(ref, str(exc)) from None
+    if not found:
+        raise ApiError(404, "not_found", "No such escalation.")
+    log.info("held-back transcript of %s read by %s despite a refusal to share", ref, who.actor)
+    raise web.HTTPSeeOther(f"/duty/e/{ref}#transcript-h")
+
+
+def _wants_json(request: web.Request) -> bool:
+    # The conversation page's script sends replies with fetch() and asks for JSON, so the
+    # page is not reloaded (a reload is a new, audited opening of the transcript).
+    return "application/json" in request.headers.get("Accept", "")
 
 
 def _back(ref: str, notice: str = "") -> web.HTTPSeeOther:
@@ -245,7 +329,11 @@ async def _takeover_step(request: web.Request, step: str) -> web.StreamResponse:
             await engine.refer(ref, who, house)
             notice = "Referral sent."
     except TakeoverError as exc:
+        if _wants_json(request):
+            return web.json_response({"ok": False, "notice": str(exc)}, status=409)
         raise _back(ref, str(exc)) from None
+    if _wants_json(request):
+        return web.json_response({"ok": True, "notice": notice})
     raise _back(ref, notice)
 
 

@@ -1,15 +1,27 @@
-"""Tables of the duty console: staff accounts, their sessions, tonight's sanctuary beds.
+"""Tables of the duty console: staff accounts, their sessions, tonight's sanctuary beds, and
+the audit trail of rota edits.
 
 On the project's one ``Base`` so that Alembic sees them (``bot/store/registry.py`` imports
-this module); created only by ``bot/store/migrations/versions/0004_staff.py``.
+this module); created only by migrations (``0004_staff.py``, ``0007_rota_changes.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
+from typing import Any, Dict, Optional
 
-from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped
 
 from bot.store.models import Base, utcnow
@@ -65,3 +77,29 @@ class SanctuaryBeds(Base):
     free_beds: Mapped[int] = Column(Integer, nullable=False)
     updated_by: Mapped[str] = Column(String(64), nullable=False)
     updated_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class RotaChange(Base):
+    """One edit of the rota file made in the console (``bot/duty/rota_edit.py``).
+
+    Append-only and hash-chained (each ``hash`` covers the previous one), like an
+    escalation's trail but one chain for the whole rota, since a rota edit belongs to no
+    escalation. Never holds a phone number: shifts name staff by id.
+    """
+
+    __tablename__ = "rota_changes"
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    seq: Mapped[int] = Column(Integer, nullable=False, unique=True)
+    at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    actor: Mapped[str] = Column(String(64), nullable=False)  # "staff:ellen"
+    action: Mapped[str] = Column(String(16), nullable=False)  # add, change, remove
+    team: Mapped[str] = Column(String(64), nullable=False)  # tier or sanctuary house id
+    summary: Mapped[str] = Column(Text, nullable=False)
+    # {"team", "index", "before": shift or null, "after": shift or null}
+    data: Mapped[Dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    # SHA-256 of the whole file before and after, to match an entry to a copy of the file.
+    file_before: Mapped[str] = Column(String(64), nullable=False)
+    file_after: Mapped[str] = Column(String(64), nullable=False)
+    prev_hash: Mapped[str] = Column(String(64), nullable=False)
+    hash: Mapped[str] = Column(String(64), nullable=False)

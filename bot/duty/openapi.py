@@ -13,11 +13,18 @@ from bot.duty import queries
 DOCUMENT_VERSION = "0.1.0"
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _header(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "required": True, "schema": schema}
 
 
 def _timestamp(description: str, nullable: bool = False) -> dict[str, Any]:
@@ -31,9 +38,13 @@ def document() -> dict[str, Any]:
     levels = list(queries.RISK_ORDER)
     statuses = list(queries.STATUSES)
     unauthorized = _error(
-        "No bearer token, a wrong one, or DUTY_API_TOKEN is not configured on the server."
+        "No bearer token, a wrong one, or DUTY_API_TOKEN is not configured on the server.",
+        {"WWW-Authenticate": _header("The scheme to use: Bearer.", {"type": "string"})},
     )
-    unavailable = _error("The database is not answering. Retry after the Retry-After header.")
+    unavailable = _error(
+        "The database is not answering. Retry after the Retry-After header.",
+        {"Retry-After": _header("Seconds to wait before retrying.", {"type": "integer"})},
+    )
     return {
         "openapi": "3.0.3",
         "info": {
@@ -108,6 +119,12 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "The matching escalations, each with its audit trail.",
+                            "headers": {
+                                "X-Result-Limit": _header(
+                                    "The limit applied: at most this many escalations.",
+                                    {"type": "integer", "minimum": 1, "maximum": 500},
+                                )
+                            },
                             "content": {
                                 "application/json": {
                                     "schema": {"$ref": "#/components/schemas/EscalationList"}
@@ -234,7 +251,30 @@ def document() -> dict[str, Any]:
                         "summary": {
                             "type": "object",
                             "description": "'Tell it once' summary: risk, what was suggested, "
-                            "places and needs, consent.",
+                            "places and needs, consent. When the person refused sharing "
+                            "(consent.share_summary false), only risk_level, signals, consent "
+                            "and sharing keep their values; suggested, places and needs are "
+                            "empty, audience is null and withheld is true.",
+                            "properties": {
+                                "risk_level": {"type": "string"},
+                                "signals": {"type": "array", "items": {"type": "string"}},
+                                "suggested": {"type": "array", "items": {"type": "string"}},
+                                "places": {"type": "array", "items": {"type": "string"}},
+                                "needs": {"type": "array", "items": {"type": "string"}},
+                                "audience": {"type": "string", "nullable": True},
+                                "consent": {
+                                    "type": "object",
+                                    "description": "The person's answers by topic "
+                                    "(share_summary, sanctuary); a topic not asked is absent.",
+                                    "additionalProperties": {"type": "boolean"},
+                                },
+                                "sharing": {"type": "string"},
+                                "withheld": {
+                                    "type": "boolean",
+                                    "description": "Present and true when the person refused "
+                                    "sharing and the detail is withheld.",
+                                },
+                            },
                         },
                         "events": {
                             "type": "array",

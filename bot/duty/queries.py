@@ -4,7 +4,8 @@ The aiohttp handlers run these in the app's database thread pool; they take the 
 return JSON-ready dicts, so no ORM object ever crosses into the event loop.
 
 What leaves here is deliberately narrow: no conversation id, no event ``data``, and (because
-the escalation tables hold none) no message text or phone numbers.
+the escalation tables hold none) no message text or phone numbers; and when the person
+refused sharing, only the part of the summary their safety needs (``shared_summary``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,33 @@ def event_json(ev: EscalationEvent) -> dict[str, Any]:
     return {"seq": ev.seq, "at": iso(ev.at), "kind": ev.kind, "actor": ev.actor, "reason": ev.reason}
 
 
+# What a summary keeps when the person said NO to sharing (``consent.share_summary`` False):
+# what their safety needs (risk level, signals) and the consent answers themselves. The
+# detail beyond the alert (what was suggested, places, needs, who it is about) is withheld.
+KEPT_WHEN_REFUSED = ("risk_level", "signals", "consent", "sharing")
+# Keys a client may rely on being present (as empty values) even when withheld.
+WITHHELD_EMPTY: dict[str, Any] = {"suggested": [], "places": [], "needs": [], "audience": None}
+
+
+def sharing_refused(summary: dict[str, Any] | None) -> bool:
+    """The person answered NO to "may I pass on what you've told me?" (None: not asked yet)."""
+    return ((summary or {}).get("consent") or {}).get("share_summary") is False
+
+
+def shared_summary(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """The summary as staff and API clients may see it: all of it unless sharing was refused.
+
+    No answer yet is shown in full: the alert flow needs it, and the person was told
+    "I've asked for someone". A refusal keeps the keys (empty) and says ``withheld: true``,
+    so a client tells "withheld" from "nothing known".
+    """
+    summary = dict(summary or {})
+    if not sharing_refused(summary):
+        return summary
+    kept = {key: summary[key] for key in KEPT_WHEN_REFUSED if key in summary}
+    return {**WITHHELD_EMPTY, **kept, "withheld": True}
+
+
 def escalation_json(esc: Escalation, now: dt.datetime) -> dict[str, Any]:
     return {
         "id": esc.id,
@@ -66,7 +94,7 @@ def escalation_json(esc: Escalation, now: dt.datetime) -> dict[str, Any]:
         "resolved_at": iso(esc.resolved_at),
         "waiting_seconds": waiting_seconds(esc, now),
         "signals": list(esc.signals or []),
-        "summary": dict(esc.summary or {}),
+        "summary": shared_summary(esc.summary),
         # The relationship is ordered by seq, i.e. oldest first.
         "events": [event_json(ev) for ev in esc.events],
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.duty import api, console, health, metrics, webchat_page
+from bot.duty import api, console, health, metrics, rota_console, webchat_page
 from bot.duty.keys import TAKEOVER_KEY
 from bot.settings import ROOT
 
@@ -29,10 +29,16 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/duty", console.queue_page, name="queue")
     app.router.add_get("/duty/queue.json", console.queue_json, name="queue_json")
     app.router.add_get("/duty/e/{ref}", console.conversation_page, name="conversation")
+    app.router.add_get("/duty/e/{ref}/messages.json", console.messages_json, name="messages_json")
+    app.router.add_post("/duty/e/{ref}/read-anyway", console.read_anyway, name="read_anyway")
     app.router.add_post("/duty/e/{ref}/acknowledge", console.acknowledge, name="acknowledge")
     app.router.add_post("/duty/e/{ref}/resolve", console.resolve, name="resolve")
     app.router.add_get("/duty/sanctuary", console.sanctuary_page, name="sanctuary")
     app.router.add_post("/duty/sanctuary/beds", console.sanctuary_beds, name="sanctuary_beds")
+    app.router.add_get("/duty/rota", rota_console.rota_page, name="rota")
+    app.router.add_post("/duty/rota/add", rota_console.add_shift, name="rota_add")
+    app.router.add_post("/duty/rota/change", rota_console.change_shift, name="rota_change")
+    app.router.add_post("/duty/rota/remove", rota_console.remove_shift, name="rota_remove")
     if TAKEOVER_KEY in app:
         # Only with a takeover engine (issue 5): without one these buttons do not exist.
         app.router.add_post("/duty/e/{ref}/takeover", console.take_over, name="take_over")

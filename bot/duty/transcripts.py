@@ -47,6 +47,12 @@ class Message:
     text: str
     risk: Optional[str] = None  # the risk guard's level on a person's message
     staff_name: Optional[str] = None
+    # The tracker row's id: the console's live transcript asks for messages after the last
+    # one it shows. Rows of one conversation are written under Rasa's per-conversation lock,
+    # so their ids grow in the order the messages happened.
+    seq: int = 0
+    # Seconds since the epoch, as stored: compared with audit times (a refusal to share).
+    ts: float = 0.0
 
 
 def _iso(ts: Optional[float]) -> str:
@@ -60,35 +66,55 @@ def events_table_exists(conn: Connection) -> bool:
     return inspect(conn).has_table("events")
 
 
+def _select(sender_id: str):
+    return (
+        select(RASA_EVENTS.c.id, RASA_EVENTS.c.type_name, RASA_EVENTS.c.timestamp, RASA_EVENTS.c.data)
+        .where(RASA_EVENTS.c.sender_id == sender_id)
+        .where(RASA_EVENTS.c.type_name.in_(("user", "bot")))
+    )
+
+
+def _message(row) -> Optional[Message]:
+    try:
+        data = json.loads(row.data or "{}")
+    except ValueError:
+        data = {}
+    text = data.get("text") or ""
+    at, ts = _iso(row.timestamp), float(row.timestamp or 0.0)
+    if row.type_name == "user":
+        risk = ((data.get("parse_data") or {}).get("risk") or {}).get("level")
+        return Message(at, "person", text, risk=risk, seq=row.id, ts=ts)
+    # Staff replies relayed by the takeover engine are bot events marked in metadata.
+    meta = data.get("metadata") or {}
+    if meta.get("sender") == "staff":
+        return Message(at, "staff", text, staff_name=meta.get("sender_name"), seq=row.id, ts=ts)
+    return Message(at, "assistant", text, seq=row.id, ts=ts) if text else None
+
+
 def read(conn: Connection, sender_id: str) -> tuple[list[Message], bool]:
     """The conversation's messages, oldest first, and whether older ones were left out."""
     if not events_table_exists(conn):
         return [], False
     rows = conn.execute(
-        select(RASA_EVENTS.c.id, RASA_EVENTS.c.type_name, RASA_EVENTS.c.timestamp, RASA_EVENTS.c.data)
-        .where(RASA_EVENTS.c.sender_id == sender_id)
-        .where(RASA_EVENTS.c.type_name.in_(("user", "bot")))
-        .order_by(RASA_EVENTS.c.id.desc())
-        .limit(MAX_MESSAGES + 1)
+        _select(sender_id).order_by(RASA_EVENTS.c.id.desc()).limit(MAX_MESSAGES + 1)
     ).all()
     cut = len(rows) > MAX_MESSAGES
-    messages = []
-    for row in reversed(rows[:MAX_MESSAGES]):
-        try:
-            data = json.loads(row.data or "{}")
-        except ValueError:
-            data = {}
-        text = data.get("text") or ""
-        if row.type_name == "user":
-            risk = ((data.get("parse_data") or {}).get("risk") or {}).get("level")
-            messages.append(Message(_iso(row.timestamp), "person", text, risk=risk))
-        else:
-            # Staff replies relayed by the takeover engine are bot events marked in metadata.
-            meta = data.get("metadata") or {}
-            if meta.get("sender") == "staff":
-                messages.append(
-                    Message(_iso(row.timestamp), "staff", text, staff_name=meta.get("sender_name"))
-                )
-            elif text:
-                messages.append(Message(_iso(row.timestamp), "assistant", text))
-    return messages, cut
+    found = (_message(row) for row in reversed(rows[:MAX_MESSAGES]))
+    return [m for m in found if m is not None], cut
+
+
+def read_after(conn: Connection, sender_id: str, after: int) -> tuple[list[Message], int]:
+    """Messages stored after tracker row ``after`` (the live transcript's cursor), oldest first.
+
+    Returns the messages and the cursor for the next call (the last row read, or ``after``).
+    At most ``MAX_MESSAGES`` come back, the oldest first, so a client that fell behind catches
+    up over a few calls without a gap.
+    """
+    if not events_table_exists(conn):
+        return [], after
+    rows = conn.execute(
+        _select(sender_id).where(RASA_EVENTS.c.id > after).order_by(RASA_EVENTS.c.id).limit(MAX_MESSAGES)
+    ).all()
+    found = (_message(row) for row in rows)
+    return [m for m in found if m is not None], (rows[-1].id if rows else after)
+
