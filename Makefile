@@ -11,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: help setup venv spacy train run test eval lint lock shell clean
+.PHONY: help setup venv spacy train run test eval bench faults lint lock shell clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,6 +42,8 @@ run: setup ## Start the line: Rasa server, action server, duty service (Ctrl-C s
 	$(PY) -m bot.run
 
 test: setup ## Set everything up and run every test
+	@# The browser tests drive Debian's Chromium; they skip, saying why, only if it cannot be installed.
+	bash scripts/ensure-chromium || echo "Chromium could not be installed: the browser tests will skip"
 	$(PY) -m pytest
 
 eval: setup ## NLU cross-validation and the risk report over ../shared/eval
@@ -49,6 +51,12 @@ eval: setup ## NLU cross-validation and the risk report over ../shared/eval
 	@echo; cat var/results/nlu/intent_report.json | $(PY) -c "import json,sys; r=json.load(sys.stdin); print('intent cross-validation (3 folds): weighted F1 %.3f, accuracy %.3f' % (r['weighted avg']['f1-score'], r['accuracy']))"
 	$(PY) -m bot.nlu.risk_eval
 	$(PY) -m bot.nlu.model_eval
+
+bench: setup ## Latency, throughput, alerts, cold start, memory vs a stock Rasa bot (~11 min; BENCH_QUICK=1 for a short run)
+	$(PY) bench/run.py
+
+faults: setup ## Kill processes, fail Twilio, stop PostgreSQL for 30 s under load; fails if anything is lost (FAULT_KILLS=20)
+	$(PY) bench/faults.py
 
 lint: venv ## ruff over the project
 	$(VENV)/bin/ruff check bot actions tests scripts bench

@@ -1,0 +1,129 @@
+"""The verdict of ``make faults`` rests on its accounting: these check it on made-up runs.
+
+A person's message counts as answered only when a reply linked to it reached the (fake)
+Twilio API; a reply part delivered twice is a duplicate; an escalation without an alert, or a
+risk conversation without an escalation, is a lost alert.
+"""
+
+from __future__ import annotations
+
+import random
+
+from bench import faults, load
+from bench.line import PSEUDONYM_KEY, STAFF_NUMBERS
+from bot.channels.pseudonym import pseudonym
+
+PERSON = "+447800000001"
+OTHER = "+447800000002"
+MANAGER = STAFF_NUMBERS["duty_manager"]
+
+
+def turn(sid: str, number: str = PERSON, risk: str = "none", status: str = "ok",
+         at: float = 100.0) -> load.TurnResult:
+    return load.TurnResult("sms", pseudonym(number, PSEUDONYM_KEY), "script", 0, risk, at,
+                           status=status, message_sid=sid)
+
+
+def deliver(fake: load.FakeTwilio, sid: str, to: str, body: str, at: float = 101.0) -> None:
+    d = load.Delivery(sid, to, body, at)
+    fake.deliveries.append(d)
+    fake.by_sid[sid] = d
+
+
+def run_db(inbox=(), outbox=(), escalations=()) -> dict:
+    return {"inbox": list(inbox), "outbox": list(outbox), "escalations": list(escalations)}
+
+
+def out_row(id_: int, inbox_id, number: str, body: str, twilio_sid, part: int = 1,
+            kind: str = "reply") -> dict:
+    return {"id": id_, "inbox_id": inbox_id, "pseudonym": pseudonym(number, PSEUDONYM_KEY),
+            "kind": kind, "body": body, "part": part, "status": "sent" if twilio_sid else
+            "sending", "twilio_sid": twilio_sid, "error_code": None}
+
+
+def test_an_answered_message_is_neither_lost_nor_duplicated():
+    fake = load.FakeTwilio()
+    deliver(fake, "SMa", PERSON, "I'm here. Go on.")
+    db = run_db(inbox=[{"id": 1, "message_sid": "SM1", "pseudonym": "p", "status": "done",
+                        "attempts": 1}],
+                outbox=[out_row(10, 1, PERSON, "I'm here. Go on.", "SMa")])
+    s = faults.account([turn("SM1")], fake, db, faults.Timeline())
+    assert (s["messages_sent"], s["messages_answered"], s["messages_lost"]) == (1, 1, 0)
+    assert s["duplicates"] == 0 and s["replies_delivered"] == 1
+
+
+def test_a_part_sent_again_after_a_crash_is_one_duplicate_and_still_answered():
+    fake = load.FakeTwilio()
+    # Twilio accepted the first post but the row was never marked: the sender posted it again.
+    deliver(fake, "SMlost", PERSON, "Samaritans: 116 123.")
+    deliver(fake, "SMb", PERSON, "Samaritans: 116 123.", at=140.0)
+    db = run_db(inbox=[{"id": 1, "message_sid": "SM1", "pseudonym": "p", "status": "done",
+                        "attempts": 2}],
+                outbox=[out_row(10, 1, PERSON, "Samaritans: 116 123.", "SMb")])
+    s = faults.account([turn("SM1")], fake, db, faults.Timeline())
+    assert s["messages_lost"] == 0
+    assert s["duplicates"] == 1 and s["deliveries_not_matched"] == 0
+
+
+def test_messages_without_a_delivered_reply_are_lost_whatever_the_reason():
+    fake = load.FakeTwilio()
+    db = run_db(inbox=[{"id": 1, "message_sid": "SM1", "pseudonym": "p", "status": "done",
+                        "attempts": 1}],
+                outbox=[out_row(10, 1, PERSON, "reply", None)])  # never accepted
+    turns = [turn("SM1"), turn("SM2", status="not_acked")]  # SM2 never got into the inbox
+    s = faults.account(turns, fake, db, faults.Timeline())
+    assert s["messages_lost"] == 2 and s["lost_not_acknowledged"] == 1
+    assert s["lost_in_inbox_status"] == {"done": 1, "absent": 1}
+    assert s["messages_received"] == 1
+
+
+def test_alerts_due_count_escalations_and_risk_conversations_without_one():
+    fake = load.FakeTwilio()
+    deliver(fake, "SMalert", MANAGER, "IMMINENT escalation E7K2Q: a person has waited 1s. "
+                                      "Reply ACK E7K2Q or open https://x/duty/e/E7K2Q")
+    db = run_db(
+        outbox=[out_row(20, None, MANAGER, fake.deliveries[0].body, "SMalert", kind="alert")],
+        escalations=[
+            {"ref": "E7K2Q", "conversation_id": pseudonym(PERSON, PSEUDONYM_KEY),
+             "level": "imminent", "status": "alerted"},
+            {"ref": "Q9ZZZ", "conversation_id": "rest-x", "level": "support", "status": "open"},
+        ])
+    turns = [turn("SM1", PERSON, risk="imminent"), turn("SM2", OTHER, risk="urgent")]
+    s = faults.account(turns, fake, db, faults.Timeline())
+    # Q9ZZZ was never alerted; OTHER showed risk and has no escalation at all.
+    assert s["alerts_due"] == 3 and s["alerts_delivered"] == 1
+    assert s["risk_conversations_without_escalation"] == 1
+    assert s["replies_delivered"] == 0  # an alert is not a reply to the person
+
+
+def test_messages_sent_during_an_outage_are_counted_with_their_outcome():
+    fake = load.FakeTwilio()
+    deliver(fake, "SMa", PERSON, "hello again")
+    db = run_db(inbox=[{"id": 1, "message_sid": "SM1", "pseudonym": "p", "status": "done",
+                        "attempts": 1}],
+                outbox=[out_row(10, 1, PERSON, "hello again", "SMa")])
+    timeline = faults.Timeline(started=0.0)
+    timeline.outages.append({"from": 90.0, "to": 120.0})
+    turns = [turn("SM1", at=95.0), turn("SM2", at=100.0, status="not_acked"),
+             turn("SM3", at=200.0)]
+    s = faults.account(turns, fake, db, timeline)
+    assert (s["sent_during_a_fault"], s["sent_during_a_fault_answered"]) == (2, 1)
+
+
+def test_kill_plan_spreads_kills_over_all_three_processes():
+    plan = faults.kill_plan(20, 420.0, random.Random(3))
+    assert len(plan) == 20
+    assert {name for _, name in plan} == {"rasa", "actions", "duty"}
+    assert all(10.0 <= at <= 405.0 for at, _ in plan)
+    for name in ("rasa", "actions", "duty"):
+        times = sorted(at for at, n in plan if n == name)
+        assert len(times) >= 6
+        assert all(b - a >= 15.0 for a, b in zip(times, times[1:], strict=False))
+
+
+def test_percentile_is_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert load.percentile(values, 50) == 50.0
+    assert load.percentile(values, 99) == 99.0
+    assert load.percentile([7.0], 99) == 7.0
+    assert load.percentile([], 50) is None
