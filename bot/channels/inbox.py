@@ -209,18 +209,6 @@ def _receive_keyword(
     return Received(row.id, pid, kind or "message", staff_flagged=flagged)
 
 
-def held_by_staff(pid: str) -> bool:
-    """True while a human may hold this conversation (the assistant paused): taken over, or
-    referred to a sanctuary house (which can happen while held)."""
-    with transaction() as s:
-        return s.execute(
-            select(Escalation.id)
-            .where(Escalation.conversation_id == pid,
-                   Escalation.status.in_(("active", "referred")))
-            .limit(1)
-        ).first() is not None
-
-
 def reclaim_expired() -> int:
     """Put rows whose worker stopped renewing its lease back in the queue."""
     with transaction() as s:

@@ -30,6 +30,7 @@ from bot.channels.keywords import FAILSAFE_REPLY, HELP_REPLY
 from bot.channels.models import INBOX_DONE, INBOX_FAILED, INBOX_FAILSAFE
 from bot.channels.ratelimit import TokenBucket
 from bot.escalation.engine import flag_for_staff
+from bot.escalation.watch import conversation_held
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class InboxWorker:
         task = asyncio.ensure_future(self.handler(message))
         try:
             await asyncio.wait_for(asyncio.shield(task), self.turn_timeout_s)
-            if getattr(output, "sent", 1) or await self._db(inbox.held_by_staff, row.pseudonym):
+            if getattr(output, "sent", 1) or await self._db(conversation_held, row.pseudonym):
                 return INBOX_DONE, None
             # The turn "worked" but said nothing: Rasa carries on when a custom action fails
             # (the action server down), and the person would hear nothing at all. Silence is
