@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import load, report  # noqa: E402
-from bench import profile as prof  # noqa: E402
+from bench import profiling as prof  # noqa: E402  (named so as not to shadow stdlib "profile")
 from bench.line import (  # noqa: E402
     CACHE_DIR,
     PSEUDONYM_KEY,

@@ -43,6 +43,10 @@ def _configure_env(database_url: str, api_url: str) -> None:
         "TWILIO_API_URL": api_url,
         "PUBLIC_BASE_URL": PUBLIC_BASE,
         "PSEUDONYM_KEY": "bench-pseudonym-key",
+        # The stub bot only sleeps: let every turn run at once, so that the bot answers
+        # everything it receives and the sender is as busy as the webhook (the real line's
+        # turn gate, bot/channels/gate.py, would hold CPU-bound turns to a few at a time).
+        "TURN_SLOTS": "1000",
     })
     from bot import settings as settings_module
 

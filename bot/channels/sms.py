@@ -33,6 +33,7 @@ from bot.channels.ratelimit import TokenBucket
 from bot.channels.turnloop import TurnLoop
 from bot.channels.worker import InboxWorker
 from bot.escalation import staff_sms
+from bot.rasa_speedups import freeze_heap
 from bot.settings import settings
 
 logger = logging.getLogger(__name__)
@@ -322,6 +323,9 @@ class SmsInput(InputChannel):
 
         @bp.listener("after_server_start")
         async def _start(_app: Any, _loop: Any) -> None:
+            # The model is loaded (Rasa loads it before the server starts): from here the
+            # garbage collector leaves it alone (bot/rasa_speedups.py).
+            freeze_heap()
             await runtime.start(on_new_message)
 
         @bp.listener("before_server_stop")

@@ -35,3 +35,15 @@ def test_same_verdict_as_rasas_own_check(response):
     else:
         with pytest.raises(ValidationError, match="Failed to validate Action server response"):
             action._validate_action_result(response)
+
+
+def test_the_heap_is_frozen_once_per_process():
+    import gc
+
+    from bot import rasa_speedups
+
+    rasa_speedups.freeze_heap()  # the first call in this process froze it, or this one does
+    frozen = gc.get_freeze_count()
+    assert frozen > 0  # the objects alive at start-up are out of the collector's way
+    assert rasa_speedups.freeze_heap() is False  # later calls change nothing
+    assert gc.get_freeze_count() == frozen
