@@ -71,6 +71,8 @@ class Settings:
     sms_allow_unsigned: bool = field(default=False)
     # Seconds an SMS turn may take before the person gets the fail-safe reply.
     sms_turn_timeout_s: int = field(default=8)
+    # Bot turns the Rasa server runs at once; the rest queue, risk first (bot/channels/gate.py).
+    turn_slots: int = field(default=3)
     # Days a finished SMS inbox/outbox row is kept before the purge deletes it.
     sms_retention_days: int = field(default=30)
     # The address staff and carers use for the duty service (console links, cookie security,
@@ -133,6 +135,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         sms_allow_unsigned=(_opt(env, "SMS_ALLOW_UNSIGNED") or "0") in ("1", "true", "yes"),
         sms_turn_timeout_s=_int(env, "SMS_TURN_TIMEOUT_S", 8),
         sms_retention_days=max(1, _int(env, "SMS_RETENTION_DAYS", 30)),
+        turn_slots=max(1, _int(env, "TURN_SLOTS", 3)),
         # Loopback by default: the duty service sits behind a TLS proxy; a deployment sets
         # DUTY_HOST=0.0.0.0 only where that proxy runs on another host.
         duty_host=_opt(env, "DUTY_HOST") or "127.0.0.1",

@@ -7,6 +7,7 @@ another server. Each test that asks for ``pg_url`` gets its own new database, dr
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +24,16 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_turn_gate() -> Iterator[None]:
+    """Every test starts with a new turn gate: its memory of conversations that showed risk
+    is process-wide, and one test's risk message must not let another's skip a queue."""
+    gate = sys.modules.get("bot.channels.gate")  # nothing to reset if no test imported it
+    if gate is not None:
+        gate.reset()
+    yield
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable, Optional
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
+from bot.channels.gate import gated
 from bot.channels.keywords import FAILSAFE_REPLY
 from bot.escalation.engine import flag_for_staff
 from bot.escalation.watch import conversation_held
@@ -97,9 +98,13 @@ async def send_failsafe(message: UserMessage, channel: str, reason: str) -> None
 
 async def run_turn(message: UserMessage, handler: TurnHandler, *, timeout_s: float,
                    channel: str) -> Optional[str]:
-    """Run one turn; on failure send the fail-safe and flag staff. Returns why, or None."""
+    """Run one turn; on failure send the fail-safe and flag staff. Returns why, or None.
+
+    The turn queues at the process's turn gate (risk first, ``bot/channels/gate.py``); the
+    timeout covers that wait too.
+    """
     counter = ReplyCounter(message.output_channel)
-    task = asyncio.ensure_future(handler(message))
+    task = asyncio.ensure_future(gated(handler)(message))
     try:
         await asyncio.wait_for(asyncio.shield(task), timeout_s)
         if counter.sent or await _held(message.sender_id):

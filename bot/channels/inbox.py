@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from bot.channels import keywords
+from bot.channels.gate import shows_risk
 from bot.channels.models import (
     INBOX_KEYWORD,
     INBOX_PROCESSING,
@@ -150,7 +151,7 @@ def _receive(
         conn.execute(_TOUCH_CONTACT, {"pid": pid, "now": now})
     result = conn.execute(_NEW_ROW, {
         "message_sid": message_sid, "pseudonym": pid, "body": body or "",
-        "num_media": num_media, "kind": "message", "risk_hint": keywords.has_risk_words(body),
+        "num_media": num_media, "kind": "message", "risk_hint": shows_risk(body),
         "status": INBOX_RECEIVED, "attempts": 0, "received_at": now, "done_at": None,
     })
     return Received(result.inserted_primary_key[0], pid, "message")
@@ -171,7 +172,7 @@ def _receive_keyword(
     else:
         contact.last_seen_at = now
 
-    risk = keywords.has_risk_words(body)
+    risk = shows_risk(body)
     status = INBOX_RECEIVED
     flagged = False
     if kind == keywords.OPT_OUT:
@@ -227,12 +228,15 @@ def claim(
     busy: Collection[str] = (),
     may_start: Callable[[str], bool] = lambda _pid: True,
     limit: int = 16,
+    at_risk: Callable[[str], bool] = lambda _pid: False,
     scan: int = 200,
 ) -> list[Claimed]:
-    """Claim the next message of up to ``limit`` conversations, oldest first.
+    """Claim the next message of up to ``limit`` conversations, risk first, then oldest first.
 
     ``busy``: conversations this process is already running. ``may_start``: the rate limit,
-    asked only for conversations with no risk words waiting; a refusal leaves the row queued.
+    asked only for conversations with no risk waiting; a refusal leaves the row queued.
+    ``at_risk``: conversations that showed risk earlier (their "no" to "are you safe?" shows
+    none on its own); they count as risky here.
     """
     if limit <= 0:
         return []
@@ -254,8 +258,12 @@ def claim(
         for row in rows:
             first.setdefault(row.pseudonym, row.id)
             risky[row.pseudonym] = risky.get(row.pseudonym, False) or row.risk_hint
+        for pid in first:
+            risky[pid] = risky[pid] or at_risk(pid)
         chosen = []
-        for pid, row_id in first.items():
+        # Conversations showing risk words first, then oldest first: with more conversations
+        # waiting than ``limit``, a risk message is never the one left for the next pass.
+        for pid, row_id in sorted(first.items(), key=lambda kv: (not risky[kv[0]], kv[1])):
             if len(chosen) >= limit:
                 break
             if pid in busy:

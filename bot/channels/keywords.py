@@ -55,9 +55,10 @@ def classify(body: str | None) -> str | None:
     return None
 
 
-# A deliberately small, over-inclusive list. It only decides that a message skips the rate
-# limit and that an opt-out is shown to staff; the real risk detector runs in the NLU pipeline
-# (bot/nlu) and can never be downgraded by this check.
+# A deliberately small, over-inclusive list: the first, cheap half of ``gate.shows_risk``,
+# which then asks the NLU's own detector (bot/nlu). It only orders work (risk first, no rate
+# limit) and tells the opt-out handling that a conversation showed risk; it can never
+# downgrade what the NLU reports.
 _RISK = re.compile(
     r"\b("
     r"suicid\w*|kill(?:ing)? my ?self|end(?:ing)? (?:it all|my life|it)|want(?:ed)? to die|"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Column, DateTime, Integer, String, Text
+from sqlalchemy import Boolean, Column, DateTime, Integer, String, Text, false
 from sqlalchemy.orm import Mapped
 
 from bot.store.models import Base, utcnow
@@ -60,8 +60,9 @@ class SmsInbox(Base):
     body: Mapped[str | None] = Column(Text, nullable=True)
     num_media: Mapped[int] = Column(Integer, nullable=False, default=0)
     kind: Mapped[str] = Column(String(16), nullable=False, default="message")
-    # The channel's own tiny risk-word check at receipt: exempts the row from rate limiting
-    # and tells the opt-out handling that the conversation showed risk.
+    # Risk seen at receipt (``gate.shows_risk``: the risk-word check, then the NLU's own
+    # detector once the model is loaded): the row is claimed first and skips the rate limit,
+    # and the opt-out handling knows the conversation showed risk.
     risk_hint: Mapped[bool] = Column(Boolean, nullable=False, default=False)
     status: Mapped[str] = Column(String(16), nullable=False, default=INBOX_RECEIVED, index=True)
     attempts: Mapped[int] = Column(Integer, nullable=False, default=0)
@@ -94,6 +95,14 @@ class SmsOutbox(Base):
     next_attempt_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     lease_owner: Mapped[str | None] = Column(String(64), nullable=True)
     lease_until: Mapped[dt.datetime | None] = Column(DateTime(timezone=True), nullable=True)
+    # When a sender first claimed the row to post it: any copy Twilio created is no older.
+    first_attempt_at: Mapped[dt.datetime | None] = Column(DateTime(timezone=True), nullable=True)
+    # An earlier post may have reached Twilio without the row being marked (its process died
+    # with the row ``sending``, or the request timed out or broke after it was sent). The next
+    # post then first looks for it among Twilio's recent messages. It stays set until the row
+    # is finished: a request that timed out can still be accepted after a later look found
+    # nothing.
+    in_doubt: Mapped[bool] = Column(Boolean, nullable=False, default=False, server_default=false())
     twilio_sid: Mapped[str | None] = Column(String(64), nullable=True, unique=True)
     delivery_status: Mapped[str | None] = Column(String(24), nullable=True)
     error_code: Mapped[str | None] = Column(String(32), nullable=True)

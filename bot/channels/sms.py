@@ -28,6 +28,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.channels import inbox, outbox
 from bot.channels.dbthread import DbThread
+from bot.channels.gate import gated
 from bot.channels.pseudonym import BadNumber, normalise_number
 from bot.channels.ratelimit import TokenBucket
 from bot.channels.turnloop import TurnLoop
@@ -177,8 +178,11 @@ class SmsRuntime:
             self.turns.start()
             opts = self.options
 
+            # In the turn thread, through the process's turn gate (risk first, gate.py).
+            turn_in_thread = gated(handler)
+
             async def turn(message: UserMessage) -> Any:
-                return await self.turns.run(handler, message)
+                return await self.turns.run(turn_in_thread, message)
 
             self.worker = InboxWorker(
                 turn,

@@ -26,6 +26,7 @@ from rasa.core.channels.channel import UserMessage
 
 from bot.channels import inbox, retention
 from bot.channels.dbthread import nap
+from bot.channels.gate import recently_at_risk
 from bot.channels.keywords import FAILSAFE_REPLY, HELP_REPLY
 from bot.channels.models import INBOX_DONE, INBOX_FAILED, INBOX_FAILSAFE
 from bot.channels.ratelimit import TokenBucket
@@ -142,7 +143,8 @@ class InboxWorker:
         if free <= 0:
             return
         rows = await self._db(
-            inbox.claim, self.owner, self.lease, set(self._active), self.limiter.try_take, free
+            inbox.claim, self.owner, self.lease, set(self._active), self.limiter.try_take, free,
+            recently_at_risk,
         )
         if self._stopping:  # stop() came while claiming: give the rows straight back
             await self._db(inbox.release, self.owner, [r.id for r in rows])

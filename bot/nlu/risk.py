@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -216,6 +218,17 @@ def _lemma_table(nlp: Language) -> Optional[Table]:
         return None
 
 
+_MEMO_SIZE = 512
+_shared: Dict[str, "RiskDetector"] = {}
+_shared_lock = threading.Lock()
+_loaded: Optional["RiskDetector"] = None
+
+
+def loaded_detector() -> Optional["RiskDetector"]:
+    """The detector this process has loaded through ``RiskDetector.shared``, if any."""
+    return _loaded
+
+
 class RiskDetector:
     """Scores one message. Build once (about a second); ``assess`` takes a few milliseconds."""
 
@@ -223,6 +236,8 @@ class RiskDetector:
         self.nlp = nlp
         self._table = _lemma_table(nlp)
         self._key = lru_cache(maxsize=50000)(self._key_uncached)
+        self._memo: "OrderedDict[str, Risk]" = OrderedDict()
+        self._memo_lock = threading.RLock()
         self._compiled: Dict[str, _Compiled] = {}
         self.matcher = Matcher(nlp.vocab, validate=True)
         lexicon_words: Set[str] = set()
@@ -251,6 +266,22 @@ class RiskDetector:
         import spacy
 
         return cls(spacy.load(path))
+
+    @classmethod
+    def shared(cls, path: Union[str, Path]) -> "RiskDetector":
+        """One detector per pipeline path in this process, loaded on first use.
+
+        The NLU's risk guard and the channels' turn gate (``bot/channels/gate.py``) ask the
+        same detector, so a message the gate rated is not rated again by the NLU.
+        """
+        global _loaded
+        key = str(Path(path).resolve())
+        with _shared_lock:
+            detector = _shared.get(key)
+            if detector is None:
+                detector = _shared[key] = cls.load(path)
+            _loaded = detector
+            return detector
 
     # ---------------------------------------------------------------------------- compile --
     def _key_uncached(self, word: str) -> str:
@@ -306,7 +337,26 @@ class RiskDetector:
 
     # ----------------------------------------------------------------------------- assess --
     def assess(self, text: str) -> Risk:
-        """The risk in one message. Never raises; never logs the text."""
+        """The risk in one message. Never raises; never logs the text.
+
+        Answers are remembered for the last few hundred texts (a ``Risk`` is immutable), and
+        one thread at a time scores: the SMS channel's turns run in a thread of their own.
+        """
+        if isinstance(text, str):
+            with self._memo_lock:
+                known = self._memo.get(text)
+                if known is not None:
+                    self._memo.move_to_end(text)
+                    return known
+        with self._memo_lock:
+            risk = self._assess_guarded(text)
+            if isinstance(text, str):
+                self._memo[text] = risk
+                if len(self._memo) > _MEMO_SIZE:
+                    self._memo.popitem(last=False)
+        return risk
+
+    def _assess_guarded(self, text: str) -> Risk:
         try:
             if not isinstance(text, str):
                 text = "" if text is None else str(text)

@@ -104,7 +104,8 @@ class RiskGuard(GraphComponent):
         execution_context: ExecutionContext,
     ) -> "RiskGuard":
         config = {**cls.get_default_config(), **config}
-        return cls(config, RiskDetector.load(config["spacy_model"]))
+        # Shared with the channels' turn gate in this process (bot/channels/gate.py).
+        return cls(config, RiskDetector.shared(config["spacy_model"]))
 
     def assess(self, message: Message) -> Risk:
         intent = message.get(INTENT) or {}
