@@ -10,6 +10,10 @@
 - And the risk safety net (``bot/escalation/safety_net.py``): an urgent or imminent message
   in any conversation that the assistant did not record (the action server down) gets its
   escalation here, and the dispatcher is woken to alert at once.
+- On PostgreSQL, the alert wake-up (``bot/escalation/wakeup.py``): it LISTENs for the
+  NOTIFY that a due alert job's transaction sends on commit (the action server's
+  ``record_escalation``, in another process) and wakes the dispatcher, so the first alert
+  does not wait for the dispatcher's poll. The poll stays, as the safety net.
 - ``RelayTakeover`` is the ``TakeoverEngine`` the console uses: state changes go through the
   escalation engine (validated, audited, row-locked); what the person sees goes through the
   Rasa server's staff relay (``bot/channels/relay.py``), which pauses and resumes the
@@ -41,6 +45,7 @@ from bot.escalation import rota as rota_module
 from bot.escalation.dispatch import Dispatcher, RotaSource, alert_staff
 from bot.escalation.models import PURPOSE_REFERRAL
 from bot.escalation.safety_net import RiskSafetyNet
+from bot.escalation.wakeup import AlertWakeup
 from bot.escalation.watch import HeldRiskWatcher
 from bot.settings import Settings
 from bot.store.models import Escalation
@@ -51,6 +56,12 @@ DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
 SENDER_KEY = web.AppKey("sms_sender", OutboxSender)
 WATCHER_KEY = web.AppKey("held_risk_watcher", HeldRiskWatcher)
 SAFETY_NET_KEY = web.AppKey("risk_safety_net", RiskSafetyNet)
+WAKEUP_KEY = web.AppKey("alert_wakeup", AlertWakeup)
+# The dispatcher's poll: on PostgreSQL only the safety net under the wake-up (a job due after
+# a ladder timeout; one announced while the listener reconnected); on SQLite, how every alert
+# job is found. The SMS sender is woken by the dispatcher when it writes alert rows, so its
+# own poll (1 s) is not on the alert's path.
+DISPATCH_POLL_S = 0.25
 RELAY_TIMEOUT_S = 5.0
 # How old the in-memory rota may get before a console page asks for a fresh read (in the
 # background: that page still gets the copy in memory).
@@ -279,30 +290,40 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
                                     "ref": ref, "text": text})
 
     sender = OutboxSender(run_db=run_db)
-    dispatcher = Dispatcher(cfg.rota_file, timeout_override=cfg.escalation_ack_timeout_s,
+    dispatcher = Dispatcher(cfg.rota_file, poll_s=DISPATCH_POLL_S,
+                            timeout_override=cfg.escalation_ack_timeout_s,
                             run_db=run_db, on_enqueued=sender.wake, notify=notify)
     watcher = HeldRiskWatcher(cfg.rota_file, run_db=run_db, on_enqueued=sender.wake)
     net = RiskSafetyNet(run_db=run_db, on_recorded=dispatcher.wake)
+    # Connects in the database threads: shutdown does not wait for a connection attempt to
+    # an unreachable server (``database_ctx`` drops them).
+    wakeup = AlertWakeup(cfg.database_url, dispatcher.wake, run_db=run_db)
     await sender.start()
     await dispatcher.start()
     await watcher.start()
     await net.start()
+    await wakeup.start()  # does nothing on SQLite
     app[SENDER_KEY] = sender
     app[DISPATCHER_KEY] = dispatcher
     app[WATCHER_KEY] = watcher
     app[SAFETY_NET_KEY] = net
-    logger.info("handoff: dispatcher, risk watcher, risk safety net and SMS sender running")
+    app[WAKEUP_KEY] = wakeup
+    logger.info("handoff: dispatcher%s, risk watcher, risk safety net and SMS sender running",
+                " (woken by NOTIFY)" if wakeup.enabled else " (polling)")
     yield
     await stop_handoff(app)
 
 
 async def stop_handoff(app: web.Application) -> None:
-    """Stop the watcher and the dispatcher, then the sender (idempotent).
+    """Stop the wake-up, the safety net, the watcher and the dispatcher, then the sender
+    (idempotent).
 
     Also an ``on_shutdown`` hook: aiohttp (3.9) waits, before running cleanup contexts, for
-    every task created after start-up, and the loops' per-poll ``wait_for`` tasks are such
+    every task created after start-up, and the loops' per-poll wait tasks (``nap``) are such
     tasks; without stopping the loops first, shutdown would hang for ``shutdown_timeout``.
     """
+    if WAKEUP_KEY in app:
+        await app[WAKEUP_KEY].stop()  # closes its listening connection
     if SAFETY_NET_KEY in app:
         await app[SAFETY_NET_KEY].stop()
     if WATCHER_KEY in app:

@@ -41,6 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from bot.channels.dbthread import nap
 from bot.channels.models import OUT_PENDING, SmsContact, SmsOutbox
 from bot.channels.pseudonym import encrypt_number, pseudonym
 from bot.channels.segments import split_message
@@ -425,6 +426,9 @@ def alert_undeliverable(outbox_id: int, error_code: Optional[str],
             ).scalar_one_or_none()
             if nxt is not None:
                 nxt.due_at = now
+                # Reported in the Rasa server's sender as often as in the duty service's:
+                # wake the dispatchers (on commit) rather than wait for their poll.
+                engine.announce_due(session, nxt.id)
                 result.brought_forward = True
                 audit.append(session, esc, "ladder_advanced", "system:dispatcher",
                              reason="nobody in the tier can be reached by SMS; next step now, "
@@ -463,7 +467,17 @@ class RotaSource:
 
 
 class Dispatcher:
-    """Claims and processes due alert jobs; several may run against one database."""
+    """Claims and processes due alert jobs; several may run against one database.
+
+    Woken by ``wake()``: on PostgreSQL, by the duty service's listener
+    (``bot/escalation/wakeup.py``) as soon as a due job is committed in any process; in this
+    process, by the risk safety net. The poll (``poll_s``) is the safety net under those: it
+    finds jobs on SQLite, jobs whose ladder timeout ran out, and anything announced while the
+    listener was reconnecting.
+    """
+
+    # Jobs claimed per pass. A full batch means more may be due: the next pass starts at once.
+    batch = 16
 
     def __init__(
         self,
@@ -488,15 +502,19 @@ class Dispatcher:
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._task: Optional[asyncio.Task] = None
+        self._stopping = False
+        self._full_batch = False
         self.outcomes: list[Outcome] = []  # recent results, for tests and /health later
 
     async def start(self) -> None:
         await self._db(self.rota.get)  # fail at start-up on a broken rota, not at 3 am
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="alert-dispatcher")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        self._stopping = True  # in case a cancellation is lost, the loop still ends
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -505,12 +523,15 @@ class Dispatcher:
         self._wake.set()
 
     async def run_once(self) -> list[Outcome]:
-        ids = await self._db(claim_jobs, self.owner, self.lease)
+        ids = await self._db(claim_jobs, self.owner, self.lease, self.batch)
         results = []
         for job_id in ids:
             outcome = await self._process(job_id)
             if outcome is not None:
                 results.append(outcome)
+        # Not when every job failed: those were released and would be claimed again in a
+        # tight loop; the poll's pause is the back-off then.
+        self._full_batch = len(ids) >= self.batch and bool(results)
         return results
 
     async def _process(self, job_id: int) -> Optional[Outcome]:
@@ -544,15 +565,19 @@ class Dispatcher:
         return out
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
+            self._full_batch = False
             try:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001  database down: keep trying, say so
                 logger.error("dispatcher: pass failed (%s); retrying", type(exc).__name__)
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
-            except asyncio.TimeoutError:  # noqa: UP041  (Python 3.10)
-                pass
-            self._wake.clear()
+            if self._full_batch:
+                # Fifty escalations at once are four batches: the rest must not wait a poll
+                # each (nor rely on a notification arriving meanwhile).
+                continue
+            # Until woken or the poll comes round. A wake during the pass is kept, so a job
+            # announced while this pass was claiming is picked up straight after it. ``nap``
+            # rather than ``wait_for``, which can lose a cancellation on Python 3.10.
+            await nap(self._wake, self.poll_s)

@@ -7,11 +7,12 @@ writes. A level is only ever raised, never lowered.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from bot.escalation import audit
@@ -241,6 +242,24 @@ def realert_interval_s(level: str, override: Optional[int] = None) -> float:
     return float(DEFAULT_REALERT_S[level])
 
 
+# PostgreSQL channel on which a job that is due now is announced (``announce_due``); the duty
+# service LISTENs on it (``bot/escalation/wakeup.py``) and wakes its dispatcher.
+ALERT_CHANNEL = "escalation_alerts"
+
+
+def announce_due(session: Session, job_id: int) -> None:
+    """Tell listening dispatchers that alert job ``job_id`` is due, when this transaction commits.
+
+    PostgreSQL holds a NOTIFY until the commit and drops it on a rollback, so a dispatcher is
+    never woken for a job that does not exist. The payload is the job's id only: anyone
+    connected to the database may LISTEN, so never text, numbers or references. Elsewhere
+    (SQLite) this does nothing and the dispatcher's poll finds the job.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, :payload)"),
+                        {"channel": ALERT_CHANNEL, "payload": str(int(job_id))})
+
+
 def schedule_alert(
     session: Session, escalation: Escalation, level: str, step: int, due_at, kind: str = KIND_TIER
 ) -> AlertJob:
@@ -250,6 +269,12 @@ def schedule_alert(
     )
     session.add(job)
     session.flush()
+    due = due_at if due_at.tzinfo is not None else due_at.replace(tzinfo=dt.timezone.utc)
+    if due <= utcnow():
+        # Due now (a new escalation, a raised level, a skipped tier, a house's answer): wake a
+        # dispatcher on commit instead of leaving the job to its next poll. Later jobs (the
+        # ladder's timeouts) are found by the poll when they fall due.
+        announce_due(session, job.id)
     return job
 
 
