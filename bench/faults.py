@@ -20,7 +20,9 @@ What happens, on PostgreSQL (a database created for the run and dropped after):
 Then the load stops, the line drains, and every message is accounted for from the fake
 Twilio API and the line's tables: received (acknowledged), answered (at least one reply
 delivered), lost, duplicated (the same reply part to the same message delivered twice), and
-staff alerts due (one per escalation, and one for each risk conversation) and delivered.
+staff alerts due (one per escalation, and one for each risk conversation) and delivered. A
+delivery is a message the fake accepted; the outbox's look-ups (list requests, made before
+posting a part that may already be there) are counted apart and deliver nothing.
 Exit status 1 when any message or alert was lost.
 """
 
@@ -327,6 +329,9 @@ def account(turns: list[load.TurnResult], fake: load.FakeTwilio,
         "alerts_delivered": len(db["escalations"]) - len(not_alerted),
         "escalations_not_alerted": len(not_alerted),
         "outbox_failed": sum(1 for r in db["outbox"] if r["status"] == "failed"),
+        # Parts in doubt that the look-up found already accepted, so not posted again.
+        "found_by_lookup": sum(1 for r in db["outbox"] if r["error_code"] == "found_at_twilio"),
+        "lookups": sum(n for k, n in fake.counts.items() if k.startswith("list_")),
         "fake_twilio": dict(fake.counts),
     }
 
@@ -452,6 +457,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"| webhook retries (as Twilio would) | {s['webhook_retries']} |",
         f"| reply parts delivered / duplicated | {s['replies_delivered']} / "
         f"{s['duplicates']} ({dup_rate * 1000:.1f} in 1,000) |",
+        f"| outbox look-ups at Twilio / parts found already accepted (not posted again) | "
+        f"{s.get('lookups', 0)} / {s.get('found_by_lookup', 0)} |",
         f"| staff alerts due / delivered | {s['alerts_due']} / {s['alerts_delivered']} "
         f"(duplicated: {s['alert_duplicates']}) |",
         f"| risk conversations without an escalation | "

@@ -2,11 +2,13 @@
 
 - ``SCRIPTS``: short conversations in the words people use with the line (about a quarter of
   them show risk, urgent or imminent), each turn labelled with the risk it means.
-- ``FakeTwilio``: Twilio's create-message endpoint on loopback HTTP. It records every message
-  it accepts (sid, To, Body, arrival time), tells a staff alert from a reply to a person by the
-  ``To`` number, and fails a given share of requests (500, 429, or hang past the sender's
-  time-out). Not the tests' scripted fake (``tests/helpers.py``): a run needs failure shares
-  over thousands of requests and a look-up by message SID.
+- ``FakeTwilio``: Twilio's Messages resource on loopback HTTP. It records every message it
+  accepts (sid, To, Body, arrival time), tells a staff alert from a reply to a person by the
+  ``To`` number, lists what it accepted as Twilio does (the outbox's look-up before posting a
+  part that may already be there: a list request is not a delivery), and fails a given share
+  of requests, creates and lists alike (500, 429, or hang past the sender's time-out). Not the
+  tests' scripted fake (``tests/helpers.py``): a run needs failure shares over thousands of
+  requests and a look-up by message SID.
 - ``run_rest`` / ``run_sms``: N conversations at a time, closed loop (each simulated person
   sends the next message when the whole answer to the last has arrived), for a fixed time.
   Every conversation is a new person (a new sender id or phone number), as on a real night.
@@ -30,6 +32,8 @@ import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from typing import Any, Iterator, Optional
 
 import aiohttp
@@ -147,6 +151,7 @@ class Delivery:
     to: str
     body: str
     at: float  # time.monotonic() when accepted
+    date_created: str = ""  # RFC 2822, whole seconds, as Twilio lists it
 
     @property
     def is_alert(self) -> bool:
@@ -155,7 +160,7 @@ class Delivery:
 
 @dataclass
 class Faults:
-    """Share of create-message requests that fail, each way (0 = healthy)."""
+    """Share of requests (creates and lists) that fail, each way (0 = healthy)."""
 
     p500: float = 0.0
     p429: float = 0.0
@@ -174,7 +179,10 @@ class FakeTwilio:
         self.deliveries: list[Delivery] = []
         self.by_sid: dict[str, Delivery] = {}
         self.faults = Faults()
-        self.counts: dict[str, int] = {"201": 0, "500": 0, "429": 0, "timeout": 0, "401": 0}
+        # Creates by answer; list requests (look-ups, never deliveries) apart, as "list_*".
+        self.counts: dict[str, int] = {"201": 0, "500": 0, "429": 0, "timeout": 0, "401": 0,
+                                       "list_200": 0, "list_500": 0, "list_429": 0,
+                                       "list_timeout": 0}
         self.url = ""
         self._rng = random.Random(seed)
         self._runner: Optional[web.AppRunner] = None
@@ -182,6 +190,7 @@ class FakeTwilio:
     async def start(self, port: int = 0) -> str:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self.handle)
+        app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", self.list_messages)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -194,7 +203,7 @@ class FakeTwilio:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def handle(self, request: web.Request) -> web.Response:
+    def _refused(self, request: web.Request) -> Optional[web.Response]:
         try:
             password = aiohttp.BasicAuth.decode(request.headers.get("Authorization", "")).password
         except ValueError:
@@ -202,31 +211,78 @@ class FakeTwilio:
         if request.match_info["sid"] != ACCOUNT_SID or password != AUTH_TOKEN:
             self.counts["401"] += 1
             return web.json_response({"code": 20003, "message": "auth"}, status=401)
-        form = await request.post()
+        return None
+
+    async def _fault(self, prefix: str) -> Optional[web.Response]:
+        """A failure for this request, by the fault shares; None to answer normally."""
         roll = self._rng.random()
         f = self.faults
         if roll < f.p500:
-            self.counts["500"] += 1
+            self.counts[prefix + "500"] += 1
             return web.json_response({"code": 20500, "message": "fault"}, status=500)
         if roll < f.p500 + f.p429:
-            self.counts["429"] += 1
+            self.counts[prefix + "429"] += 1
             return web.json_response({"code": 20429, "message": "too many"}, status=429)
         if roll < f.p500 + f.p429 + f.p_timeout:
-            # The sender gives up first; aiohttp then cancels this handler, so the message
-            # is never accepted (a request lost on the way, not a late acceptance).
-            self.counts["timeout"] += 1
+            # The sender gives up first; nothing is accepted (a request lost on the way, not
+            # a late acceptance).
+            self.counts[prefix + "timeout"] += 1
             await asyncio.sleep(f.hang_s)
             return web.json_response({"code": 20504, "message": "late"}, status=504)
+        return None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        form = await request.post()
+        failed = await self._fault("")
+        if failed is not None:
+            return failed
         sid = "SM" + uuid.uuid4().hex
-        d = Delivery(sid, str(form.get("To", "")), str(form.get("Body", "")), time.monotonic())
+        d = Delivery(sid, str(form.get("To", "")), str(form.get("Body", "")), time.monotonic(),
+                     format_datetime(datetime.now(timezone.utc)))
         self.deliveries.append(d)
         self.by_sid[sid] = d
         self.counts["201"] += 1
-        return web.Response(status=201, content_type="application/json", text=json.dumps({
-            "sid": sid, "account_sid": ACCOUNT_SID, "to": d.to, "from": LINE_NUMBER,
-            "body": d.body, "status": "queued", "num_segments": "1",
-            "direction": "outbound-api",
-        }))
+        return web.Response(status=201, content_type="application/json",
+                            text=json.dumps(self._resource(d)))
+
+    async def list_messages(self, request: web.Request) -> web.Response:
+        """Twilio's message list: To/From filters, newest first, one page of PageSize."""
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        failed = await self._fault("list_")
+        if failed is not None:
+            return failed
+        to, from_ = request.query.get("To"), request.query.get("From")
+        size = min(int(request.query.get("PageSize", "50")), 1000)
+        page: list[Delivery] = []
+        if from_ in (None, LINE_NUMBER):  # every message here is from the line's number
+            for d in reversed(self.deliveries):
+                if to is None or d.to == to:
+                    page.append(d)
+                    if len(page) == size:
+                        break
+        self.counts["list_200"] += 1
+        uri = request.path_qs
+        return web.json_response({
+            "messages": [self._resource(d) for d in page], "first_page_uri": uri,
+            "previous_page_uri": None, "uri": uri, "page": 0, "page_size": size, "start": 0,
+            "end": max(len(page) - 1, 0),
+            # Only the first page is served; a full one says another may exist.
+            "next_page_uri": uri + "&PageToken=PA1" if len(page) == size else None,
+        })
+
+    @staticmethod
+    def _resource(d: Delivery) -> dict[str, Any]:
+        return {
+            "sid": d.sid, "account_sid": ACCOUNT_SID, "to": d.to, "from": LINE_NUMBER,
+            "body": d.body, "status": "queued", "num_segments": "1", "direction": "outbound-api",
+            "date_created": d.date_created, "date_updated": d.date_created, "date_sent": None,
+            "error_code": None,
+        }
 
     def alerts(self) -> list[Delivery]:
         return [d for d in self.deliveries if d.is_alert]

@@ -1,11 +1,21 @@
 """The outbox and its sender: every SMS is a row before it is posted to Twilio.
 
-Delivery from the person's view is exactly once in all but one case: a row is marked ``sent``
-with Twilio's message SID as soon as Twilio accepts it, and only rows not yet marked are sent
-again (after a crash, on start-up). If the process dies after Twilio accepted a message and
-before the row was marked, or a request times out after Twilio accepted it, that one part is
-sent a second time. Twilio's Messages API has no idempotency key, so at-most-one duplicate is
-the price of never losing a reply.
+Delivery from the person's view is exactly once: a row is marked ``sent`` with Twilio's
+message SID as soon as Twilio accepts it, and only rows not yet marked are sent again (after a
+crash, on start-up). Twilio's Messages API has no idempotency key, so a post whose outcome we
+never learnt could already be at Twilio: the process died with the row ``sending`` (its lease
+runs out, ``reclaim_expired``), or the request timed out or broke after it was sent. Such a
+row is *in doubt*, and before posting it again the sender reads one page of the recent
+messages from the line to that number and looks for one with exactly the row's text, created
+since the row's first attempt and held by no other row. Found: the row is marked sent with
+that message's SID and status, and nothing is posted. Rows that certainly never reached
+Twilio (a first attempt, or every earlier post answered 4xx/5xx/429 or never connected) post
+without a look-up.
+
+A duplicate remains possible in three narrow cases, each chosen over losing a reply: the
+look-up itself fails (then the row is posted anyway), Twilio accepts a timed-out request only
+after the look-up has been made (a request still in progress there), or Twilio stores the
+text changed (a trial account's prefix) so that it does not match.
 
 Retries: 429, 5xx, timeouts and connection errors are retried with exponential backoff and
 full jitter, up to ``max_attempts``. Other 4xx errors are permanent (21610: the person texted
@@ -27,12 +37,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import aliased
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
@@ -55,7 +65,14 @@ from bot.settings import settings
 from bot.store.db import transaction
 from bot.store.models import utcnow
 
+if TYPE_CHECKING:  # twilio's API classes take over a second to import (see _warm_up_twilio)
+    from twilio.rest.api.v2010.account.message import MessageInstance
+
 logger = logging.getLogger(__name__)
+# twilio's HTTP client logs every request's query string at INFO, and the look-up's query
+# (To=...) is the person's number: its log stays at WARNING whatever the root level is.
+_twilio_http_log = logging.getLogger(__name__ + ".twilio_http")
+_twilio_http_log.setLevel(logging.WARNING)
 
 STATUS_PATH = "/webhooks/sms/status"
 # Twilio status callbacks can arrive out of order; a later-ranked status is never overwritten
@@ -65,6 +82,16 @@ _STATUS_RANK = {
     "delivered": 4, "undelivered": 4, "failed": 4, "read": 5, "canceled": 4,
 }
 FAILED_DELIVERY = frozenset({"failed", "undelivered"})
+# The look-up before posting a part that may already be at Twilio reads one page of the most
+# recent messages to the number, newest first. No later part of the conversation is sent while
+# this one is unsent (claim_due), so a copy, if there is one, is the newest or nearly so; a
+# page of 20 leaves room for anything sent to the number some other way and stays one small
+# request.
+LOOKUP_PAGE_SIZE = 20
+# Twilio's date_created is in whole seconds (RFC 2822) and from Twilio's clock, not ours: a
+# copy created just after our first attempt may carry a time up to a second before it, plus
+# whatever our clocks disagree by.
+LOOKUP_CLOCK_SKEW = dt.timedelta(seconds=3)
 
 
 @dataclass(frozen=True)
@@ -77,6 +104,9 @@ class OutRow:
     # Looked up in the same query as the claim; None when there is no usable contact.
     number: str | None = field(default=None, repr=False)
     opted_out: bool = False
+    # An earlier post may have reached Twilio (see SmsOutbox.in_doubt); when, at the earliest.
+    in_doubt: bool = False
+    first_attempt_at: dt.datetime | None = None
 
 
 def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: int,
@@ -116,12 +146,17 @@ def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: 
 
 
 def reclaim_expired() -> int:
-    """Rows left ``sending`` by a process that died: send again (see the module docstring)."""
+    """Rows left ``sending`` by a process that died: send again, but look first.
+
+    The dead process may have posted the row and been killed before marking it (or lost the
+    database just then), so the row is in doubt: its next post first asks Twilio whether the
+    message is already there (``OutboxSender._find_accepted``).
+    """
     with transaction() as s:
         result = s.execute(
             update(SmsOutbox)
             .where(SmsOutbox.status == OUT_SENDING, SmsOutbox.lease_until < utcnow())
-            .values(status=OUT_PENDING, lease_owner=None, lease_until=None)
+            .values(status=OUT_PENDING, lease_owner=None, lease_until=None, in_doubt=True)
             .execution_options(synchronize_session=False)
         )
         return result.rowcount or 0
@@ -158,22 +193,33 @@ def claim_due(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32) 
                         earlier.status.in_((OUT_PENDING, OUT_SENDING))))
             .correlate(SmsOutbox)
         )
+        # The first claim's time bounds the look-up for a copy Twilio already has: no post
+        # of the row can be older. Set in the same statement, so it costs no extra write.
         s.execute(
             update(SmsOutbox)
             .where(SmsOutbox.id.in_(chosen), SmsOutbox.status == OUT_PENDING, ~blocked)
-            .values(status=OUT_SENDING, lease_owner=owner, lease_until=now + lease, updated_at=now)
+            .values(status=OUT_SENDING, lease_owner=owner, lease_until=now + lease, updated_at=now,
+                    first_attempt_at=func.coalesce(SmsOutbox.first_attempt_at, now))
             .execution_options(synchronize_session=False)
         )
         rows = s.execute(
             select(SmsOutbox.id, SmsOutbox.pseudonym, SmsOutbox.body, SmsOutbox.kind,
-                   SmsOutbox.attempts, SmsContact.number_enc, SmsContact.opted_out)
+                   SmsOutbox.attempts, SmsContact.number_enc, SmsContact.opted_out,
+                   SmsOutbox.in_doubt, SmsOutbox.first_attempt_at)
             .outerjoin(SmsContact, SmsContact.pseudonym == SmsOutbox.pseudonym)
             .where(SmsOutbox.id.in_(chosen), SmsOutbox.status == OUT_SENDING,
                    SmsOutbox.lease_owner == owner)
             .order_by(SmsOutbox.id)
         ).all()
     return [OutRow(r.id, r.pseudonym, r.body, r.kind, r.attempts, _number(r.number_enc),
-                   bool(r.opted_out)) for r in rows]
+                   bool(r.opted_out), bool(r.in_doubt), _aware(r.first_attempt_at))
+            for r in rows]
+
+
+def _aware(at: dt.datetime | None) -> dt.datetime | None:
+    if at is not None and at.tzinfo is None:  # SQLite hands back naive UTC
+        at = at.replace(tzinfo=dt.timezone.utc)  # noqa: UP017  dt.UTC is 3.11+
+    return at
 
 
 def _number(token: str | None) -> str | None:
@@ -196,9 +242,7 @@ def next_due_in() -> float | None:
         ).scalar_one_or_none()
     if at is None:
         return None
-    if at.tzinfo is None:  # SQLite hands back naive UTC
-        at = at.replace(tzinfo=dt.timezone.utc)  # noqa: UP017  dt.UTC is 3.11+
-    return max(0.0, (at - utcnow()).total_seconds())
+    return max(0.0, (_aware(at) - utcnow()).total_seconds())
 
 
 def _update(row_id: int, **values) -> None:
@@ -217,9 +261,24 @@ def mark_sent(row_id: int, twilio_sid: str | None, twilio_status: str | None,
             error_code=error_code)
 
 
-def mark_retry(row_id: int, attempts: int, delay_s: float, error_code: str) -> None:
+def mark_retry(row_id: int, attempts: int, delay_s: float, error_code: str,
+               in_doubt: bool = False) -> None:
+    """Back to ``pending`` for a later attempt; ``in_doubt`` when this post may have reached
+    Twilio. A definite answer never clears it: an earlier post may still be accepted late."""
+    values: dict[str, Any] = {"in_doubt": True} if in_doubt else {}
     _update(row_id, status=OUT_PENDING, attempts=attempts, lease_owner=None, lease_until=None,
-            next_attempt_at=utcnow() + dt.timedelta(seconds=delay_s), error_code=error_code)
+            next_attempt_at=utcnow() + dt.timedelta(seconds=delay_s), error_code=error_code,
+            **values)
+
+
+def recorded_sids(sids: list[str]) -> set[str]:
+    """Which of these Twilio SIDs some outbox row already holds."""
+    if not sids:
+        return set()
+    with transaction() as s:
+        return set(s.execute(
+            select(SmsOutbox.twilio_sid).where(SmsOutbox.twilio_sid.in_(sids))
+        ).scalars())
 
 
 def mark_final(row_id: int, status: str, attempts: int, error_code: str | None) -> None:
@@ -331,7 +390,8 @@ class OutboxSender:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         # A part in flight is allowed to finish: cancelling after Twilio accepted it but
-        # before the row was marked is exactly the case that sends a duplicate.
+        # before the row was marked would leave it in doubt, costing a look-up at Twilio
+        # (and a duplicate if that look-up fails).
         if self._active:
             await asyncio.wait(list(self._active.values()), timeout=self.send_timeout_s + 1)
         if self._http is not None:
@@ -382,7 +442,7 @@ class OutboxSender:
         if self._client is None:
             cfg = settings()
             # Made inside the running loop: the aiohttp session belongs to this loop.
-            self._http = AsyncTwilioHttpClient()
+            self._http = AsyncTwilioHttpClient(logger=_twilio_http_log)
             client = Client(cfg.twilio_account_sid, cfg.twilio_auth_token, http_client=self._http)
             # Point the API domain at TWILIO_API_URL (tests use a local fake; a proxy may too).
             client.api.base_url = cfg.twilio_api_url
@@ -420,6 +480,11 @@ class OutboxSender:
             logger.info("sms outbox: local mode, row %s for %s recorded, NOT sent",
                         row.id, row.pseudonym)
             return
+        if row.in_doubt:
+            found = await self._find_accepted(row, number, cfg.twilio_number)
+            if found is not None:
+                await self._record_found(row, found)
+                return
         try:
             message = await asyncio.wait_for(
                 self._twilio().messages.create_async(
@@ -442,9 +507,15 @@ class OutboxSender:
                 f"reply could not be sent (Twilio error {code})",
             )
             return
+        except aiohttp.ClientConnectorError:
+            # No connection was made, so nothing was sent: Twilio certainly has no copy.
+            await self._retry(row, attempts, "network")
+            return
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:  # noqa: UP041  (3.10)
+            # The request may have been sent and accepted with the answer lost on the way
+            # back: the next attempt looks for it before posting again.
             code = "timeout" if isinstance(exc, asyncio.TimeoutError) else "network"
-            await self._retry(row, attempts, code)
+            await self._retry(row, attempts, code, in_doubt=True)
             return
         except json.JSONDecodeError:
             # Twilio answered 2xx with a body we cannot read: it created the message, so
@@ -454,7 +525,57 @@ class OutboxSender:
         await self._db(mark_sent, row.id, message.sid, message.status, attempts)
         logger.info("sms outbox: row %s for %s sent as %s", row.id, row.pseudonym, message.sid)
 
-    async def _retry(self, row: OutRow, attempts: int, code: str) -> None:
+    async def _find_accepted(self, row: OutRow, number: str,
+                             line_number: str) -> MessageInstance | None:
+        """The copy of ``row`` Twilio already accepted, if its recent messages show one.
+
+        One page of the messages from the line to the number, newest first; a copy has exactly
+        the row's text and was created at or after the row's first attempt (less the clock
+        skew). A message another row already holds is that row's, not this one's: a short
+        reply ("OK.", the fail-safe) can be sent twice on purpose.
+        """
+        try:
+            page = await asyncio.wait_for(
+                self._twilio().messages.page_async(
+                    to=number, from_=line_number, page_size=LOOKUP_PAGE_SIZE),
+                self.send_timeout_s,
+            )
+            recent = list(page)
+        except (TwilioException, asyncio.TimeoutError, aiohttp.ClientError, OSError,  # noqa: UP041
+                ValueError) as exc:
+            # Not knowing is no reason to hold a reply back on a crisis line: post it, and if
+            # the earlier post did arrive the person gets it twice. A duplicate is better
+            # than a lost reply. (TwilioRestException's text can quote the number: type only.)
+            logger.warning("sms outbox: row %s for %s: look-up for an earlier copy failed (%s);"
+                           " posting", row.id, row.pseudonym, type(exc).__name__)
+            return None
+        # Every claim sets first_attempt_at (and migration 0009 filled it for rows waiting at
+        # the upgrade); were it missing, "now" finds nothing and the part is posted, a possible
+        # duplicate rather than a wrong match.
+        since = (row.first_attempt_at or utcnow()) - LOOKUP_CLOCK_SKEW
+        copies = [m for m in recent
+                  if m.sid and m.body == row.body and isinstance(m.date_created, dt.datetime)
+                  and m.date_created >= since]
+        if not copies:
+            return None
+        taken = await self._db(recorded_sids, [m.sid for m in copies])
+        copies = [m for m in copies if m.sid not in taken]
+        # Oldest first: the earliest post is the one whose answer was lost.
+        return min(copies, key=lambda m: m.date_created) if copies else None
+
+    async def _record_found(self, row: OutRow, message: MessageInstance) -> None:
+        """Twilio has this row's message already: mark the row sent with it, post nothing."""
+        status = message.status if isinstance(message.status, str) else None
+        await self._db(mark_sent, row.id, message.sid, status, row.attempts, "found_at_twilio")
+        logger.info("sms outbox: row %s for %s was already accepted by Twilio as %s; "
+                    "not posted again", row.id, row.pseudonym, message.sid)
+        if status in FAILED_DELIVERY:
+            # Its status callbacks came before the row held the SID and matched nothing;
+            # the failure still goes in front of staff as a callback's would.
+            code = message.error_code
+            await self._db(apply_status, message.sid, status, str(code) if code else None)
+
+    async def _retry(self, row: OutRow, attempts: int, code: str, in_doubt: bool = False) -> None:
         if attempts >= self.max_attempts:
             logger.error("sms outbox: row %s for %s gave up after %s attempts (%s)",
                          row.id, row.pseudonym, attempts, code)
@@ -467,5 +588,5 @@ class OutboxSender:
         delay = self.backoff_s(attempts)
         logger.warning("sms outbox: row %s for %s attempt %s failed (%s); retry in %.2fs",
                        row.id, row.pseudonym, attempts, code, delay)
-        await self._db(mark_retry, row.id, attempts, delay, code)
+        await self._db(mark_retry, row.id, attempts, delay, code, in_doubt)
         self.wake()

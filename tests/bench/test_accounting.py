@@ -2,15 +2,19 @@
 
 A person's message counts as answered only when a reply linked to it reached the (fake)
 Twilio API; a reply part delivered twice is a duplicate; an escalation without an alert, or a
-risk conversation without an escalation, is a lost alert.
+risk conversation without an escalation, is a lost alert. The outbox's look-ups at the fake
+(list requests) deliver nothing.
 """
 
 from __future__ import annotations
 
 import random
 
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
 from bench import faults, load
-from bench.line import PSEUDONYM_KEY, STAFF_NUMBERS
+from bench.line import ACCOUNT_SID, AUTH_TOKEN, LINE_NUMBER, PSEUDONYM_KEY, STAFF_NUMBERS
 from bot.channels.pseudonym import pseudonym
 
 PERSON = "+447800000001"
@@ -108,6 +112,44 @@ def test_messages_sent_during_an_outage_are_counted_with_their_outcome():
              turn("SM3", at=200.0)]
     s = faults.account(turns, fake, db, timeline)
     assert (s["sent_during_a_fault"], s["sent_during_a_fault_answered"]) == (2, 1)
+
+
+def test_a_part_the_look_up_found_is_one_delivery_not_a_duplicate():
+    fake = load.FakeTwilio()
+    # The killed sender's post was accepted; the restarted one found it and posted nothing.
+    deliver(fake, "SMa", PERSON, "Samaritans: 116 123.")
+    row = {**out_row(10, 1, PERSON, "Samaritans: 116 123.", "SMa"),
+           "error_code": "found_at_twilio"}
+    db = run_db(inbox=[{"id": 1, "message_sid": "SM1", "pseudonym": "p", "status": "done",
+                        "attempts": 1}], outbox=[row])
+    s = faults.account([turn("SM1")], fake, db, faults.Timeline())
+    assert (s["messages_lost"], s["duplicates"], s["replies_delivered"]) == (0, 0, 1)
+    assert s["found_by_lookup"] == 1
+
+
+async def test_the_bench_fake_lists_what_it_accepted_as_twilio_does():
+    # Read with twilio's own client, as the outbox's look-up does: To/From filters, newest
+    # first, one page. A list request is counted apart and is not a delivery.
+    fake = load.FakeTwilio()
+    await fake.start()
+    http = AsyncTwilioHttpClient()
+    try:
+        client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=http)
+        client.api.base_url = fake.url
+        for body, to in (("one", PERSON), ("two", OTHER), ("three", PERSON), ("four", PERSON)):
+            await client.messages.create_async(to=to, from_=LINE_NUMBER, body=body)
+        page = await client.messages.page_async(to=PERSON, from_=LINE_NUMBER, page_size=2)
+        listed = list(page)
+        assert [m.body for m in listed] == ["four", "three"]
+        assert all(m.to == PERSON and m.date_created is not None and m.sid in fake.by_sid
+                   for m in listed)
+        other = await client.messages.page_async(to=PERSON, from_="+447700900999")
+        assert list(other) == []
+    finally:
+        await http.close()
+        await fake.stop()
+    assert len(fake.deliveries) == 4
+    assert (fake.counts["201"], fake.counts["list_200"]) == (4, 2)
 
 
 def test_kill_plan_spreads_kills_over_all_three_processes():
