@@ -116,7 +116,7 @@ async def run_line(args: argparse.Namespace, results: dict[str, Any]) -> None:
             await load.run_rest(line.rasa_url, 2, args.warmup, prefix="warmup")
             await load.run_sms(line.rasa_url, tracker, 2, args.warmup, seed=99)
             numbers = iter(range(10_000, 10**6))
-            for channel in ("rest", "sms"):
+            for channel in args.channels:
                 for c in args.levels:
                     print(f"  line {channel} x{c} for {args.duration:.0f} s ...", flush=True)
                     profiling = []
@@ -242,6 +242,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="concurrent conversations, comma-separated (default 1,10,50)")
     parser.add_argument("--duration", type=float, help="seconds per level (default 45)")
     parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--channels", type=lambda s: [c for c in s.split(",") if c],
+                        default=["rest", "sms"], help="the line's channels to load (rest,sms)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-ack", action="store_true")
     parser.add_argument("--profile", action="store_true",
