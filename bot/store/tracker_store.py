@@ -14,6 +14,15 @@ one statement rather than one ORM object each. Safe because Rasa's lock store le
 a time touch a conversation, and the processor awaits ``save``/``retrieve`` before it touches
 the tracker again.
 
+It also remembers the current session of the conversations it served last (``cache_size``,
+256 by default), because the same py-spy run put another 14% of the main thread in queries
+whose answer this process already knew: the events it had just written (retrieve) and how
+many there were (Rasa counts them again before every save). A conversation it remembers is
+read from memory and saved without the count; one it does not is read from the database.
+That is only true while this process is the only writer of the conversation: with
+``REDIS_URL`` set, several Rasa servers share the line and the memory is off. A save that
+fails forgets the conversation, so the next one counts again.
+
 ``endpoints.yml``: ``tracker_store: {type: bot.store.tracker_store.LineTrackerStore, url: ...}``.
 """
 
@@ -21,16 +30,72 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Dict, List, Optional, Text
+import threading
+from collections import OrderedDict
+from typing import Any, Dict, List, NamedTuple, Optional, Text
 
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.events import SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy import insert
 
+from bot import settings as settings_module
+
+
+class _Stored(NamedTuple):
+    type_name: str
+    timestamp: Optional[float]
+    data: str  # the JSON text, as in the table
+
+
+def _current_session(stored: List[_Stored]) -> List[_Stored]:
+    """The events Rasa's query would return: from the latest ``session_started`` on, by
+    timestamp, as ``SQLTrackerStore._event_query`` selects them."""
+    starts = [e.timestamp for e in stored
+              if e.type_name == SessionStarted.type_name and e.timestamp is not None]
+    if not starts:
+        return stored
+    since = max(starts)
+    return [e for e in stored if e.timestamp is not None and e.timestamp >= since]
+
 
 class LineTrackerStore(SQLTrackerStore):
+    def __init__(self, *args: Any, cache_size: int = 256, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Several Rasa servers (REDIS_URL) may each write one conversation: no memory then.
+        self.cache_size = 0 if settings_module.settings().redis_url else int(cache_size)
+        self._sessions: "OrderedDict[str, List[_Stored]]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- memory of recent conversations ------------------------------------------------------
+
+    def _remembered(self, sender_id: Text) -> Optional[List[_Stored]]:
+        with self._lock:
+            known = self._sessions.get(sender_id)
+            if known is not None:
+                self._sessions.move_to_end(sender_id)
+            return known
+
+    def _remember(self, sender_id: Text, stored: List[_Stored]) -> None:
+        if not self.cache_size:
+            return
+        with self._lock:
+            self._sessions[sender_id] = stored
+            self._sessions.move_to_end(sender_id)
+            while len(self._sessions) > self.cache_size:
+                self._sessions.popitem(last=False)
+
+    def _forget(self, sender_id: Text) -> None:
+        with self._lock:
+            self._sessions.pop(sender_id, None)
+
+    # -- the store ------------------------------------------------------------------------------
+
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        known = self._remembered(sender_id)
+        if known is not None:
+            return self._tracker(sender_id, known)
         return await asyncio.to_thread(self._load, sender_id, False)
 
     async def retrieve_full_tracker(
@@ -40,27 +105,46 @@ class LineTrackerStore(SQLTrackerStore):
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         await self.stream_events(tracker)
-        await asyncio.to_thread(self._store_new_events, tracker)
+        try:
+            await asyncio.to_thread(self._store_new_events, tracker)
+        except BaseException:
+            # Perhaps stored, perhaps not (a commit that lost its connection): count again.
+            self._forget(tracker.sender_id)
+            raise
+
+    def _tracker(self, sender_id: Text, stored: List[_Stored]) -> Optional[DialogueStateTracker]:
+        if not self.domain or not stored:
+            return None
+        events = [json.loads(e.data) for e in stored]
+        return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
 
     def _load(self, sender_id: Text, all_sessions: bool) -> Optional[DialogueStateTracker]:
         with self.session_scope() as session:
             rows = self._event_query(
                 session, sender_id, fetch_events_from_all_sessions=all_sessions
             ).all()
-            events = [json.loads(row.data) for row in rows]
-        if not self.domain or not events:
-            return None
-        return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+            stored = [_Stored(r.type_name, r.timestamp, r.data) for r in rows]
+        if not all_sessions and stored:
+            self._remember(sender_id, stored)
+        return self._tracker(sender_id, stored)
 
     def _store_new_events(self, tracker: DialogueStateTracker) -> None:
+        sender_id = tracker.sender_id
+        known = self._remembered(sender_id)
         with self.session_scope() as session:
+            if known is not None:
+                # What this process read or wrote last is what the table holds for this
+                # session: the same count Rasa's query would give, without asking.
+                new_events = list(tracker.events)[len(known):]
+            else:
+                new_events = list(self._additional_events(session, tracker))
+                if len(new_events) == len(tracker.events):
+                    known = []  # none stored before (Rasa counted 0): now exactly these
             rows: List[Dict[str, Any]] = []
-            # Events already stored for this session are counted, as Rasa does, so a tracker
-            # saved twice never stores an event twice.
-            for event in self._additional_events(session, tracker):
+            for event in new_events:
                 data = event.as_dict()
                 rows.append({
-                    "sender_id": tracker.sender_id,
+                    "sender_id": sender_id,
                     "type_name": event.type_name,
                     "timestamp": data.get("timestamp"),
                     "intent_name": data.get("parse_data", {}).get("intent", {}).get(
@@ -71,3 +155,6 @@ class LineTrackerStore(SQLTrackerStore):
             if rows:
                 session.execute(insert(self.SQLEvent.__table__), rows)
             session.commit()
+        if known is not None:
+            added = [_Stored(r["type_name"], r["timestamp"], r["data"]) for r in rows]
+            self._remember(sender_id, _current_session(known + added))

@@ -83,3 +83,87 @@ async def test_the_event_loop_is_free_while_the_database_works(stores, monkeypat
     await line.retrieve("person-3")
     assert threads and threading.current_thread().name not in threads
     assert asyncio.get_running_loop().is_running()
+
+
+async def test_a_remembered_conversation_reads_and_saves_without_asking_the_database(stores):
+    line, stock = stores
+    tracker = DialogueStateTracker("person-4", DOMAIN.slots)
+    tracker.update(SessionStarted())
+    _turn(tracker, "first", "reply one")
+    await line.save(tracker)  # new: counted (0), stored, remembered
+    queries: list[str] = []
+
+    from sqlalchemy import event
+
+    def spy(conn, cursor, statement, *args):
+        queries.append(statement.split()[0].upper())
+
+    event.listen(line.engine, "before_cursor_execute", spy)
+    try:
+        again = await line.retrieve("person-4")
+        _turn(again, "second", "reply two")
+        await line.save(again)
+    finally:
+        event.remove(line.engine, "before_cursor_execute", spy)
+    assert queries == ["INSERT"]  # no SELECT: neither the read nor the count
+    # What the table holds is what Rasa's own store reads.
+    texts = [e.text for e in (await stock.retrieve("person-4")).events
+             if isinstance(e, (UserUttered, BotUttered))]
+    assert texts == ["first", "reply one", "second", "reply two"]
+
+
+async def test_a_new_session_is_remembered_as_rasa_would_read_it(stores):
+    line, stock = stores
+    tracker = DialogueStateTracker("person-5", DOMAIN.slots)
+    tracker.update(SessionStarted(timestamp=1000.0))
+    _turn(tracker, "last week", "ok")
+    await line.save(tracker)
+    old = await line.retrieve("person-5")
+    old.update(ActionExecuted("action_session_start"))
+    old.update(SessionStarted())
+    _turn(old, "tonight", "I'm here")
+    await line.save(old)
+    remembered = await line.retrieve("person-5")
+    from_table = await stock.retrieve("person-5")
+    assert [e.as_dict() for e in remembered.events] == [e.as_dict() for e in from_table.events]
+    assert "last week" not in [getattr(e, "text", None) for e in remembered.events]
+
+
+async def test_a_failed_save_is_forgotten_and_counted_again(stores, monkeypatch):
+    line, stock = stores
+    tracker = DialogueStateTracker("person-6", DOMAIN.slots)
+    tracker.update(SessionStarted())
+    _turn(tracker, "one", "a")
+    await line.save(tracker)
+    again = await line.retrieve("person-6")
+    _turn(again, "two", "b")
+    real = line.session_scope
+
+    def broken():
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(line, "session_scope", broken)
+    with pytest.raises(RuntimeError):
+        await line.save(again)
+    monkeypatch.setattr(line, "session_scope", real)
+    await line.save(again)  # counted again: nothing lost, nothing twice
+    texts = [e.text for e in (await stock.retrieve("person-6")).events
+             if isinstance(e, (UserUttered, BotUttered))]
+    assert texts == ["one", "a", "two", "b"]
+
+
+async def test_several_rasa_servers_share_nothing_in_memory(db_url, monkeypatch):
+    from bot import settings as settings_module
+
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/15")
+    settings_module.reset()
+    store = LineTrackerStore(DOMAIN, host=db_url)
+    try:
+        tracker = DialogueStateTracker("person-7", DOMAIN.slots)
+        tracker.update(SessionStarted())
+        await store.save(tracker)
+        await store.retrieve("person-7")
+        assert store.cache_size == 0 and not store._sessions
+    finally:
+        store.engine.dispose()
+        settings_module.reset()
