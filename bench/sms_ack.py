@@ -145,9 +145,6 @@ def _free_port() -> int:
 
 async def main(args: argparse.Namespace) -> int:
     """Role ``server`` (default): the channel under test, with the other two as processes."""
-    import aiohttp
-    from sanic import Sanic
-
     me = [sys.executable, str(Path(__file__).resolve())]
     fake_port = _free_port()
     # Plain subprocesses: sanic switches the loop policy to uvloop, whose child watcher
@@ -155,6 +152,17 @@ async def main(args: argparse.Namespace) -> int:
     fake = subprocess.Popen([*me, "--role", "fake", "--port", str(fake_port)],
                             stdout=subprocess.PIPE)
     fake.stdout.readline()  # "ready"
+    try:
+        return await _serve_and_measure(args, me, fake_port)
+    finally:
+        # Also when the measurement fails: an orphaned fake would keep the caller's pipe open.
+        fake.terminate()
+        fake.wait(10)
+
+
+async def _serve_and_measure(args: argparse.Namespace, me: list[str], fake_port: int) -> int:
+    import aiohttp
+    from sanic import Sanic
 
     tmp = tempfile.TemporaryDirectory()
     database_url = args.database_url or f"sqlite:///{Path(tmp.name) / 'bench.db'}"
@@ -207,8 +215,6 @@ async def main(args: argparse.Namespace) -> int:
     await server.before_stop()
     await server.close()
     await server.after_stop()
-    fake.terminate()
-    fake.wait(10)
     db.dispose_all()
     tmp.cleanup()
 
