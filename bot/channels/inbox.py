@@ -261,7 +261,7 @@ def claim(
         for pid in first:
             risky[pid] = risky[pid] or at_risk(pid)
         chosen = []
-        # Conversations showing risk words first, then oldest first: with more conversations
+        # Conversations showing risk first, then oldest first: with more conversations
         # waiting than ``limit``, a risk message is never the one left for the next pass.
         for pid, row_id in sorted(first.items(), key=lambda kv: (not risky[kv[0]], kv[1])):
             if len(chosen) >= limit:

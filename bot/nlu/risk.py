@@ -342,19 +342,17 @@ class RiskDetector:
         Answers are remembered for the last few hundred texts (a ``Risk`` is immutable), and
         one thread at a time scores: the SMS channel's turns run in a thread of their own.
         """
-        if isinstance(text, str):
-            with self._memo_lock:
-                known = self._memo.get(text)
-                if known is not None:
-                    self._memo.move_to_end(text)
-                    return known
         with self._memo_lock:
-            risk = self._assess_guarded(text)
-            if isinstance(text, str):
-                self._memo[text] = risk
-                if len(self._memo) > _MEMO_SIZE:
-                    self._memo.popitem(last=False)
-        return risk
+            if not isinstance(text, str):
+                return self._assess_guarded(text)
+            known = self._memo.get(text)
+            if known is not None:
+                self._memo.move_to_end(text)
+                return known
+            risk = self._memo[text] = self._assess_guarded(text)
+            if len(self._memo) > _MEMO_SIZE:
+                self._memo.popitem(last=False)
+            return risk
 
     def _assess_guarded(self, text: str) -> Risk:
         try:
