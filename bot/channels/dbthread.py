@@ -5,6 +5,15 @@ SQLite's busy handler, which sleeps in steps of up to 100 ms, and Twilio's reque
 them. On any database, each busy thread also takes the GIL from the event loop. One thread
 never contends with itself, and a priority queue lets an inbound message jump ahead of the
 worker's and sender's queued housekeeping: its wait is at most the one statement in progress.
+
+Group commit: jobs queued together whose functions are marked ``db.group_safe`` run in one
+transaction. On PostgreSQL a transaction of its own costs each job three round trips beyond
+its statements (pre-ping, BEGIN, COMMIT), and while a bot turn holds the GIL in another
+thread, every round trip waits up to the switch interval to get it back: measured, 4.4 ms
+for a one-statement transaction instead of 0.5 ms on an idle process. If one job of a group
+raises, the group is rolled back and each job runs again in its own transaction, so one bad
+job never takes the others down; if the commit itself fails, every job of the group hears
+of it, as a job of its own would.
 """
 
 from __future__ import annotations
@@ -13,9 +22,12 @@ import asyncio
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from bot.store.db import shared_transaction
 
 INGEST = 0  # the webhook and status callback: Twilio is waiting
 BACKGROUND = 1  # worker, sender
@@ -35,8 +47,17 @@ class _Job:
     batch: Callable[[list], list] | None = field(default=None, compare=False)
 
 
-async def nap(wake: asyncio.Event, timeout: float) -> None:
-    """Sleep until ``wake`` is set or ``timeout`` passes, then clear it.
+# The least time from one pass of the worker or the sender to the next. Both are woken by
+# every message in and every part out, and each pass is a claim (three statements and a
+# commit). Under load, passes back to back claimed a row or two each and took a third of the
+# GIL from the bot's turns (py-spy --gil, 50 SMS conversations); spaced out, one pass claims
+# what arrived meanwhile. When the line is quiet, the last pass is long past: no delay.
+PASS_GAP_S = 0.02
+
+
+async def nap(wake: asyncio.Event, timeout: float, not_before: float = 0.0) -> None:
+    """Sleep until ``wake`` is set or ``timeout`` passes, then clear it; in any case not
+    until ``time.monotonic()`` reaches ``not_before``.
 
     Not ``asyncio.wait_for``: on Python 3.10 it can swallow a cancellation that arrives as the
     event fires (bpo-42130), and a loop that lost its cancellation never stops.
@@ -47,6 +68,9 @@ async def nap(wake: asyncio.Event, timeout: float) -> None:
     finally:
         waiter.cancel()
     wake.clear()
+    rest = not_before - time.monotonic()
+    if rest > 0:
+        await asyncio.sleep(rest)
 
 
 def _resolve(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
@@ -112,19 +136,27 @@ class DbThread:
             if job.priority == _STOP:
                 return
             if job.batch is None:
-                self._run_one(job)
+                if getattr(job.fn, "group_safe", False):
+                    self._run_group(self._gather(job, lambda j: getattr(j.fn, "group_safe",
+                                                                        False)))
+                else:
+                    self._run_one(job)
                 continue
-            jobs = [job]
-            while len(jobs) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt.batch is not job.batch:
-                    self._queue.put(nxt)  # keeps its place: ordering is by (priority, seq)
-                    break
-                jobs.append(nxt)
-            self._run_batch(jobs)
+            self._run_batch(self._gather(job, lambda j, b=job.batch: j.batch is b))
+
+    def _gather(self, job: _Job, fits: Callable[[_Job], bool]) -> list[_Job]:
+        """``job`` and the jobs queued right behind it that ``fits`` accepts."""
+        jobs = [job]
+        while len(jobs) < self.max_batch:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt.priority == _STOP or not fits(nxt):
+                self._queue.put(nxt)  # keeps its place: ordering is by (priority, seq)
+                break
+            jobs.append(nxt)
+        return jobs
 
     @staticmethod
     def _deliver(job: _Job, result: Any, error: BaseException | None) -> None:
@@ -140,6 +172,28 @@ class DbThread:
         except BaseException as exc:  # noqa: BLE001  handed to the awaiting coroutine
             error = exc
         self._deliver(job, result, error)
+
+    def _run_group(self, jobs: list[_Job]) -> None:
+        if len(jobs) == 1:
+            self._run_one(jobs[0])
+            return
+        results: list[Any] = []
+        try:
+            with shared_transaction():
+                for job in jobs:
+                    results.append(job.fn(*job.args))
+        except BaseException as exc:  # noqa: BLE001  handed to the awaiting coroutines
+            if len(results) < len(jobs):
+                # A job raised and the group was rolled back: nothing of it was written.
+                # Each runs again on its own, so only the one that fails hears of it.
+                for job in jobs:
+                    self._run_one(job)
+                return
+            for job in jobs:  # the commit failed: each job's outcome is that of the commit
+                self._deliver(job, None, exc)
+            return
+        for job, result in zip(jobs, results, strict=True):
+            self._deliver(job, result, None)
 
     def _run_batch(self, jobs: list[_Job]) -> None:
         try:

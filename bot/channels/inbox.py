@@ -34,7 +34,7 @@ from bot.channels.models import (
 )
 from bot.channels.pseudonym import encrypt_number, pseudonym
 from bot.escalation.engine import LIVE_STATUSES, flag_for_staff
-from bot.store.db import transaction
+from bot.store.db import group_safe, transaction
 from bot.store.models import Escalation, utcnow
 
 logger = logging.getLogger(__name__)
@@ -210,6 +210,7 @@ def _receive_keyword(
     return Received(row.id, pid, kind or "message", staff_flagged=flagged)
 
 
+@group_safe
 def reclaim_expired() -> int:
     """Put rows whose worker stopped renewing its lease back in the queue."""
     with transaction() as s:
@@ -222,6 +223,7 @@ def reclaim_expired() -> int:
         return result.rowcount or 0
 
 
+@group_safe
 def claim(
     owner: str,
     lease: dt.timedelta,
@@ -237,6 +239,9 @@ def claim(
     asked only for conversations with no risk waiting; a refusal leaves the row queued.
     ``at_risk``: conversations that showed risk earlier (their "no" to "are you safe?" shows
     none on its own); they count as risky here.
+
+    In a group commit that is rolled back, the claim runs again and asks ``may_start`` again:
+    at worst a conversation spends one more token of its rate limit.
     """
     if limit <= 0:
         return []
@@ -307,6 +312,7 @@ def claim(
                     r.attempts) for r in claimed]
 
 
+@group_safe
 def renew(owner: str, ids: Collection[int], lease: dt.timedelta) -> None:
     if not ids:
         return
@@ -320,6 +326,7 @@ def renew(owner: str, ids: Collection[int], lease: dt.timedelta) -> None:
         )
 
 
+@group_safe
 def finish(inbox_id: int, owner: str, status: str, error: str | None = None) -> None:
     """Close a row. The text is dropped: the tracker store has the conversation."""
     with transaction() as s:
@@ -332,6 +339,7 @@ def finish(inbox_id: int, owner: str, status: str, error: str | None = None) -> 
         )
 
 
+@group_safe
 def release(owner: str, ids: Collection[int]) -> None:
     """Give rows back unfinished (a clean shutdown mid-turn): the next worker runs them."""
     if not ids:

@@ -46,7 +46,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from bot.channels.dbthread import nap
+from bot.channels.dbthread import PASS_GAP_S, nap
 from bot.channels.models import (
     OUT_FAILED,
     OUT_NOT_SENT_LOCAL,
@@ -62,7 +62,7 @@ from bot.channels.segments import split_message
 from bot.escalation.dispatch import alert_undeliverable
 from bot.escalation.engine import flag_for_staff
 from bot.settings import settings
-from bot.store.db import transaction
+from bot.store.db import group_safe, shared_transaction, transaction
 from bot.store.models import utcnow
 
 if TYPE_CHECKING:  # twilio's API classes take over a second to import (see _warm_up_twilio)
@@ -109,6 +109,7 @@ class OutRow:
     first_attempt_at: dt.datetime | None = None
 
 
+@group_safe
 def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: int,
             replay: bool = False) -> list[int]:
     """Write the parts of one bot message; the sender posts them in id order.
@@ -145,6 +146,7 @@ def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: 
     return ids
 
 
+@group_safe
 def reclaim_expired() -> int:
     """Rows left ``sending`` by a process that died: send again, but look first.
 
@@ -162,8 +164,11 @@ def reclaim_expired() -> int:
         return result.rowcount or 0
 
 
-def claim_due(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32) -> list[OutRow]:
-    """The next due part of each conversation, never overtaking an earlier unsent part."""
+@group_safe
+def claim_due(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32,
+              per_conversation: int = 1) -> list[OutRow]:
+    """The next due parts (up to ``per_conversation``) of up to ``limit`` conversations, in
+    order, never overtaking an earlier unsent part that is not claimed with them."""
     now = utcnow()
     with transaction() as s:
         query = (
@@ -174,23 +179,27 @@ def claim_due(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32) 
         )
         if s.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        chosen, seen = [], set()
+        chosen: list[int] = []
+        taken: dict[str, int] = {}
         for row in s.execute(query).all():
-            if len(chosen) >= limit:
-                break
-            if row.pseudonym in seen or row.pseudonym in busy:
+            if row.pseudonym in busy:
                 continue
-            seen.add(row.pseudonym)
+            count = taken.get(row.pseudonym, 0)
+            if (count == 0 and len(taken) >= limit) or count >= per_conversation:
+                continue
+            taken[row.pseudonym] = count + 1
             chosen.append(row.id)
         if not chosen:
             return []
         # One statement for the batch (SQLite's write lock stays short); per row, a part
-        # waits while an earlier part of the same conversation is unsent.
+        # waits while an earlier part of the same conversation is unsent, unless that part is
+        # claimed in this batch too (the sender then posts them in order, one after another).
         earlier = aliased(SmsOutbox)
         blocked = (
             exists()
             .where(and_(earlier.pseudonym == SmsOutbox.pseudonym, earlier.id < SmsOutbox.id,
-                        earlier.status.in_((OUT_PENDING, OUT_SENDING))))
+                        earlier.status.in_((OUT_PENDING, OUT_SENDING)),
+                        earlier.id.notin_(chosen)))
             .correlate(SmsOutbox)
         )
         # The first claim's time bounds the look-up for a copy Twilio already has: no post
@@ -216,6 +225,34 @@ def claim_due(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32) 
             for r in rows]
 
 
+@group_safe
+def claim_due_and_wait(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32,
+                       per_conversation: int = 1) -> tuple[list[OutRow], float | None]:
+    """``claim_due`` and then ``next_due_in``, in one transaction: the sender's whole pass."""
+    with shared_transaction():
+        return claim_due(owner, lease, busy, limit, per_conversation), next_due_in()
+
+
+@group_safe
+def release(owner: str, ids: list[int]) -> None:
+    """Give claimed parts back unposted (their chain stopped): pending again, as they were."""
+    if not ids:
+        return
+    with transaction() as s:
+        s.execute(
+            update(SmsOutbox)
+            .where(SmsOutbox.id.in_(ids), SmsOutbox.lease_owner == owner,
+                   SmsOutbox.status == OUT_SENDING)
+            .values(status=OUT_PENDING, lease_owner=None, lease_until=None, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+# Parts of one conversation claimed together and posted one after another by one task: a
+# reply of several messages costs one claim instead of one per part.
+PARTS_PER_CLAIM = 6
+
+
 def _aware(at: dt.datetime | None) -> dt.datetime | None:
     if at is not None and at.tzinfo is None:  # SQLite hands back naive UTC
         at = at.replace(tzinfo=dt.timezone.utc)  # noqa: UP017  dt.UTC is 3.11+
@@ -231,6 +268,7 @@ def _number(token: str | None) -> str | None:
         return None
 
 
+@group_safe
 def next_due_in() -> float | None:
     """Seconds until the earliest pending retry is due (None when nothing waits)."""
     with transaction() as s:
@@ -254,6 +292,7 @@ def _update(row_id: int, **values) -> None:
         )
 
 
+@group_safe
 def mark_sent(row_id: int, twilio_sid: str | None, twilio_status: str | None,
               attempts: int, error_code: str | None = None) -> None:
     _update(row_id, status=OUT_SENT, twilio_sid=twilio_sid, delivery_status=twilio_status,
@@ -261,6 +300,7 @@ def mark_sent(row_id: int, twilio_sid: str | None, twilio_status: str | None,
             error_code=error_code)
 
 
+@group_safe
 def mark_retry(row_id: int, attempts: int, delay_s: float, error_code: str,
                in_doubt: bool = False) -> None:
     """Back to ``pending`` for a later attempt; ``in_doubt`` when this post may have reached
@@ -271,6 +311,7 @@ def mark_retry(row_id: int, attempts: int, delay_s: float, error_code: str,
             **values)
 
 
+@group_safe
 def recorded_sids(sids: list[str]) -> set[str]:
     """Which of these Twilio SIDs some outbox row already holds."""
     if not sids:
@@ -281,6 +322,7 @@ def recorded_sids(sids: list[str]) -> set[str]:
         ).scalars())
 
 
+@group_safe
 def mark_final(row_id: int, status: str, attempts: int, error_code: str | None) -> None:
     _update(row_id, status=status, attempts=attempts, lease_owner=None, lease_until=None,
             error_code=error_code)
@@ -410,8 +452,9 @@ class OutboxSender:
 
     async def _run(self) -> None:
         while not self._stopping:
+            started = time.monotonic()
             try:
-                now = time.monotonic()
+                now = started
                 # At start (what a crashed run left) and then now and again (other processes).
                 if now - self._last_reclaim > min(5.0, self.lease.total_seconds() / 3):
                     self._last_reclaim = now
@@ -419,20 +462,26 @@ class OutboxSender:
                 free = self.concurrency - len(self._active)
                 rows = []
                 if free > 0:
-                    rows = await self._db(
-                        claim_due, self.owner, self.lease, set(self._active), free
+                    rows, due = await self._db(
+                        claim_due_and_wait, self.owner, self.lease, set(self._active), free,
+                        PARTS_PER_CLAIM,
                     )
+                else:
+                    due = await self._db(next_due_in)
+                chains: dict[str, list[OutRow]] = {}
                 for row in rows:
-                    task = asyncio.create_task(self._send(row))
-                    self._active[row.pseudonym] = task
-                    task.add_done_callback(lambda _t, pid=row.pseudonym: self._done(pid))
-                due = await self._db(next_due_in)
+                    chains.setdefault(row.pseudonym, []).append(row)
+                for pid, chain in chains.items():
+                    task = asyncio.create_task(self._send_chain(chain, started))
+                    self._active[pid] = task
+                    task.add_done_callback(lambda _t, pid=pid: self._done(pid))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 the database is down: keep trying, say so without data
                 logger.error("sms outbox: pass failed (%s); retrying", type(exc).__name__)
                 due = None
-            await nap(self._wake, self.poll_s if due is None else min(self.poll_s, max(due, 0.01)))
+            await nap(self._wake, self.poll_s if due is None else min(self.poll_s, max(due, 0.01)),
+                      started + min(PASS_GAP_S, self.poll_s))
 
     def _done(self, pid: str) -> None:
         self._active.pop(pid, None)
@@ -449,23 +498,45 @@ class OutboxSender:
             self._client = client
         return self._client
 
-    async def _send(self, row: OutRow) -> None:
+    async def _send_chain(self, rows: list[OutRow], claimed_at: float) -> None:
+        """Post one conversation's claimed parts in order, each after the last is settled.
+
+        The chain stops when a part is to be tried again later (the parts after it must not
+        overtake it) or when the lease might run out before the next part is settled (a post
+        and a look-up, each up to ``send_timeout_s``); the rest go back to pending.
+        """
+        settled = True
+        for i, row in enumerate(rows):
+            elapsed = time.monotonic() - claimed_at
+            if i and (not settled
+                      or elapsed + 2 * self.send_timeout_s >= self.lease.total_seconds()):
+                try:
+                    await self._db(release, self.owner, [r.id for r in rows[i:]])
+                except Exception as exc:  # noqa: BLE001 their lease runs out instead
+                    logger.error("sms outbox: could not release rows for %s (%s)",
+                                 row.pseudonym, type(exc).__name__)
+                return
+            settled = await self._send(row)
+
+    async def _send(self, row: OutRow) -> bool:
+        """Post one part; True when it is settled (sent, or failed for good)."""
         try:
-            await self._send_one(row)
+            return await self._send_one(row)
         except Exception as exc:  # noqa: BLE001
             # Most likely the database went away mid-send. The row keeps its lease and is
             # sent again once the lease runs out (reclaim_expired).
             logger.error("sms outbox: row %s for %s: %s", row.id, row.pseudonym,
                          type(exc).__name__)
+            return False
 
-    async def _send_one(self, row: OutRow) -> None:
+    async def _send_one(self, row: OutRow) -> bool:
         attempts = row.attempts + 1
         if row.number is None:
             logger.error("sms outbox: no usable contact for %s (row %s)", row.pseudonym, row.id)
             await self._db(mark_final, row.id, OUT_FAILED, attempts, "no_contact")
             await self._db(flag_delivery_problem, row.pseudonym, row.id, "no_contact",
                                     "reply not sent: no usable phone number on record")
-            return
+            return True
         number = row.number
         if row.opted_out:
             await self._db(mark_final, row.id, OUT_SUPPRESSED, row.attempts, "21610")
@@ -473,18 +544,18 @@ class OutboxSender:
                 flag_delivery_problem, row.pseudonym, row.id, "21610",
                 "reply not sent: the person has opted out of SMS (texted STOP)",
             )
-            return
+            return True
         cfg = settings()
         if not cfg.twilio_configured:
             await self._db(mark_final, row.id, OUT_NOT_SENT_LOCAL, row.attempts, None)
             logger.info("sms outbox: local mode, row %s for %s recorded, NOT sent",
                         row.id, row.pseudonym)
-            return
+            return True
         if row.in_doubt:
             found = await self._find_accepted(row, number, cfg.twilio_number)
             if found is not None:
                 await self._record_found(row, found)
-                return
+                return True
         try:
             message = await asyncio.wait_for(
                 self._twilio().messages.create_async(
@@ -496,8 +567,7 @@ class OutboxSender:
         except TwilioRestException as exc:
             code = str(exc.code or exc.status)
             if _is_transient(exc):
-                await self._retry(row, attempts, code)
-                return
+                return await self._retry(row, attempts, code)
             # exc.msg can quote the number (21211); only the code is kept or logged.
             logger.warning("sms outbox: row %s for %s refused by Twilio, code %s",
                            row.id, row.pseudonym, code)
@@ -506,24 +576,23 @@ class OutboxSender:
                 flag_delivery_problem, row.pseudonym, row.id, code,
                 f"reply could not be sent (Twilio error {code})",
             )
-            return
+            return True
         except aiohttp.ClientConnectorError:
             # No connection was made, so nothing was sent: Twilio certainly has no copy.
-            await self._retry(row, attempts, "network")
-            return
+            return await self._retry(row, attempts, "network")
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:  # noqa: UP041  (3.10)
             # The request may have been sent and accepted with the answer lost on the way
             # back: the next attempt looks for it before posting again.
             code = "timeout" if isinstance(exc, asyncio.TimeoutError) else "network"
-            await self._retry(row, attempts, code, in_doubt=True)
-            return
+            return await self._retry(row, attempts, code, in_doubt=True)
         except json.JSONDecodeError:
             # Twilio answered 2xx with a body we cannot read: it created the message, so
             # sending again would duplicate it. Mark it sent without a SID.
             await self._db(mark_sent, row.id, None, None, attempts, "unreadable_response")
-            return
+            return True
         await self._db(mark_sent, row.id, message.sid, message.status, attempts)
         logger.info("sms outbox: row %s for %s sent as %s", row.id, row.pseudonym, message.sid)
+        return True
 
     async def _find_accepted(self, row: OutRow, number: str,
                              line_number: str) -> MessageInstance | None:
@@ -575,7 +644,8 @@ class OutboxSender:
             code = message.error_code
             await self._db(apply_status, message.sid, status, str(code) if code else None)
 
-    async def _retry(self, row: OutRow, attempts: int, code: str, in_doubt: bool = False) -> None:
+    async def _retry(self, row: OutRow, attempts: int, code: str, in_doubt: bool = False) -> bool:
+        """Schedule another attempt, or give up after the last; True when given up."""
         if attempts >= self.max_attempts:
             logger.error("sms outbox: row %s for %s gave up after %s attempts (%s)",
                          row.id, row.pseudonym, attempts, code)
@@ -584,9 +654,10 @@ class OutboxSender:
                 flag_delivery_problem, row.pseudonym, row.id, code,
                 f"reply could not be sent after {attempts} attempts ({code})",
             )
-            return
+            return True
         delay = self.backoff_s(attempts)
         logger.warning("sms outbox: row %s for %s attempt %s failed (%s); retry in %.2fs",
                        row.id, row.pseudonym, attempts, code, delay)
         await self._db(mark_retry, row.id, attempts, delay, code, in_doubt)
         self.wake()
+        return False

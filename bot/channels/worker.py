@@ -25,7 +25,7 @@ from typing import Any
 from rasa.core.channels.channel import UserMessage
 
 from bot.channels import inbox, retention
-from bot.channels.dbthread import nap
+from bot.channels.dbthread import PASS_GAP_S, nap
 from bot.channels.gate import recently_at_risk
 from bot.channels.keywords import FAILSAFE_REPLY, HELP_REPLY
 from bot.channels.models import INBOX_DONE, INBOX_FAILED, INBOX_FAILSAFE
@@ -114,13 +114,14 @@ class InboxWorker:
 
     async def _run(self) -> None:
         while not self._stopping:
+            started = time.monotonic()
             try:
                 await self._pass()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
                 logger.error("sms worker: pass failed (%s); retrying", type(exc).__name__)
-            await nap(self._wake, self.poll_s)
+            await nap(self._wake, self.poll_s, started + min(PASS_GAP_S, self.poll_s))
 
     async def _pass(self) -> None:
         now = time.monotonic()

@@ -190,3 +190,26 @@ def test_a_replayed_turn_does_not_send_what_it_already_sent(twilio_env):
     assert outbox.enqueue(person_id(), "I'm here. Go on.", "reply", 8, 3, True)
     with transaction() as s:
         assert len(s.execute(select(SmsOutbox.id)).all()) == 3
+
+
+async def test_a_reply_of_several_messages_arrives_in_order_when_one_part_is_retried(
+        twilio_env, fake_twilio, servers):
+    # The sender claims a conversation's waiting parts together and posts them one after
+    # another; a part to be tried again stops the chain, and the parts after it wait for it.
+    server = await servers(StubAgent())
+    await server.sms("hello")  # creates the contact
+    await eventually(lambda: fake_twilio.created, what="the first reply")
+    await server.stop()
+    texts = ["I'm an automated assistant.", "You're not alone tonight.", "Who is open now:"]
+    for text in texts:  # waiting together when the sender starts: claimed together
+        outbox.enqueue(person_id(), text, "reply", None, 3)
+    fake_twilio.script = [(201, None, 0), (500, None, 0)]
+    await servers(StubAgent())
+    await eventually(lambda: len(fake_twilio.created) == 4, what="all three messages")
+    assert [c["Body"] for c in fake_twilio.created[1:]] == texts
+    # The second message failed once and was posted again before the third was posted at all.
+    assert [r["Body"] for r in fake_twilio.requests[1:]] == [
+        texts[0], texts[1], texts[1], texts[2]]
+    await eventually(lambda: [r.status for r in outbox_rows()] == ["sent"] * 4,
+                     what="every part marked sent")
+    assert all(r.lease_owner is None for r in outbox_rows())
