@@ -35,12 +35,12 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -109,6 +109,17 @@ class OutRow:
     first_attempt_at: dt.datetime | None = None
 
 
+# A sender takes a part written by another process (``kinds``) only after it has been due
+# this long: the two senders do not race for every part, and one still covers for the other
+# when that one is down.
+BACKUP_AFTER_S = 3.0
+
+
+# Parts of one conversation claimed together and posted one after another by one task: a
+# reply of several messages costs one claim instead of one per part.
+PARTS_PER_CLAIM = 6
+
+
 @group_safe
 def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: int,
             replay: bool = False) -> list[int]:
@@ -166,14 +177,25 @@ def reclaim_expired() -> int:
 
 @group_safe
 def claim_due(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32,
-              per_conversation: int = 1) -> list[OutRow]:
+              per_conversation: int = 1, kinds: Collection[str] | None = None,
+              others_after_s: float = BACKUP_AFTER_S) -> list[OutRow]:
     """The next due parts (up to ``per_conversation``) of up to ``limit`` conversations, in
-    order, never overtaking an earlier unsent part that is not claimed with them."""
+    order, never overtaking an earlier unsent part that is not claimed with them.
+
+    ``kinds``: the kinds this sender's process writes; a part of another kind is taken only
+    once it has been due for ``others_after_s`` (its own process's sender is down or stuck).
+    None: every kind at once.
+    """
     now = utcnow()
     with transaction() as s:
+        due = SmsOutbox.next_attempt_at <= now
+        if kinds is not None:
+            late = now - dt.timedelta(seconds=others_after_s)
+            due = and_(due, or_(SmsOutbox.kind.in_(list(kinds)),
+                                SmsOutbox.next_attempt_at <= late))
         query = (
             select(SmsOutbox.id, SmsOutbox.pseudonym)
-            .where(SmsOutbox.status == OUT_PENDING, SmsOutbox.next_attempt_at <= now)
+            .where(SmsOutbox.status == OUT_PENDING, due)
             .order_by(SmsOutbox.id)
             .limit(200)
         )
@@ -227,10 +249,13 @@ def claim_due(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32,
 
 @group_safe
 def claim_due_and_wait(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32,
-                       per_conversation: int = 1) -> tuple[list[OutRow], float | None]:
+                       per_conversation: int = 1, kinds: Collection[str] | None = None,
+                       others_after_s: float = BACKUP_AFTER_S
+                       ) -> tuple[list[OutRow], float | None]:
     """``claim_due`` and then ``next_due_in``, in one transaction: the sender's whole pass."""
     with shared_transaction():
-        return claim_due(owner, lease, busy, limit, per_conversation), next_due_in()
+        return (claim_due(owner, lease, busy, limit, per_conversation, kinds, others_after_s),
+                next_due_in(kinds, others_after_s))
 
 
 @group_safe
@@ -246,11 +271,6 @@ def release(owner: str, ids: list[int]) -> None:
             .values(status=OUT_PENDING, lease_owner=None, lease_until=None, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-
-
-# Parts of one conversation claimed together and posted one after another by one task: a
-# reply of several messages costs one claim instead of one per part.
-PARTS_PER_CLAIM = 6
 
 
 def _aware(at: dt.datetime | None) -> dt.datetime | None:
@@ -269,18 +289,36 @@ def _number(token: str | None) -> str | None:
 
 
 @group_safe
-def next_due_in() -> float | None:
-    """Seconds until the earliest pending retry is due (None when nothing waits)."""
+def next_due_in(kinds: Collection[str] | None = None,
+                others_after_s: float = BACKUP_AFTER_S) -> float | None:
+    """Seconds until the earliest pending part this sender could claim is due (None when
+    nothing waits); ``kinds`` as in ``claim_due``.
+
+    Only a conversation's first unsent part counts: the parts behind it cannot go before it,
+    and counting them (due, but blocked while the first waits for its retry) had the sender
+    pass every few milliseconds for nothing.
+    """
+    earlier = aliased(SmsOutbox)
+    first = ~(
+        exists()
+        .where(and_(earlier.pseudonym == SmsOutbox.pseudonym, earlier.id < SmsOutbox.id,
+                    earlier.status.in_((OUT_PENDING, OUT_SENDING))))
+        .correlate(SmsOutbox)
+    )
+    query = select(func.min(SmsOutbox.next_attempt_at)).where(
+        SmsOutbox.status == OUT_PENDING, first)
     with transaction() as s:
-        at = s.execute(
-            select(SmsOutbox.next_attempt_at)
-            .where(SmsOutbox.status == OUT_PENDING)
-            .order_by(SmsOutbox.next_attempt_at)
-            .limit(1)
-        ).scalar_one_or_none()
-    if at is None:
+        if kinds is None:
+            times = [s.execute(query).scalar()]
+        else:
+            own = s.execute(query.where(SmsOutbox.kind.in_(list(kinds)))).scalar()
+            other = s.execute(query.where(SmsOutbox.kind.notin_(list(kinds)))).scalar()
+            times = [own, None if other is None
+                     else _aware(other) + dt.timedelta(seconds=others_after_s)]
+    times = [_aware(t) for t in times if t is not None]
+    if not times:
         return None
-    return max(0.0, (_aware(at) - utcnow()).total_seconds())
+    return max(0.0, (min(times) - utcnow()).total_seconds())
 
 
 def _update(row_id: int, **values) -> None:
@@ -395,8 +433,13 @@ class OutboxSender:
         concurrency: int = 8,
         rng: Callable[[], float] = random.random,
         run_db: Callable[..., Awaitable[Any]] = asyncio.to_thread,
+        kinds: Collection[str] | None = None,
+        others_after_s: float = BACKUP_AFTER_S,
     ) -> None:
         self.max_attempts = max_attempts
+        # What this process writes (claimed at once); other kinds after others_after_s.
+        self.kinds = frozenset(kinds) if kinds is not None else None
+        self.others_after_s = others_after_s
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self.send_timeout_s = send_timeout_s
@@ -464,10 +507,10 @@ class OutboxSender:
                 if free > 0:
                     rows, due = await self._db(
                         claim_due_and_wait, self.owner, self.lease, set(self._active), free,
-                        PARTS_PER_CLAIM,
+                        PARTS_PER_CLAIM, self.kinds, self.others_after_s,
                     )
                 else:
-                    due = await self._db(next_due_in)
+                    due = await self._db(next_due_in, self.kinds, self.others_after_s)
                 chains: dict[str, list[OutRow]] = {}
                 for row in rows:
                     chains.setdefault(row.pseudonym, []).append(row)

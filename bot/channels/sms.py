@@ -50,6 +50,9 @@ MAX_MEDIA = 10
 
 
 STAFF = "staff"  # ``Received.kind`` of a text from a staff phone, answered by the staff handler
+# The outbox kinds this process writes: bot replies, the help and fail-safe replies, and the
+# answers to staff texts (``staff_sms``).
+SERVER_KINDS = frozenset({"reply", "help", "failsafe", staff_sms.REPLY_KIND})
 
 
 def ingest_many(items: list[tuple]) -> list[Any]:
@@ -156,6 +159,10 @@ class SmsRuntime:
             backoff_cap_s=options["backoff_cap_s"],
             send_timeout_s=options["send_timeout_s"],
             poll_s=options["poll_s"],
+            # Replies to people and answers to staff texts are written here; staff alerts
+            # and the line's messages in an escalation by the duty service, whose sender
+            # takes ours (and we theirs) only when they have waited (outbox.BACKUP_AFTER_S).
+            kinds=SERVER_KINDS,
         )
         self.worker: InboxWorker | None = None
         self.turns = TurnLoop()

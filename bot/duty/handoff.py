@@ -42,7 +42,7 @@ from bot.duty.staff import Principal
 from bot.duty.takeover import TakeoverError
 from bot.escalation import audit, engine
 from bot.escalation import rota as rota_module
-from bot.escalation.dispatch import Dispatcher, RotaSource, alert_staff
+from bot.escalation.dispatch import ALERT_KIND, PERSON_KIND, Dispatcher, RotaSource, alert_staff
 from bot.escalation.models import PURPOSE_REFERRAL
 from bot.escalation.safety_net import RiskSafetyNet
 from bot.escalation.wakeup import AlertWakeup
@@ -289,7 +289,10 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
         await relay.post("notify", {"conversation_id": conversation_id, "channel": channel,
                                     "ref": ref, "text": text})
 
-    sender = OutboxSender(run_db=run_db)
+    # Staff alerts and the line's messages to a person in an escalation are written here;
+    # the Rasa server's replies are its own sender's, taken here only when they have waited
+    # (the Rasa server is down or stuck: outbox.BACKUP_AFTER_S).
+    sender = OutboxSender(run_db=run_db, kinds=(ALERT_KIND, PERSON_KIND))
     dispatcher = Dispatcher(cfg.rota_file, poll_s=DISPATCH_POLL_S,
                             timeout_override=cfg.escalation_ack_timeout_s,
                             run_db=run_db, on_enqueued=sender.wake, notify=notify)
