@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -120,6 +120,17 @@ BACKUP_AFTER_S = 3.0
 PARTS_PER_CLAIM = 6
 
 
+# The hot path's statements, built once: building and cache-keying a statement each time cost
+# more CPU than running it, in the thread that shares the GIL with the bot's turns.
+_REPLAYED = (
+    select(SmsOutbox.id)
+    .where(SmsOutbox.inbox_id == bindparam("inbox_id"), SmsOutbox.kind == bindparam("kind"),
+           SmsOutbox.part == 1, SmsOutbox.body == bindparam("body"))
+    .limit(1)
+)
+_NEW_PART = insert(SmsOutbox)
+
+
 @group_safe
 def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: int,
             replay: bool = False) -> list[int]:
@@ -133,27 +144,23 @@ def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: 
     now = utcnow()
     ids = []
     with transaction() as s:
+        conn = s.connection()
         if replay and inbox_id is not None:
-            already = s.execute(
-                select(SmsOutbox.id).where(
-                    SmsOutbox.inbox_id == inbox_id, SmsOutbox.kind == kind,
-                    SmsOutbox.part == 1, SmsOutbox.body == parts[0].text,
-                ).limit(1)
-            ).first()
+            already = conn.execute(_REPLAYED, {"inbox_id": inbox_id, "kind": kind,
+                                               "body": parts[0].text}).first()
             if already is not None:
                 logger.info("sms outbox: replayed turn for inbox row %s repeated a message "
                             "already queued; not sent twice", inbox_id)
                 return []
         for n, part in enumerate(parts, start=1):
-            row = SmsOutbox(
-                pseudonym=pid, inbox_id=inbox_id, kind=kind, body=part.text, part=n,
-                parts=len(parts), encoding=part.encoding, segments=part.segments,
-                status=OUT_PENDING, attempts=0, next_attempt_at=now, created_at=now,
-                updated_at=now,
-            )
-            s.add(row)
-            s.flush()
-            ids.append(row.id)
+            result = conn.execute(_NEW_PART, {
+                "pseudonym": pid, "inbox_id": inbox_id, "kind": kind, "body": part.text,
+                "part": n, "parts": len(parts), "encoding": part.encoding,
+                "segments": part.segments, "status": OUT_PENDING, "attempts": 0,
+                "next_attempt_at": now, "created_at": now, "updated_at": now,
+                "in_doubt": False,
+            })
+            ids.append(result.inserted_primary_key[0])
     return ids
 
 
@@ -175,6 +182,51 @@ def reclaim_expired() -> int:
         return result.rowcount or 0
 
 
+def _scan(postgres: bool, kinds: bool) -> Any:
+    """The candidate parts: due, pending, oldest first (``kinds``: own kinds now, the other
+    process's only when late)."""
+    due = SmsOutbox.next_attempt_at <= bindparam("now")
+    if kinds:
+        due = and_(due, or_(SmsOutbox.kind.in_(bindparam("kinds", expanding=True)),
+                            SmsOutbox.next_attempt_at <= bindparam("late")))
+    query = (
+        select(SmsOutbox.id, SmsOutbox.pseudonym)
+        .where(SmsOutbox.status == OUT_PENDING, due)
+        .order_by(SmsOutbox.id)
+        .limit(200)
+    )
+    return query.with_for_update(skip_locked=True) if postgres else query
+
+
+_SCANS = {(pg, k): _scan(pg, k) for pg in (False, True) for k in (False, True)}
+_earlier = aliased(SmsOutbox)
+# Per row, a part waits while an earlier part of the same conversation is unsent, unless that
+# part is claimed in this batch too (the sender then posts them in order, one after another).
+_TAKE = (
+    update(SmsOutbox)
+    .where(SmsOutbox.id.in_(bindparam("ids", expanding=True)), SmsOutbox.status == OUT_PENDING,
+           ~exists()
+           .where(and_(_earlier.pseudonym == SmsOutbox.pseudonym, _earlier.id < SmsOutbox.id,
+                       _earlier.status.in_((OUT_PENDING, OUT_SENDING)),
+                       _earlier.id.notin_(bindparam("ids", expanding=True))))
+           .correlate(SmsOutbox))
+    .values(status=OUT_SENDING, lease_owner=bindparam("owner"), lease_until=bindparam("until"),
+            updated_at=bindparam("now"),
+            # The first claim's time bounds the look-up for a copy Twilio already has: no
+            # post of the row can be older. Set here, so it costs no extra write.
+            first_attempt_at=func.coalesce(SmsOutbox.first_attempt_at, bindparam("now")))
+)
+_TAKEN = (
+    select(SmsOutbox.id, SmsOutbox.pseudonym, SmsOutbox.body, SmsOutbox.kind,
+           SmsOutbox.attempts, SmsContact.number_enc, SmsContact.opted_out,
+           SmsOutbox.in_doubt, SmsOutbox.first_attempt_at)
+    .outerjoin(SmsContact, SmsContact.pseudonym == SmsOutbox.pseudonym)
+    .where(SmsOutbox.id.in_(bindparam("ids", expanding=True)), SmsOutbox.status == OUT_SENDING,
+           SmsOutbox.lease_owner == bindparam("owner"))
+    .order_by(SmsOutbox.id)
+)
+
+
 @group_safe
 def claim_due(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32,
               per_conversation: int = 1, kinds: Collection[str] | None = None,
@@ -187,23 +239,16 @@ def claim_due(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32,
     None: every kind at once.
     """
     now = utcnow()
+    params: dict[str, Any] = {"now": now}
+    if kinds is not None:
+        params["kinds"] = list(kinds)
+        params["late"] = now - dt.timedelta(seconds=others_after_s)
     with transaction() as s:
-        due = SmsOutbox.next_attempt_at <= now
-        if kinds is not None:
-            late = now - dt.timedelta(seconds=others_after_s)
-            due = and_(due, or_(SmsOutbox.kind.in_(list(kinds)),
-                                SmsOutbox.next_attempt_at <= late))
-        query = (
-            select(SmsOutbox.id, SmsOutbox.pseudonym)
-            .where(SmsOutbox.status == OUT_PENDING, due)
-            .order_by(SmsOutbox.id)
-            .limit(200)
-        )
-        if s.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+        conn = s.connection()
+        scan = _SCANS[conn.dialect.name == "postgresql", kinds is not None]
         chosen: list[int] = []
         taken: dict[str, int] = {}
-        for row in s.execute(query).all():
+        for row in conn.execute(scan, params).all():
             if row.pseudonym in busy:
                 continue
             count = taken.get(row.pseudonym, 0)
@@ -213,35 +258,10 @@ def claim_due(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32,
             chosen.append(row.id)
         if not chosen:
             return []
-        # One statement for the batch (SQLite's write lock stays short); per row, a part
-        # waits while an earlier part of the same conversation is unsent, unless that part is
-        # claimed in this batch too (the sender then posts them in order, one after another).
-        earlier = aliased(SmsOutbox)
-        blocked = (
-            exists()
-            .where(and_(earlier.pseudonym == SmsOutbox.pseudonym, earlier.id < SmsOutbox.id,
-                        earlier.status.in_((OUT_PENDING, OUT_SENDING)),
-                        earlier.id.notin_(chosen)))
-            .correlate(SmsOutbox)
-        )
-        # The first claim's time bounds the look-up for a copy Twilio already has: no post
-        # of the row can be older. Set in the same statement, so it costs no extra write.
-        s.execute(
-            update(SmsOutbox)
-            .where(SmsOutbox.id.in_(chosen), SmsOutbox.status == OUT_PENDING, ~blocked)
-            .values(status=OUT_SENDING, lease_owner=owner, lease_until=now + lease, updated_at=now,
-                    first_attempt_at=func.coalesce(SmsOutbox.first_attempt_at, now))
-            .execution_options(synchronize_session=False)
-        )
-        rows = s.execute(
-            select(SmsOutbox.id, SmsOutbox.pseudonym, SmsOutbox.body, SmsOutbox.kind,
-                   SmsOutbox.attempts, SmsContact.number_enc, SmsContact.opted_out,
-                   SmsOutbox.in_doubt, SmsOutbox.first_attempt_at)
-            .outerjoin(SmsContact, SmsContact.pseudonym == SmsOutbox.pseudonym)
-            .where(SmsOutbox.id.in_(chosen), SmsOutbox.status == OUT_SENDING,
-                   SmsOutbox.lease_owner == owner)
-            .order_by(SmsOutbox.id)
-        ).all()
+        # One statement for the batch: SQLite's write lock stays short.
+        claim = {"ids": chosen, "owner": owner, "until": now + lease, "now": now}
+        conn.execute(_TAKE, claim)
+        rows = conn.execute(_TAKEN, claim).all()
     return [OutRow(r.id, r.pseudonym, r.body, r.kind, r.attempts, _number(r.number_enc),
                    bool(r.opted_out), bool(r.in_doubt), _aware(r.first_attempt_at))
             for r in rows]
@@ -288,6 +308,23 @@ def _number(token: str | None) -> str | None:
         return None
 
 
+# Only a conversation's first unsent part counts: the parts behind it cannot go before it.
+_FIRST_UNSENT = and_(
+    SmsOutbox.status == OUT_PENDING,
+    ~exists()
+    .where(and_(_earlier.pseudonym == SmsOutbox.pseudonym, _earlier.id < SmsOutbox.id,
+                _earlier.status.in_((OUT_PENDING, OUT_SENDING))))
+    .correlate(SmsOutbox),
+)
+_NEXT_DUE = select(func.min(SmsOutbox.next_attempt_at)).where(_FIRST_UNSENT)
+_own = SmsOutbox.kind.in_(bindparam("kinds", expanding=True))
+# The earliest of this process's kinds, and of the others', in one statement.
+_NEXT_DUE_BY_KIND = select(
+    func.min(case((_own, SmsOutbox.next_attempt_at))),
+    func.min(case((~_own, SmsOutbox.next_attempt_at))),
+).where(_FIRST_UNSENT)
+
+
 @group_safe
 def next_due_in(kinds: Collection[str] | None = None,
                 others_after_s: float = BACKUP_AFTER_S) -> float | None:
@@ -298,21 +335,12 @@ def next_due_in(kinds: Collection[str] | None = None,
     and counting them (due, but blocked while the first waits for its retry) had the sender
     pass every few milliseconds for nothing.
     """
-    earlier = aliased(SmsOutbox)
-    first = ~(
-        exists()
-        .where(and_(earlier.pseudonym == SmsOutbox.pseudonym, earlier.id < SmsOutbox.id,
-                    earlier.status.in_((OUT_PENDING, OUT_SENDING))))
-        .correlate(SmsOutbox)
-    )
-    query = select(func.min(SmsOutbox.next_attempt_at)).where(
-        SmsOutbox.status == OUT_PENDING, first)
     with transaction() as s:
+        conn = s.connection()
         if kinds is None:
-            times = [s.execute(query).scalar()]
+            times = [conn.execute(_NEXT_DUE).scalar()]
         else:
-            own = s.execute(query.where(SmsOutbox.kind.in_(list(kinds)))).scalar()
-            other = s.execute(query.where(SmsOutbox.kind.notin_(list(kinds)))).scalar()
+            own, other = conn.execute(_NEXT_DUE_BY_KIND, {"kinds": list(kinds)}).one()
             times = [own, None if other is None
                      else _aware(other) + dt.timedelta(seconds=others_after_s)]
     times = [_aware(t) for t in times if t is not None]
@@ -321,13 +349,25 @@ def next_due_in(kinds: Collection[str] | None = None,
     return max(0.0, (min(times) - utcnow()).total_seconds())
 
 
+# One UPDATE of a row by id per set of columns (mark_sent, mark_retry, mark_final), built on
+# first use. The parameters are prefixed: a bind named like its column is reserved.
+_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
 def _update(row_id: int, **values) -> None:
     values["updated_at"] = utcnow()
-    with transaction() as s:
-        s.execute(
-            update(SmsOutbox).where(SmsOutbox.id == row_id).values(**values)
-            .execution_options(synchronize_session=False)
+    columns = tuple(sorted(values))
+    statement = _UPDATES.get(columns)
+    if statement is None:
+        statement = _UPDATES[columns] = (
+            update(SmsOutbox)
+            .where(SmsOutbox.id == bindparam("row_id"))
+            .values({c: bindparam("v_" + c) for c in columns})
         )
+    params = {"v_" + c: v for c, v in values.items()}
+    params["row_id"] = row_id
+    with transaction() as s:
+        s.connection().execute(statement, params)
 
 
 @group_safe
