@@ -28,6 +28,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _sms_sender(value: Optional[str], database_url: str) -> str:
+    """``SMS_SENDER``: auto (default) is the duty service on PostgreSQL, where a NOTIFY wakes
+    it, and the Rasa server elsewhere (SQLite has no NOTIFY: the duty service would poll)."""
+    choice = (value or "auto").strip().lower()
+    if choice == "auto":
+        return "duty" if database_url.startswith("postgresql") else "server"
+    if choice not in ("duty", "server"):
+        raise ValueError(f"SMS_SENDER must be auto, duty or server, got {value!r}")
+    return choice
+
+
 def _opt(env: Mapping[str, str], name: str) -> Optional[str]:
     raw = env.get(name, "").strip()
     return raw or None
@@ -75,6 +86,10 @@ class Settings:
     turn_slots: int = field(default=3)
     # Days a finished SMS inbox/outbox row is kept before the purge deletes it.
     sms_retention_days: int = field(default=30)
+    # Which process posts the SMS replies the Rasa server writes: "duty" (the duty service,
+    # woken by PostgreSQL's NOTIFY) or "server" (the Rasa server itself). Either one takes
+    # the other's parts once they are 3 s late (docs/sms.md, "Two senders").
+    sms_sender: str = field(default="server")
     # The address staff and carers use for the duty service (console links, cookie security,
     # the web chat's allowed origin). https:// here makes session cookies Secure.
     duty_public_url: str = field(default="http://localhost:8080")
@@ -107,8 +122,9 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
     actions_port = _int(env, "ACTIONS_PORT", 5055)
     duty_port = _int(env, "DUTY_PORT", 8080)
     duty_public_url = (_opt(env, "DUTY_PUBLIC_URL") or f"http://localhost:{duty_port}").rstrip("/")
+    database_url = _opt(env, "DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}"
     return Settings(
-        database_url=_opt(env, "DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}",
+        database_url=database_url,
         redis_url=_opt(env, "REDIS_URL"),
         rasa_port=rasa_port,
         actions_port=actions_port,
@@ -135,6 +151,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         sms_allow_unsigned=(_opt(env, "SMS_ALLOW_UNSIGNED") or "0") in ("1", "true", "yes"),
         sms_turn_timeout_s=_int(env, "SMS_TURN_TIMEOUT_S", 8),
         sms_retention_days=max(1, _int(env, "SMS_RETENTION_DAYS", 30)),
+        sms_sender=_sms_sender(_opt(env, "SMS_SENDER"), database_url),
         turn_slots=max(1, _int(env, "TURN_SLOTS", 3)),
         # Loopback by default: the duty service sits behind a TLS proxy; a deployment sets
         # DUTY_HOST=0.0.0.0 only where that proxy runs on another host.

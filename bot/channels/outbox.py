@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from sqlalchemy import and_, bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, or_, select, text, update
 from sqlalchemy.orm import aliased
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -129,16 +129,27 @@ _REPLAYED = (
     .limit(1)
 )
 _NEW_PART = insert(SmsOutbox)
+# sms_outbox.kind of a message a staff member writes to a person through the Rasa server's
+# staff relay (``relay.deliver``).
+STAFF_KIND = "staff"
+# The PostgreSQL channel on which new parts are announced to the duty service's sender
+# (``enqueue(announce=True)``, ``bot/escalation/wakeup.py``). No payload: anyone connected
+# to the database may LISTEN.
+OUTBOX_CHANNEL = "sms_outbox"
+_ANNOUNCE = text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
 
 
 @group_safe
 def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: int,
-            replay: bool = False) -> list[int]:
+            replay: bool = False, announce: bool = False) -> list[int]:
     """Write the parts of one bot message; the sender posts them in id order.
 
     ``replay``: the turn for ``inbox_id`` is being run again (the process died mid-turn), so a
     message it already wrote then is skipped rather than sent twice. A reply with several
     variations may come out differently the second time; that one is sent.
+
+    ``announce``: on PostgreSQL, NOTIFY the duty service's sender when this commits (the
+    parts are its to post, ``SMS_SENDER=duty``); nothing is announced for a rollback.
     """
     parts = split_message(text, max_segments=max_segments)
     now = utcnow()
@@ -161,6 +172,8 @@ def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: 
                 "in_doubt": False,
             })
             ids.append(result.inserted_primary_key[0])
+        if announce and ids and conn.dialect.name == "postgresql":
+            conn.execute(_ANNOUNCE)
     return ids
 
 

@@ -85,8 +85,10 @@ async def deliver(conversation_id: str, channel: str, text: str, extra: dict[str
     if channel in SMS_CHANNELS:
         from bot.channels import outbox
 
-        # The outbox row is the delivery: the SMS sender (here or in the duty service) posts it.
-        await asyncio.to_thread(outbox.enqueue, conversation_id, text, "staff", None, 3)
+        # The outbox row is the delivery: the SMS sender (here or in the duty service, by
+        # SMS_SENDER) posts it; the duty service's is told at once.
+        await asyncio.to_thread(outbox.enqueue, conversation_id, text, outbox.STAFF_KIND, None,
+                                3, False, settings().sms_sender == "duty")
         return {"delivered": "sms_outbox"}
     if channel in WEBCHAT_CHANNELS:
         from bot.channels import webchat

@@ -50,9 +50,9 @@ MAX_MEDIA = 10
 
 
 STAFF = "staff"  # ``Received.kind`` of a text from a staff phone, answered by the staff handler
-# The outbox kinds this process writes: bot replies, the help and fail-safe replies, and the
-# answers to staff texts (``staff_sms``).
-SERVER_KINDS = frozenset({"reply", "help", "failsafe", staff_sms.REPLY_KIND})
+# The outbox kinds this process writes: bot replies, the help and fail-safe replies, the
+# answers to staff texts (``staff_sms``) and staff members' messages through the relay.
+SERVER_KINDS = frozenset({"reply", "help", "failsafe", staff_sms.REPLY_KIND, outbox.STAFF_KIND})
 
 
 def ingest_many(items: list[tuple]) -> list[Any]:
@@ -152,6 +152,10 @@ class SmsRuntime:
         self.db = DbThread()
         sqlite = settings().database_url.startswith("sqlite")
         self.ingest_db = self.db if sqlite else DbThread("sms-ingest")
+        # SMS_SENDER=duty (the default on PostgreSQL): the duty service posts what this
+        # process writes, woken by a NOTIFY, and its CPU is not taken from the bot's turns;
+        # this process's sender only covers for it, when a part is 3 s late.
+        self.duty_sends = settings().sms_sender == "duty"
         self.sender = outbox.OutboxSender(
             run_db=self.run_db,
             max_attempts=options["max_send_attempts"],
@@ -162,7 +166,7 @@ class SmsRuntime:
             # Replies to people and answers to staff texts are written here; staff alerts
             # and the line's messages in an escalation by the duty service, whose sender
             # takes ours (and we theirs) only when they have waited (outbox.BACKUP_AFTER_S).
-            kinds=SERVER_KINDS,
+            kinds=() if self.duty_sends else SERVER_KINDS,
         )
         self.worker: InboxWorker | None = None
         self.turns = TurnLoop()
@@ -227,11 +231,16 @@ class SmsRuntime:
     async def enqueue(self, pid: str, text: str, kind: str, inbox_id: int | None,
                       replay: bool = False) -> None:
         await self.run_db(outbox.enqueue, pid, text, kind, inbox_id, self.options["max_segments"],
-                          replay)
+                          replay, self.duty_sends)
         self.wake_sender()
 
     def wake_sender(self) -> None:
-        """Wake the sender from either loop (bot replies are written from the turn thread)."""
+        """Wake the sender from either loop (bot replies are written from the turn thread).
+
+        Not when the duty service posts (``duty_sends``): its NOTIFY has told it, and a pass
+        here would claim nothing."""
+        if self.duty_sends:
+            return
         loop = self._loop
         try:
             current = asyncio.get_running_loop()

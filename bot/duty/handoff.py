@@ -36,7 +36,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.channels.outbox import OutboxSender
+from bot.channels.outbox import OUTBOX_CHANNEL, OutboxSender
 from bot.duty.keys import DB_EXECUTOR_KEY, ENGINE_KEY, HTTP_KEY, SETTINGS_KEY
 from bot.duty.staff import Principal
 from bot.duty.takeover import TakeoverError
@@ -289,10 +289,14 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
         await relay.post("notify", {"conversation_id": conversation_id, "channel": channel,
                                     "ref": ref, "text": text})
 
-    # Staff alerts and the line's messages to a person in an escalation are written here;
-    # the Rasa server's replies are its own sender's, taken here only when they have waited
-    # (the Rasa server is down or stuck: outbox.BACKUP_AFTER_S).
-    sender = OutboxSender(run_db=run_db, kinds=(ALERT_KIND, PERSON_KIND))
+    # Staff alerts and the line's messages to a person in an escalation are written here.
+    # SMS_SENDER=duty (the default on PostgreSQL): the Rasa server's replies are posted here
+    # too, woken by their NOTIFY, so the Rasa server spends its CPU on the bot's turns.
+    # Otherwise they are its own sender's, taken here only when they have waited (the Rasa
+    # server is down or stuck: outbox.BACKUP_AFTER_S).
+    duty_sends = cfg.sms_sender == "duty"
+    sender = OutboxSender(run_db=run_db,
+                          kinds=None if duty_sends else (ALERT_KIND, PERSON_KIND))
     dispatcher = Dispatcher(cfg.rota_file, poll_s=DISPATCH_POLL_S,
                             timeout_override=cfg.escalation_ack_timeout_s,
                             run_db=run_db, on_enqueued=sender.wake, notify=notify)
@@ -300,7 +304,8 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
     net = RiskSafetyNet(run_db=run_db, on_recorded=dispatcher.wake)
     # Connects in the database threads: shutdown does not wait for a connection attempt to
     # an unreachable server (``database_ctx`` drops them).
-    wakeup = AlertWakeup(cfg.database_url, dispatcher.wake, run_db=run_db)
+    wakeup = AlertWakeup(cfg.database_url, dispatcher.wake, run_db=run_db,
+                         also={OUTBOX_CHANNEL: sender.wake} if duty_sends else None)
     await sender.start()
     await dispatcher.start()
     await watcher.start()

@@ -135,7 +135,7 @@ def handle_and_reply(number: str, body: str) -> str:
         # is where a person's contact is written.
         with transaction() as s:
             pid = register_contact(s, member.phone)
-        outbox.enqueue(pid, reply, REPLY_KIND, None, 3)
+        outbox.enqueue(pid, reply, REPLY_KIND, None, 3, False, settings().sms_sender == "duty")
     return reply
 
 

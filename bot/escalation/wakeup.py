@@ -24,12 +24,16 @@ raises into the duty service; logs carry exception types only (a psycopg2 messag
 the server's address and the database's name). Payloads are job ids only, and are not even
 read: a wake-up means "claim what is due".
 
+With ``SMS_SENDER=duty``, the same connection also LISTENs on the SMS outbox's channel
+(``also``), and a new reply part wakes the duty service's SMS sender the same way.
+
 On SQLite (or any other database) ``start`` does nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -50,8 +54,8 @@ def is_postgresql(url: str) -> bool:
     return make_url(url).get_backend_name() == "postgresql"
 
 
-def connect_listener(url: str) -> Any:
-    """A new psycopg2 connection in autocommit mode, listening on ``ALERT_CHANNEL`` (blocking)."""
+def connect_listener(url: str, channels: tuple[str, ...] = (ALERT_CHANNEL,)) -> Any:
+    """A new psycopg2 connection in autocommit mode, listening on ``channels`` (blocking)."""
     from bot.store import db
 
     engine = db.get_engine(url)  # for the dialect's reading of the URL; not its pool
@@ -68,7 +72,8 @@ def connect_listener(url: str) -> Any:
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(ALERT_CHANNEL)))
+            for channel in channels:
+                cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
     except BaseException:
         conn.close()
         raise
@@ -76,7 +81,12 @@ def connect_listener(url: str) -> Any:
 
 
 class AlertWakeup:
-    """LISTENs for due alert jobs and calls ``on_notify`` (``Dispatcher.wake``) for each."""
+    """LISTENs for due alert jobs and calls ``on_notify`` (``Dispatcher.wake``) for each.
+
+    ``also``: more channels on the same connection, each with its own wake-up: the SMS
+    outbox's (``outbox.OUTBOX_CHANNEL``), whose parts the duty service's sender posts when
+    ``SMS_SENDER`` is ``duty``.
+    """
 
     def __init__(
         self,
@@ -86,16 +96,19 @@ class AlertWakeup:
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 5.0,
         run_db: Callable[..., Awaitable[Any]] = asyncio.to_thread,
-        connect: Callable[[str], Any] = connect_listener,
+        connect: Optional[Callable[[str], Any]] = None,
+        also: Optional[dict[str, Callable[[], None]]] = None,
     ) -> None:
         self.url = url
         self.on_notify = on_notify
+        self._wakes: dict[str, Callable[[], None]] = {ALERT_CHANNEL: on_notify, **(also or {})}
         self.backoff_base_s = backoff_base_s
         # Short: PostgreSQL back after a restart should be heard within seconds. Attempts
         # against a server that is down cost one refused connection each.
         self.backoff_cap_s = backoff_cap_s
         self._db = run_db
-        self._connect = connect
+        self._connect = connect or functools.partial(connect_listener,
+                                                     channels=tuple(self._wakes))
         self._task: Optional[asyncio.Task] = None
         self._stopping = False
         # For /health, tests and operators: the listening backend's pid (None while not
@@ -183,8 +196,12 @@ class AlertWakeup:
                 return
             if conn.notifies:
                 self.notifications += len(conn.notifies)
+                channels = {getattr(n, "channel", ALERT_CHANNEL) for n in conn.notifies}
                 conn.notifies.clear()
-                self.on_notify()
+                for channel in channels:
+                    wake = self._wakes.get(channel)
+                    if wake is not None:
+                        wake()
 
         loop.add_reader(fd, readable)
         try:
@@ -193,7 +210,8 @@ class AlertWakeup:
             # Anything announced while nobody listened (first start, or the gap before this
             # reconnection), and anything that arrived with the LISTEN's reply: claim it now.
             conn.notifies.clear()
-            self.on_notify()
+            for wake in self._wakes.values():
+                wake()
             await lost
         finally:
             self.backend_pid = None

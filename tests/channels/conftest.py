@@ -32,6 +32,17 @@ AUTH_TOKEN = "test-auth-token"
 LINE_NUMBER = "+447700900000"
 PERSON = "+447700900123"
 PUBLIC_BASE = "https://line.example.org"
+
+
+@pytest.fixture(autouse=True)
+def _server_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The channel's own sender posts, on PostgreSQL too: these tests drive it in-process.
+    Posting by the duty service (``SMS_SENDER=duty``, the default on PostgreSQL) is tested
+    in ``test_sms_sender_duty.py``."""
+    monkeypatch.setenv("SMS_SENDER", "server")
+    settings_module.reset()
+
+
 # Small numbers so that retries, leases and fail-safes happen in fractions of a second.
 FAST = {
     "turn_timeout_s": 0.5,

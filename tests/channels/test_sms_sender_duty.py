@@ -1,0 +1,85 @@
+"""SMS_SENDER=duty (the default on PostgreSQL): the duty service posts the Rasa server's replies.
+
+The duty service's side is built here as ``bot/duty/handoff.py`` builds it: a sender for
+every kind, woken through the alert wake-up's connection by the outbox's NOTIFY. Its poll is
+set to a minute, so a reply that arrives within a second or two was posted because of the
+NOTIFY; the Rasa server's own sender may only take a part once it is 3 s late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bot import settings as settings_module
+from bot.channels import outbox
+from bot.channels.outbox import OUTBOX_CHANNEL, OutboxSender
+from bot.escalation.wakeup import AlertWakeup
+from tests.channels.conftest import StubAgent, configure, eventually
+
+
+@pytest.fixture
+def duty_env(pg_url, fake_twilio, monkeypatch):
+    configure(monkeypatch, fake_twilio.url, SMS_SENDER=None)  # the default: auto
+    assert settings_module.settings().sms_sender == "duty"
+    return pg_url
+
+
+@pytest.fixture
+async def duty_sender(duty_env):
+    sender = OutboxSender(kinds=None, poll_s=60.0)
+    wakeup = AlertWakeup(duty_env, lambda: None, also={OUTBOX_CHANNEL: sender.wake})
+    await sender.start()
+    await wakeup.start()
+    try:
+        await eventually(lambda: wakeup.backend_pid is not None, what="the duty service listening")
+        yield wakeup
+    finally:
+        await wakeup.stop()
+        await sender.stop()
+
+
+async def test_the_duty_service_posts_the_reply_as_soon_as_it_is_written(
+        duty_sender, fake_twilio, servers):
+    server = await servers(StubAgent())
+    assert server.channel.runtime.duty_sends
+    heard = duty_sender.notifications
+    started = time.monotonic()
+    await server.sms("is anyone there")
+    await eventually(lambda: fake_twilio.created, timeout=2.5, what="the reply")
+    assert time.monotonic() - started < outbox.BACKUP_AFTER_S
+    assert duty_sender.notifications > heard
+    assert [c["Body"] for c in fake_twilio.created] == ["echo: is anyone there"]
+    # The Rasa server's sender, covering for a late part, does not post it again.
+    await asyncio.sleep(outbox.BACKUP_AFTER_S + 0.5)
+    assert len(fake_twilio.created) == 1
+
+
+async def test_with_the_duty_service_down_the_rasa_server_still_sends_the_reply(
+        duty_env, fake_twilio, servers):
+    server = await servers(StubAgent())
+    started = time.monotonic()
+    await server.sms("hello")
+    await eventually(lambda: fake_twilio.created, timeout=outbox.BACKUP_AFTER_S + 5,
+                     what="the reply, from the Rasa server's own sender")
+    assert time.monotonic() - started >= outbox.BACKUP_AFTER_S
+    assert [c["Body"] for c in fake_twilio.created] == ["echo: hello"]
+
+
+@pytest.mark.parametrize(("value", "url", "expected"), [
+    (None, "postgresql+psycopg2://postgres@127.0.0.1/line", "duty"),
+    (None, "sqlite:///var/line.db", "server"),
+    ("auto", "sqlite:///var/line.db", "server"),
+    ("server", "postgresql+psycopg2://postgres@127.0.0.1/line", "server"),
+    ("Duty", "sqlite:///var/line.db", "duty"),
+])
+def test_sms_sender_setting(value, url, expected):
+    env = {"DATABASE_URL": url} | ({"SMS_SENDER": value} if value else {})
+    assert settings_module.load(env).sms_sender == expected
+
+
+def test_an_unknown_sms_sender_is_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="SMS_SENDER must be auto, duty or server"):
+        settings_module.load({"SMS_SENDER": "rasa"})
