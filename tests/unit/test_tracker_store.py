@@ -112,6 +112,29 @@ async def test_a_remembered_conversation_reads_and_saves_without_asking_the_data
     assert texts == ["first", "reply one", "second", "reply two"]
 
 
+async def test_a_new_conversation_is_looked_for_once_and_saved_without_a_count(stores):
+    line, stock = stores
+    queries: list[str] = []
+
+    from sqlalchemy import event
+
+    def spy(conn, cursor, statement, *args):
+        queries.append(statement.split()[0].upper())
+
+    event.listen(line.engine, "before_cursor_execute", spy)
+    try:
+        assert await line.retrieve("person-new") is None  # looked for: one SELECT
+        tracker = DialogueStateTracker("person-new", DOMAIN.slots)
+        tracker.update(SessionStarted())
+        _turn(tracker, "hello", "hi, I'm an automated assistant")
+        await line.save(tracker)
+    finally:
+        event.remove(line.engine, "before_cursor_execute", spy)
+    assert queries == ["SELECT", "INSERT"]
+    assert [e.as_dict() for e in (await stock.retrieve("person-new")).events] \
+        == [e.as_dict() for e in tracker.events]
+
+
 async def test_a_new_session_is_remembered_as_rasa_would_read_it(stores):
     line, stock = stores
     tracker = DialogueStateTracker("person-5", DOMAIN.slots)
