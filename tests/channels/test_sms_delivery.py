@@ -7,9 +7,10 @@ import datetime as dt
 
 from sqlalchemy import select, update
 
-from bot.channels import inbox, outbox
+from bot.channels import inbox, outbox, relay
 from bot.channels.models import SmsInbox, SmsOutbox
 from bot.channels.segments import GSM7, UCS2, segment_count
+from bot.escalation.dispatch import register_contact
 from bot.escalation.engine import record_escalation
 from bot.store.db import transaction
 from bot.store.models import Escalation, utcnow
@@ -213,3 +214,16 @@ async def test_a_reply_of_several_messages_arrives_in_order_when_one_part_is_ret
     await eventually(lambda: [r.status for r in outbox_rows()] == ["sent"] * 4,
                      what="every part marked sent")
     assert all(r.lease_owner is None for r in outbox_rows())
+
+
+async def test_a_staff_message_through_the_relay_goes_out_at_once(twilio_env, fake_twilio,
+                                                                   servers):
+    # A human who has taken the conversation over writes to the person: their message is the
+    # Rasa server's to post (it was nobody's own kind, and waited until 3 s late).
+    await servers(StubAgent())
+    with transaction() as s:
+        register_contact(s, PERSON)
+    await relay.deliver(person_id(), "sms", "I'm Sam from the on-call team.", {})
+    await eventually(lambda: fake_twilio.created, timeout=outbox.BACKUP_AFTER_S - 0.5,
+                     what="the staff member's message")
+    assert [c["Body"] for c in fake_twilio.created] == ["I'm Sam from the on-call team."]

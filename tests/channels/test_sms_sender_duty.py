@@ -14,10 +14,13 @@ import time
 import pytest
 
 from bot import settings as settings_module
-from bot.channels import outbox
+from bot.channels import outbox, relay
 from bot.channels.outbox import OUTBOX_CHANNEL, OutboxSender
+from bot.channels.pseudonym import pseudonym
+from bot.escalation.dispatch import register_contact
 from bot.escalation.wakeup import AlertWakeup
-from tests.channels.conftest import StubAgent, configure, eventually
+from bot.store.db import transaction
+from tests.channels.conftest import PERSON, StubAgent, configure, eventually
 
 
 @pytest.fixture
@@ -35,6 +38,7 @@ async def duty_sender(duty_env):
     await wakeup.start()
     try:
         await eventually(lambda: wakeup.backend_pid is not None, what="the duty service listening")
+        await asyncio.sleep(0.5)  # the passes at start are over: from now on only a NOTIFY wakes it
         yield wakeup
     finally:
         await wakeup.stop()
@@ -66,6 +70,15 @@ async def test_with_the_duty_service_down_the_rasa_server_still_sends_the_reply(
                      what="the reply, from the Rasa server's own sender")
     assert time.monotonic() - started >= outbox.BACKUP_AFTER_S
     assert [c["Body"] for c in fake_twilio.created] == ["echo: hello"]
+
+
+async def test_a_staff_message_through_the_relay_is_posted_by_the_duty_service_at_once(
+        duty_sender, fake_twilio):
+    with transaction() as s:
+        register_contact(s, PERSON)
+    await relay.deliver(pseudonym(PERSON), "sms", "I'm Sam from the on-call team.", {})
+    await eventually(lambda: fake_twilio.created, timeout=2.0, what="the staff message")
+    assert [c["Body"] for c in fake_twilio.created] == ["I'm Sam from the on-call team."]
 
 
 @pytest.mark.parametrize(("value", "url", "expected"), [
