@@ -225,7 +225,7 @@ def reclaim_expired() -> int:
 
 # The worker's statements, built once (see ``_receive``): claims run several times a second
 # under load, in the thread whose every millisecond of CPU is taken from the bot's turns.
-# ``_scan`` adds ``FOR UPDATE SKIP LOCKED`` on PostgreSQL.
+# ``_SCAN_PG`` adds ``FOR UPDATE SKIP LOCKED`` for PostgreSQL.
 _SCAN = (
     select(SmsInbox.id, SmsInbox.pseudonym, SmsInbox.risk_hint)
     .where(SmsInbox.status == INBOX_RECEIVED)

@@ -213,15 +213,16 @@ def _scan(postgres: bool, kinds: bool) -> Any:
 
 _SCANS = {(pg, k): _scan(pg, k) for pg in (False, True) for k in (False, True)}
 _earlier = aliased(SmsOutbox)
+# An earlier part of the same conversation that is not sent yet.
+_EARLIER_UNSENT = and_(_earlier.pseudonym == SmsOutbox.pseudonym, _earlier.id < SmsOutbox.id,
+                       _earlier.status.in_((OUT_PENDING, OUT_SENDING)))
 # Per row, a part waits while an earlier part of the same conversation is unsent, unless that
 # part is claimed in this batch too (the sender then posts them in order, one after another).
 _TAKE = (
     update(SmsOutbox)
     .where(SmsOutbox.id.in_(bindparam("ids", expanding=True)), SmsOutbox.status == OUT_PENDING,
            ~exists()
-           .where(and_(_earlier.pseudonym == SmsOutbox.pseudonym, _earlier.id < SmsOutbox.id,
-                       _earlier.status.in_((OUT_PENDING, OUT_SENDING)),
-                       _earlier.id.notin_(bindparam("ids", expanding=True))))
+           .where(_EARLIER_UNSENT, _earlier.id.notin_(bindparam("ids", expanding=True)))
            .correlate(SmsOutbox))
     .values(status=OUT_SENDING, lease_owner=bindparam("owner"), lease_until=bindparam("until"),
             updated_at=bindparam("now"),
@@ -324,10 +325,7 @@ def _number(token: str | None) -> str | None:
 # Only a conversation's first unsent part counts: the parts behind it cannot go before it.
 _FIRST_UNSENT = and_(
     SmsOutbox.status == OUT_PENDING,
-    ~exists()
-    .where(and_(_earlier.pseudonym == SmsOutbox.pseudonym, _earlier.id < SmsOutbox.id,
-                _earlier.status.in_((OUT_PENDING, OUT_SENDING))))
-    .correlate(SmsOutbox),
+    ~exists().where(_EARLIER_UNSENT).correlate(SmsOutbox),
 )
 _NEXT_DUE = select(func.min(SmsOutbox.next_attempt_at)).where(_FIRST_UNSENT)
 _own = SmsOutbox.kind.in_(bindparam("kinds", expanding=True))
