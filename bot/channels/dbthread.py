@@ -102,13 +102,17 @@ class DbThread:
                 self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
                 self._thread.start()
 
-    async def _submit(self, priority: int, fn: Callable[..., Any] | None, args: tuple,
-                      batch: Callable[[list], list] | None = None) -> Any:
+    def _put(self, priority: int, fn: Callable[..., Any] | None, args: tuple,
+             batch: Callable[[list], list] | None = None) -> asyncio.Future:
         self._ensure_thread()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.put(_Job(priority, next(self._seq), fn, args, loop, future, batch))
-        return await future
+        return future
+
+    async def _submit(self, priority: int, fn: Callable[..., Any] | None, args: tuple,
+                      batch: Callable[[list], list] | None = None) -> Any:
+        return await self._put(priority, fn, args, batch)
 
     def run(self, priority: int, fn: Callable[..., Any], *args: Any):
         return self._submit(priority, fn, args)
@@ -126,6 +130,14 @@ class DbThread:
 
     def background(self, fn: Callable[..., Any], *args: Any):
         return self._submit(BACKGROUND, fn, args)
+
+    def background_soon(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+        """Queue ``fn(*args)`` now and return its future without waiting (call from a loop).
+
+        Jobs run in the order they were queued, so a caller may queue several and wait for
+        them all later; it must wait for (or at least retrieve) every future it was given.
+        """
+        return self._put(BACKGROUND, fn, args)
 
     def close(self) -> None:
         """Finish what is queued, then end the thread."""

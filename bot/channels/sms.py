@@ -79,6 +79,11 @@ def ingest_many(items: list[tuple]) -> list[Any]:
     return results
 
 
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()  # marks it retrieved: no "exception was never retrieved" log
+
+
 def _plain(status: int, text: str) -> HTTPResponse:
     return response.text(text, status=status, content_type="text/plain; charset=utf-8")
 
@@ -88,15 +93,24 @@ class SmsOutput(OutputChannel):
 
     ``recipient_id`` is the pseudonym (the Rasa sender id), never a number: the sender looks
     the number up in ``sms_contacts`` at the last moment.
+
+    ``defer`` (the inbox worker's turns): a message is queued for the database thread and the
+    turn goes on without waiting for the commit; ``flush`` waits for them all, after the turn
+    has given back its slot of the turn gate. Each write still starts the moment the bot says
+    the message (the 999 reply is not held back to the end of the turn), in the order said.
+    Waiting for each commit inside the turn kept a gate slot idle for a round trip through a
+    busy database thread per message.
     """
 
     def __init__(self, runtime: SmsRuntime, inbox_id: int | None = None,
-                 replay: bool = False) -> None:
+                 replay: bool = False, defer: bool = False) -> None:
         self.runtime = runtime
         self.inbox_id = inbox_id
         # A turn run again after a crash: what it already sent is not sent twice.
         self.replay = replay
+        self.defer = defer
         self.sent = 0  # messages the bot produced in this turn (the worker checks for none)
+        self._pending: list[asyncio.Future] = []
 
     @classmethod
     def name(cls) -> str:
@@ -104,7 +118,28 @@ class SmsOutput(OutputChannel):
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         self.sent += 1
-        await self.runtime.enqueue(recipient_id, text, "reply", self.inbox_id, self.replay)
+        if self.defer:
+            self._pending.append(self.runtime.enqueue_soon(
+                recipient_id, text, "reply", self.inbox_id, self.replay))
+        else:
+            await self.runtime.enqueue(recipient_id, text, "reply", self.inbox_id, self.replay)
+
+    async def flush(self) -> None:
+        """Wait until every deferred message is written; raise the first write that failed."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    def abandon(self) -> None:
+        """The turn failed: its deferred writes finish on their own, their errors unheard
+        (the worker sends the fail-safe reply)."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.add_done_callback(_retrieve)
 
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
@@ -189,15 +224,28 @@ class SmsRuntime:
             self.turns.start()
             opts = self.options
 
-            # In the turn thread, through the process's turn gate (risk first, gate.py).
-            turn_in_thread = gated(handler)
+            # In the turn thread, through the process's turn gate (risk first, gate.py); the
+            # turn's replies are written after it has given back its slot (SmsOutput.defer).
+            gated_turn = gated(handler)
+
+            async def turn_in_thread(message: UserMessage) -> Any:
+                output = message.output_channel
+                try:
+                    result = await gated_turn(message)
+                except BaseException:
+                    if isinstance(output, SmsOutput):
+                        output.abandon()
+                    raise
+                if isinstance(output, SmsOutput):
+                    await output.flush()
+                return result
 
             async def turn(message: UserMessage) -> Any:
                 return await self.turns.run(turn_in_thread, message)
 
             self.worker = InboxWorker(
                 turn,
-                lambda inbox_id, replay=False: SmsOutput(self, inbox_id, replay),
+                lambda inbox_id, replay=False: SmsOutput(self, inbox_id, replay, defer=True),
                 self.enqueue,
                 turn_timeout_s=opts["turn_timeout_s"],
                 turn_hard_limit_s=opts["turn_hard_limit_s"],
@@ -233,6 +281,16 @@ class SmsRuntime:
         await self.run_db(outbox.enqueue, pid, text, kind, inbox_id, self.options["max_segments"],
                           replay, self.duty_sends)
         self.wake_sender()
+
+    def enqueue_soon(self, pid: str, text: str, kind: str, inbox_id: int | None,
+                     replay: bool = False) -> asyncio.Future:
+        """``enqueue`` without waiting: the write is queued now, its future returned."""
+        future = self.db.background_soon(outbox.enqueue, pid, text, kind, inbox_id,
+                                         self.options["max_segments"], replay,
+                                         self.duty_sends)
+        if not self.duty_sends:
+            future.add_done_callback(lambda _f: self.wake_sender())
+        return future
 
     def wake_sender(self) -> None:
         """Wake the sender from either loop (bot replies are written from the turn thread).

@@ -135,6 +135,52 @@ async def test_failsafe_reply_when_the_turn_raises(twilio_env, fake_twilio, serv
     await eventually(finished, what="the inbox row closed as failsafe")
 
 
+async def test_a_reply_that_cannot_be_written_gets_the_failsafe_reply(
+    twilio_env, fake_twilio, servers, monkeypatch
+):
+    # The turn's replies are written after it has given back its gate slot; a write that
+    # fails there must still end in the emergency numbers, not in silence.
+    from bot.channels import outbox
+
+    real_enqueue = outbox.enqueue
+
+    def replies_fail(pid, text, kind, *rest):
+        if kind == "reply":
+            raise RuntimeError("the outbox table is locked")
+        return real_enqueue(pid, text, kind, *rest)
+
+    monkeypatch.setattr(outbox, "enqueue", replies_fail)
+    server = await servers(StubAgent())
+    await server.sms("hello")
+    await eventually(lambda: fake_twilio.created, what="the fail-safe reply")
+    assert [c["Body"] for c in fake_twilio.created] == [FAILSAFE_REPLY]
+
+    def finished():
+        with transaction() as s:
+            row = s.execute(select(SmsInbox)).scalar_one()
+            return (row.status, row.error) == ("failsafe", "RuntimeError")
+
+    await eventually(finished, what="the inbox row closed as failsafe")
+
+
+async def test_a_turn_of_several_messages_arrives_in_the_order_said(
+    twilio_env, fake_twilio, servers
+):
+    said = ["I'm an automated assistant.", "Are you safe right now?",
+            "If you are in danger now, call 999."]
+
+    async def three(message):
+        for text in said:
+            await message.output_channel.send_text_message(message.sender_id, text)
+
+    server = await servers(StubAgent(three))
+    await server.sms("hello")
+    await eventually(lambda: len(fake_twilio.created) == 3, what="all three messages")
+    assert [c["Body"] for c in fake_twilio.created] == said
+    with transaction() as s:
+        assert s.execute(select(SmsInbox.status)).scalar_one() == "done"
+
+
 async def test_failsafe_reply_when_the_turn_hangs_and_the_late_reply_still_goes(
     twilio_env, fake_twilio, servers
 ):
