@@ -47,6 +47,10 @@ def _configure_env(database_url: str, api_url: str) -> None:
         # everything it receives and the sender is as busy as the webhook (the real line's
         # turn gate, bot/channels/gate.py, would hold CPU-bound turns to a few at a time).
         "TURN_SLOTS": "1000",
+        # No duty service here: on PostgreSQL its default (SMS_SENDER=duty) would leave every
+        # reply to this process's backup sender, 3 s late and in bursts. This process posts,
+        # as the Rasa server does on SQLite (more work than it has on PostgreSQL).
+        "SMS_SENDER": "server",
     })
     from bot import settings as settings_module
 
