@@ -23,6 +23,13 @@ def escalation_events(conversation_id: str):
         return None if esc is None else (esc.level, [e.kind for e in esc.events])
 
 
+def inbox_row():
+    """(status, error) of the one inbox row."""
+    with transaction() as s:
+        row = s.execute(select(SmsInbox)).scalar_one()
+        return row.status, row.error
+
+
 def opt_outs():
     with transaction() as s:
         return [(o.action, o.keyword, o.staff_flagged)
@@ -126,13 +133,8 @@ async def test_failsafe_reply_when_the_turn_raises(twilio_env, fake_twilio, serv
     # The person's reply goes first; staff are told straight after.
     level, kinds = await eventually(lambda: escalation_events(person_id()), what="the flag")
     assert level == "support" and kinds == ["created", "turn_failed"]
-
-    def finished():
-        with transaction() as s:
-            row = s.execute(select(SmsInbox)).scalar_one()
-            return (row.status, row.error) == ("failsafe", "RuntimeError")
-
-    await eventually(finished, what="the inbox row closed as failsafe")
+    await eventually(lambda: inbox_row() == ("failsafe", "RuntimeError"),
+                     what="the inbox row closed as failsafe")
 
 
 async def test_a_reply_that_cannot_be_written_gets_the_failsafe_reply(
@@ -154,13 +156,8 @@ async def test_a_reply_that_cannot_be_written_gets_the_failsafe_reply(
     await server.sms("hello")
     await eventually(lambda: fake_twilio.created, what="the fail-safe reply")
     assert [c["Body"] for c in fake_twilio.created] == [FAILSAFE_REPLY]
-
-    def finished():
-        with transaction() as s:
-            row = s.execute(select(SmsInbox)).scalar_one()
-            return (row.status, row.error) == ("failsafe", "RuntimeError")
-
-    await eventually(finished, what="the inbox row closed as failsafe")
+    await eventually(lambda: inbox_row() == ("failsafe", "RuntimeError"),
+                     what="the inbox row closed as failsafe")
 
 
 async def test_a_turn_of_several_messages_arrives_in_the_order_said(
@@ -177,8 +174,7 @@ async def test_a_turn_of_several_messages_arrives_in_the_order_said(
     await server.sms("hello")
     await eventually(lambda: len(fake_twilio.created) == 3, what="all three messages")
     assert [c["Body"] for c in fake_twilio.created] == said
-    with transaction() as s:
-        assert s.execute(select(SmsInbox.status)).scalar_one() == "done"
+    await eventually(lambda: inbox_row() == ("done", None), what="the inbox row closed")
 
 
 async def test_failsafe_reply_when_the_turn_hangs_and_the_late_reply_still_goes(
@@ -265,5 +261,4 @@ async def test_a_conversation_staff_hold_stays_quiet(twilio_env, fake_twilio, se
     await eventually(lambda: agent.messages, what="the turn")
     await asyncio.sleep(0.5)
     assert fake_twilio.created == []
-    with transaction() as s:
-        assert s.execute(select(SmsInbox.status)).scalar_one() == "done"
+    await eventually(lambda: inbox_row() == ("done", None), what="the inbox row closed")

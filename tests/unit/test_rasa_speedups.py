@@ -112,12 +112,13 @@ def test_the_sequential_runner_gives_what_dask_gives(targets):
 def test_a_failing_node_fails_the_run_as_it_did_under_dask():
     from rasa.engine.exceptions import GraphRunError
 
-    from bot.rasa_speedups import _run_graph
+    from bot.rasa_speedups import _run_graph, rasa_graph_run
 
-    ours, _ = _runner(GRAPH, ["classifier"], fail={"chars": RuntimeError("boom")})
-    with pytest.raises(GraphRunError):
-        _run_graph(ours, inputs={"__message__": "hi"}, targets=["classifier"])
-    ours, _ = _runner(GRAPH, ["classifier"], fail={"chars": ValueError("bad input")})
-    with pytest.raises(ValueError, match="bad input"):
-        _run_graph(ours, inputs={"__message__": "hi"}, targets=["classifier"])
+    for run in (rasa_graph_run, _run_graph):
+        runner, _ = _runner(GRAPH, ["classifier"], fail={"chars": RuntimeError("boom")})
+        with pytest.raises(GraphRunError):
+            run(runner, inputs={"__message__": "hi"}, targets=["classifier"])
+        runner, _ = _runner(GRAPH, ["classifier"], fail={"chars": ValueError("bad input")})
+        with pytest.raises(ValueError, match="bad input"):
+            run(runner, inputs={"__message__": "hi"}, targets=["classifier"])
 
