@@ -1,12 +1,14 @@
-"""CPU of Rasa's model graph per message: dask's runner against ``bot.rasa_speedups``'.
+"""CPU of Rasa's model graph per message: Rasa as shipped against ``bot.rasa_speedups``.
 
 Loads the trained model once, then for every message of the load scripts (``load.SCRIPTS``)
 parses it (the NLU graph) and predicts the next action on a tracker holding it (the policy
-graph), as a turn does, with Rasa's own ``DaskGraphRunner.run`` and with the sequential one,
-rounds interleaved. Prints CPU time per message for each, the ratio, and whether both gave
+graph), as a turn does. Each pass runs with Rasa's own methods, then with the speed-ups of
+``bot/rasa_speedups.py`` added one at a time (the sequential graph runner, the rule policy's
+matching on parsed rules, the intent classifier's flat TensorFlow call), rounds interleaved.
+Prints CPU time per message for each, the ratio to Rasa's own, and whether every variant gave
 the same intent, confidence, entities and predicted action for every message (they must).
 
-    PYTHONPATH=. .venv/bin/python bench/graph_runner.py [--rounds 30]
+    PYTHONPATH=. .venv/bin/python bench/graph_runner.py [--rounds 20]
 """
 
 from __future__ import annotations
@@ -24,30 +26,42 @@ os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=30, help="rounds per runner")
+    parser.add_argument("--rounds", type=int, default=20, help="rounds per variant")
     args = parser.parse_args()
 
     import logging
 
     from rasa.core.agent import Agent
-    from rasa.utils.common import configure_logging_and_warnings
-    from rasa.utils.log_utils import configure_structlog
+    from rasa.core.policies.rule_policy import RulePolicy
     from rasa.engine.runner.dask import DaskGraphRunner
     from rasa.shared.core.events import ActionExecuted, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.utils.common import configure_logging_and_warnings
+    from rasa.utils.log_utils import configure_structlog
+    from rasa.utils.tensorflow.models import RasaModel
 
     from bench.load import SCRIPTS
-    from bot import rasa_speedups
+    from bot import rasa_speedups as fast
     from bot.train import model_path
 
     # As the Rasa server runs: no debug lines (their cost would be measured too).
     configure_logging_and_warnings(logging.WARNING)
     configure_structlog(logging.WARNING)
-    rasa_speedups.install()
-    dask_run, sequential_run = rasa_speedups.rasa_graph_run, DaskGraphRunner.run
-    if dask_run is None or sequential_run is dask_run:
-        print("bot.rasa_speedups did not replace the runner", file=sys.stderr)
+    fast.install()
+    patches = [  # (class, attribute, Rasa's own, ours)
+        (DaskGraphRunner, "run", fast.rasa_graph_run, fast._run_graph),
+        (RulePolicy, "_get_possible_keys", fast.rasa_get_possible_keys,
+         fast._get_possible_keys),
+        (RasaModel, "_rasa_predict", fast.rasa_predict, fast._rasa_predict),
+    ]
+    if any(own is None or own is ours for _, _, own, ours in patches):
+        print("bot.rasa_speedups did not replace Rasa's methods", file=sys.stderr)
         return 1
+
+    def use(ours: int) -> None:
+        """The first ``ours`` speed-ups on, the rest Rasa's own."""
+        for i, (cls, attribute, own, mine) in enumerate(patches):
+            setattr(cls, attribute, mine if i < ours else own)
 
     path = model_path()
     if not path.exists():
@@ -73,27 +87,33 @@ def main() -> int:
                          prediction.max_confidence_index, prediction.policy_name))
         return seen
 
-    runners = {"dask (Rasa's own)": dask_run, "sequential (bot.rasa_speedups)": sequential_run}
-    per_message: dict[str, list[float]] = {name: [] for name in runners}
+    variants = {
+        "Rasa's own": 0,
+        "+ sequential graph runner": 1,
+        "+ rule matching on parsed rules": 2,
+        "+ flat TensorFlow call (all)": 3,
+    }
+    per_message: dict[str, list[float]] = {name: [] for name in variants}
     answers: dict[str, list[tuple]] = {}
-    for name, run in runners.items():  # warm-up: TensorFlow traces its functions once
-        DaskGraphRunner.run = run
+    for name, ours in variants.items():  # warm-up: TensorFlow traces its functions once
+        use(ours)
         answers[name] = one_pass()
     for _ in range(args.rounds):
-        for name, run in runners.items():
-            DaskGraphRunner.run = run
+        for name, ours in variants.items():
+            use(ours)
             started = time.process_time()
             one_pass()
             per_message[name].append((time.process_time() - started) / len(texts) * 1000)
-    DaskGraphRunner.run = sequential_run
+    use(len(patches))
 
-    same = answers["dask (Rasa's own)"] == answers["sequential (bot.rasa_speedups)"]
-    base = statistics.median(per_message["dask (Rasa's own)"])
+    base_answers = answers["Rasa's own"]
+    same = all(a == base_answers for a in answers.values())
+    base = statistics.median(per_message["Rasa's own"])
     print(f"{len(texts)} messages, parse + next action, {args.rounds} interleaved rounds, "
           "CPU ms per message (median of rounds):")
     for name, values in per_message.items():
         median = statistics.median(values)
-        print(f"  {name:32s} {median:7.2f} ms  x{median / base:.2f}")
+        print(f"  {name:34s} {median:7.2f} ms  x{median / base:.2f}")
     print(f"same intents, confidences, entities and predicted actions: {same}")
     return 0 if same else 1
 

@@ -1,8 +1,14 @@
 """Measured fixes to the Rasa server's hot path, installed by our channels.
 
-1. ``install``: the cached custom-action response validator (below) and the sequential graph
-   runner (``_run_graph``).
+1. ``install``: the cached custom-action response validator (below), the sequential graph
+   runner (``_run_graph``), the rule policy's matching on rules parsed once
+   (``_get_possible_keys``) and the intent classifier's TensorFlow call without the
+   per-call signature matching (``_rasa_predict``).
 2. ``freeze_heap``: the garbage collector stops walking the loaded model (further below).
+
+Each replaces one method of Rasa's with one that gives the same answer for less CPU, and each
+has a test that compares it with Rasa's own (tests/unit/test_rasa_speedups.py);
+``bench/graph_runner.py`` measures them together against Rasa as shipped.
 
 ``RemoteAction._validate_action_result`` calls ``jsonschema.validate(result, spec)`` on every
 custom-action call, and ``jsonschema.validate`` checks the *schema* against its metaschema each
@@ -15,7 +21,9 @@ exactly as before and an invalid one raises the same ``ValidationError`` with Ra
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import weakref
 from typing import Any, Dict
 
 logger = logging.getLogger(__name__)
@@ -53,9 +61,11 @@ def install() -> None:
 
     RemoteAction._validate_action_result = _validate_action_result
     _install_graph_runner()
+    _install_rule_matching()
+    _install_tf_predict()
     _installed = True
     logger.debug("rasa speedups installed: cached custom-action response validator, "
-                 "sequential graph runner")
+                 "sequential graph runner, rule matching, TensorFlow predict call")
 
 
 # Rasa's own ``DaskGraphRunner.run``, kept for comparison (tests, bench/graph_runner.py).
@@ -137,6 +147,176 @@ def _run_graph(self: Any, inputs: Dict[str, Any] | None = None,
     except RuntimeError as exc:
         raise GraphRunError("Error running runner.") from exc
     return dict(values.get(target, target) for target in run_targets)
+
+
+# -- the rule policy's matching ---------------------------------------------------------------
+
+# Rasa's own ``RulePolicy._get_possible_keys``, kept for comparison (tests, bench).
+rasa_get_possible_keys: Any = None
+_SHOULD_NOT_BE_SET = "should_not_be_set"
+_PREVIOUS_ACTION = "prev_action"
+# Rule key (the rule's states as JSON text) -> per turn, newest first: (whether the rule's
+# state has a previous action, its (state type, key, value) checks). A key's text is the rule
+# itself, so an entry never goes stale; the cap only bounds memory.
+_parsed_rules: Dict[str, tuple] = {}
+_PARSED_RULES_CAP = 50_000
+
+
+def _install_rule_matching() -> None:
+    global rasa_get_possible_keys, _SHOULD_NOT_BE_SET, _PREVIOUS_ACTION
+    try:
+        from rasa.core.policies import rule_policy
+        from rasa.shared.core.constants import PREVIOUS_ACTION
+    except ImportError:
+        return
+    _SHOULD_NOT_BE_SET = rule_policy.SHOULD_NOT_BE_SET
+    _PREVIOUS_ACTION = PREVIOUS_ACTION
+    policy = rule_policy.RulePolicy
+    if policy._get_possible_keys is not _get_possible_keys:
+        rasa_get_possible_keys = policy._get_possible_keys
+        policy._get_possible_keys = _get_possible_keys
+
+
+def _parsed_rule(rule_key: str) -> tuple:
+    parsed = _parsed_rules.get(rule_key)
+    if parsed is None:
+        turns = []
+        for rule_state in reversed(json.loads(rule_key)):
+            checks = []
+            for state_type, sub_state in rule_state.items():
+                for key, value in sub_state.items():
+                    # JSON turned the tuples of a state into lists, as Rasa's check undoes.
+                    checks.append((state_type, key,
+                                   tuple(value) if isinstance(value, list) else value))
+            turns.append((bool(rule_state.get(_PREVIOUS_ACTION)), tuple(checks)))
+        parsed = tuple(turns)
+        if len(_parsed_rules) >= _PARSED_RULES_CAP:
+            _parsed_rules.clear()
+        _parsed_rules[rule_key] = parsed
+    return parsed
+
+
+def _rule_applies(turns: tuple, index: int, state: Dict[str, Any],
+                  has_previous_action: bool) -> bool:
+    """``RulePolicy._is_rule_applicable`` and ``_does_rule_match_state`` on a parsed rule."""
+    if index >= len(turns):
+        return True  # the conversation reaches back further than the rule
+    rule_has_previous_action, checks = turns[index]
+    if not rule_has_previous_action and not has_previous_action:
+        return True  # both are a conversation's start
+    if not rule_has_previous_action or not has_previous_action:
+        return False
+    for state_type, key, expected in checks:
+        found = state.get(state_type, {}).get(key)
+        if (expected and expected != _SHOULD_NOT_BE_SET and found != expected) or (
+            expected == _SHOULD_NOT_BE_SET and found and found != _SHOULD_NOT_BE_SET
+        ):
+            return False
+    return True
+
+
+def _get_possible_keys(self: Any, lookup: Dict[str, str], states: list) -> set:
+    """``RulePolicy._get_possible_keys``: the rules of ``lookup`` that match ``states``.
+
+    Rasa's version parses each rule's JSON key (from a cache of 1,000) and copies its states
+    reversed, for every rule at every turn of the conversation, on each of the several
+    predictions of every turn (py-spy: 9% of a turn's CPU). Here each rule is parsed once
+    and the same checks run on the parsed form, turn by turn from the newest, as Rasa's do;
+    once no rule is left, older turns cannot bring one back.
+    """
+    candidates = [(key, _parsed_rule(key)) for key in lookup]
+    for index, state in enumerate(reversed(states)):
+        if not candidates:
+            break
+        has_previous_action = bool(state.get(_PREVIOUS_ACTION))
+        candidates = [c for c in candidates
+                      if _rule_applies(c[1], index, state, has_previous_action)]
+    return {key for key, _ in candidates}
+
+
+# -- the intent classifier's TensorFlow call -------------------------------------------------
+
+# Rasa's own ``RasaModel._rasa_predict``, kept for comparison (tests, bench).
+rasa_predict: Any = None
+# tf.function -> (its one concrete function, the flat input specs), or None when it cannot
+# be called flat (then Rasa's own call is used).
+_flat_calls: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+
+def _install_tf_predict() -> None:
+    global rasa_predict
+    try:
+        from rasa.utils.tensorflow.models import RasaModel
+    except ImportError:
+        return
+    if RasaModel._rasa_predict is not _rasa_predict:
+        rasa_predict = RasaModel._rasa_predict
+        RasaModel._rasa_predict = _rasa_predict
+
+
+def _flat_call(step: Any) -> Any:
+    try:
+        return _flat_calls[step]
+    except KeyError:
+        pass
+    import tensorflow as tf
+
+    found = None
+    try:
+        concrete = step.get_concrete_function()
+        specs = tf.nest.flatten(concrete.structured_input_signature)
+        if specs and all(isinstance(s, tf.TensorSpec) and s.shape.rank is not None
+                         for s in specs):
+            found = (concrete, tuple((s.dtype, tuple(s.shape.as_list())) for s in specs))
+    except Exception as exc:  # noqa: BLE001  another TensorFlow: Rasa's own call then
+        logger.debug("rasa speedups: predict step not callable flat (%s)", type(exc).__name__)
+    _flat_calls[step] = found
+    return found
+
+
+def _rasa_predict(self: Any, batch_in: Any) -> Dict[str, Any]:
+    """``RasaModel._rasa_predict`` calling the traced graph directly.
+
+    Rasa builds the prediction step as a ``tf.function`` with an input signature of
+    unknown-size dimensions, so it has exactly one concrete function; yet each call goes
+    through TensorFlow's dispatch (the arguments canonicalised against the signature, cast,
+    the function looked up: 2 ms of a 8 ms call on this project's 2-core machine). Here the
+    inputs are converted to tensors of the signature's types and checked against its shapes
+    (rank, and the sizes it fixes) and the concrete
+    function is called with them, which is where the dispatch ends up. Anything unusual (no
+    step traced yet, eager mode, an input that does not fit the signature) takes Rasa's own
+    call, so its errors are Rasa's.
+    """
+    step = getattr(self, "_tf_predict_step", None)
+    if step is None or self._run_eagerly or not self.prepared_for_prediction:
+        return rasa_predict(self, batch_in)
+    call = _flat_call(step)
+    if call is None:
+        return rasa_predict(self, batch_in)
+    import tensorflow as tf
+    from keras.utils import tf_utils
+    from rasa.shared.constants import DIAGNOSTIC_DATA
+
+    concrete, specs = call
+    flat = tf.nest.flatten(batch_in)
+    if len(flat) != len(specs):
+        return rasa_predict(self, batch_in)
+    try:
+        tensors = [tf.convert_to_tensor(value, dtype=dtype)
+                   for value, (dtype, _) in zip(flat, specs, strict=True)]
+    except (TypeError, ValueError):
+        return rasa_predict(self, batch_in)
+    for tensor, (_, dims) in zip(tensors, specs, strict=True):
+        shape = tensor.shape.as_list()
+        if len(shape) != len(dims) or any(
+                d is not None and d != n for d, n in zip(dims, shape, strict=True)):
+            return rasa_predict(self, batch_in)  # Rasa's call says what does not fit
+    self._training = False
+    outputs = tf_utils.sync_to_numpy_or_python_type(
+        concrete._call_flat(tensors, concrete.captured_inputs))
+    if DIAGNOSTIC_DATA in outputs:
+        outputs[DIAGNOSTIC_DATA] = self._empty_lists_to_none_in_dict(outputs[DIAGNOSTIC_DATA])
+    return outputs
 
 
 _frozen = False

@@ -122,3 +122,70 @@ def test_a_failing_node_fails_the_run_as_it_did_under_dask():
         with pytest.raises(ValueError, match="bad input"):
             run(runner, inputs={"__message__": "hi"}, targets=["classifier"])
 
+
+
+# -- the rule policy's matching --------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NOT_SET = "should_not_be_set"
+_values = st.one_of(
+    st.sampled_from(["greet", "affirm", "utter_ask_place", "services_form", _NOT_SET, ""]),
+    st.lists(st.sampled_from(["place", "time"]), max_size=2).map(tuple),
+    st.sampled_from([0.0, 1.0]),
+)
+_sub_state = st.dictionaries(st.sampled_from(["intent", "action_name", "name", "place"]),
+                             _values, max_size=2)
+_state = st.dictionaries(st.sampled_from(["user", "prev_action", "active_loop", "slots"]),
+                         _sub_state, max_size=3)
+
+
+def _rule_key(states: list) -> str:
+    import json
+
+    # As Rasa stores a rule: its states as JSON, where tuples become lists.
+    return json.dumps(states)
+
+
+def _policy():
+    from rasa.core.policies.rule_policy import RulePolicy
+
+    return object.__new__(RulePolicy)  # matching needs no trained state
+
+
+@settings(max_examples=300, deadline=None)
+@given(rules=st.lists(st.lists(_state, min_size=1, max_size=4), max_size=12),
+       conversation=st.lists(_state, max_size=6))
+def test_rule_matching_finds_the_rules_rasas_own_finds(rules, conversation):
+    from bot.rasa_speedups import _get_possible_keys, rasa_get_possible_keys
+
+    install()
+    lookup = {_rule_key(rule): "utter_x" for rule in rules}
+    policy = _policy()
+    assert _get_possible_keys(policy, lookup, conversation) == rasa_get_possible_keys(
+        policy, lookup, conversation)
+
+
+def test_rule_matching_on_rules_that_must_and_must_not_match():
+    from bot.rasa_speedups import _get_possible_keys
+
+    install()
+    asked = {"prev_action": {"action_name": "utter_ask_safe"}, "user": {"intent": "deny"}}
+    rule_unsafe = _rule_key([{}, {"prev_action": {"action_name": "action_listen"}},
+                             {"prev_action": {"action_name": "utter_ask_safe"},
+                              "user": {"intent": "deny"}}])
+    rule_no_form = _rule_key([{"prev_action": {"action_name": "utter_ask_safe"},
+                               "user": {"intent": "deny"},
+                               "active_loop": {"name": _NOT_SET}}])
+    rule_affirm = _rule_key([{"prev_action": {"action_name": "utter_ask_safe"},
+                              "user": {"intent": "affirm"}}])
+    lookup = {rule_unsafe: "action_urgent", rule_no_form: "action_urgent",
+              rule_affirm: "utter_glad"}
+    in_form = dict(asked, active_loop={"name": "services_form"})
+    earlier = [{}, {"prev_action": {"action_name": "action_listen"}}]
+    assert _get_possible_keys(_policy(), lookup, earlier + [asked]) == {rule_unsafe,
+                                                                        rule_no_form}
+    # In a form, the rule that says "no form active" does not apply; the others stay as they are.
+    assert _get_possible_keys(_policy(), lookup, earlier + [in_form]) == {rule_unsafe}
+    assert _get_possible_keys(_policy(), lookup, []) == set(lookup)
