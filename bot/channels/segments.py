@@ -24,6 +24,9 @@ GSM_BASIC = frozenset(
 )
 # Extension table: each costs two septets (escape + character).
 GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
+GSM_ALL = GSM_BASIC | GSM_EXTENDED
+# Outside the Basic Multilingual Plane (most emoji): two UCS-2 code units each.
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 SINGLE = {GSM7: 160, UCS2: 70}
 MULTI = {GSM7: 153, UCS2: 67}
@@ -51,7 +54,7 @@ def normalise(text: str) -> str:
 
 
 def encoding_of(text: str) -> str:
-    return GSM7 if all(c in GSM_BASIC or c in GSM_EXTENDED for c in text) else UCS2
+    return GSM7 if GSM_ALL.issuperset(text) else UCS2
 
 
 def _cost(char: str, encoding: str) -> int:
@@ -69,6 +72,11 @@ def segment_count(text: str) -> int:
     if not text:
         return 1
     encoding = encoding_of(text)
+    if (GSM_EXTENDED.isdisjoint(text) if encoding == GSM7
+            else _ASTRAL.search(text) is None):
+        # Every character costs one (most replies): plain division, nothing to keep whole.
+        n = len(text)
+        return 1 if n <= SINGLE[encoding] else -(-n // MULTI[encoding])
     costs = [_cost(c, encoding) for c in text]
     if sum(costs) <= SINGLE[encoding]:
         return 1
@@ -152,5 +160,9 @@ def split_message(text: str, max_segments: int = 3, plain: bool = True) -> list[
     text = text.strip()
     if not text:
         return []
+    count = segment_count(text)
+    if count <= max_segments:
+        # Most replies: one part, which is what packing its sentences would give.
+        return [Part(text, encoding_of(text), count)]
     chunks = _pack(_sentences(text), max_segments, _split_words)
     return [Part(c, encoding_of(c), segment_count(c)) for c in chunks if c]
