@@ -59,9 +59,11 @@ class _Job:
 PASS_GAP_S = 0.08
 
 
-async def nap(wake: asyncio.Event, timeout: float, not_before: float = 0.0) -> None:
+async def nap(wake: asyncio.Event, timeout: float, not_before: float = 0.0,
+              urgent: asyncio.Event | None = None) -> None:
     """Sleep until ``wake`` is set or ``timeout`` passes, then clear it; in any case not
-    until ``time.monotonic()`` reaches ``not_before``.
+    until ``time.monotonic()`` reaches ``not_before``, unless ``urgent`` is set (the caller
+    clears it).
 
     Not ``asyncio.wait_for``: on Python 3.10 it can swallow a cancellation that arrives as the
     event fires (bpo-42130), and a loop that lost its cancellation never stops.
@@ -73,8 +75,16 @@ async def nap(wake: asyncio.Event, timeout: float, not_before: float = 0.0) -> N
         waiter.cancel()
     wake.clear()
     rest = not_before - time.monotonic()
-    if rest > 0:
+    if rest <= 0 or (urgent is not None and urgent.is_set()):
+        return
+    if urgent is None:
         await asyncio.sleep(rest)
+        return
+    early = asyncio.ensure_future(urgent.wait())
+    try:
+        await asyncio.wait({early}, timeout=rest)
+    finally:
+        early.cancel()
 
 
 def _resolve(future: asyncio.Future, result: Any, error: BaseException | None) -> None:

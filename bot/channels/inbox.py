@@ -52,6 +52,7 @@ class Received:
     kind: str  # message | help | opt_out | opt_in
     duplicate: bool = False
     staff_flagged: bool = False
+    risk: bool = False  # the message shows risk (its ``risk_hint``): the worker hurries
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,13 @@ def _receive(
         })
     else:
         conn.execute(_TOUCH_CONTACT, {"pid": pid, "now": now})
+    risk = shows_risk(body)
     result = conn.execute(_NEW_ROW, {
         "message_sid": message_sid, "pseudonym": pid, "body": body or "",
-        "num_media": num_media, "kind": "message", "risk_hint": shows_risk(body),
+        "num_media": num_media, "kind": "message", "risk_hint": risk,
         "status": INBOX_RECEIVED, "attempts": 0, "received_at": now, "done_at": None,
     })
-    return Received(result.inserted_primary_key[0], pid, "message")
+    return Received(result.inserted_primary_key[0], pid, "message", risk=risk)
 
 
 def _receive_keyword(
@@ -207,7 +209,8 @@ def _receive_keyword(
     )
     s.add(row)
     s.flush()
-    return Received(row.id, pid, kind or "message", staff_flagged=flagged)
+    return Received(row.id, pid, kind or "message", staff_flagged=flagged,
+                    risk=risk and status == INBOX_RECEIVED)
 
 
 @group_safe
@@ -281,8 +284,11 @@ def claim(
     may_start: Callable[[str], bool] = lambda _pid: True,
     limit: int = 16,
     at_risk: Callable[[str], bool] = lambda _pid: False,
+    risk_only: bool = False,
 ) -> list[Claimed]:
     """Claim the next message of up to ``limit`` conversations, risk first, then oldest first.
+
+    ``risk_only``: only conversations showing risk (the worker's headroom when it is full).
 
     ``busy``: conversations this process is already running. ``may_start``: the rate limit,
     asked only for conversations with no risk waiting; a refusal leaves the row queued.
@@ -314,7 +320,7 @@ def claim(
         for pid, row_id in sorted(first.items(), key=lambda kv: (not risky[kv[0]], kv[1])):
             if len(chosen) >= limit:
                 break
-            if pid in busy:
+            if pid in busy or (risk_only and not risky[pid]):
                 continue
             if not risky[pid] and not may_start(pid):
                 continue

@@ -28,7 +28,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.channels import inbox, outbox
 from bot.channels.dbthread import DbThread
-from bot.channels.gate import gated
+from bot.channels.gate import gated, recently_at_risk
 from bot.channels.pseudonym import BadNumber, normalise_number
 from bot.channels.ratelimit import TokenBucket
 from bot.channels.turnloop import TurnLoop
@@ -273,9 +273,9 @@ class SmsRuntime:
             self.ingest_db.close()
         self.db.close()
 
-    def wake(self) -> None:
+    def wake(self, risk: bool = False) -> None:
         if self.worker is not None:
-            self.worker.wake()
+            self.worker.wake(risk)
 
     async def run_db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await self.db.background(fn, *args)
@@ -491,7 +491,7 @@ class SmsInput(InputChannel):
             if not self.runtime.started:
                 # The listener normally starts it; this covers apps that never fire it.
                 await self.runtime.start(on_new_message)
-            self.runtime.wake()
+            self.runtime.wake(received.risk or recently_at_risk(received.pseudonym))
         return response.text(EMPTY_TWIML, content_type="text/xml")
 
     async def _status(self, request: Request) -> HTTPResponse:

@@ -53,6 +53,7 @@ class InboxWorker:
         poll_s: float = 0.5,
         max_attempts: int = 3,
         concurrency: int = 32,
+        risk_headroom: int = 16,
         limiter: TokenBucket | None = None,
         retention_days: float | None = None,
         run_db: Callable[..., Awaitable[Any]] = asyncio.to_thread,
@@ -66,6 +67,12 @@ class InboxWorker:
         self.poll_s = poll_s
         self.max_attempts = max_attempts
         self.concurrency = concurrency
+        # Turns beyond ``concurrency`` for messages that show risk: a full worker must not
+        # leave "I've taken all my pills" in the inbox until an ordinary turn ends (they go
+        # first at the turn gate once claimed).
+        self.risk_headroom = risk_headroom
+        self._risk_waiting = False
+        self._urgent = asyncio.Event()
         self.limiter = limiter or TokenBucket()
         self._db = run_db
         # Unique per worker instance: a restarted process must not mistake a dead worker's
@@ -105,7 +112,12 @@ class InboxWorker:
         except Exception as exc:  # noqa: BLE001 the leases run out and another worker takes the rows
             logger.error("sms worker: could not release rows on stop (%s)", type(exc).__name__)
 
-    def wake(self) -> None:
+    def wake(self, risk: bool = False) -> None:
+        """A message is waiting; ``risk``: it shows risk, so the next pass comes at once (not
+        after the gap between passes) and may claim it even when the worker is full."""
+        if risk:
+            self._risk_waiting = True
+            self._urgent.set()
         self._wake.set()
 
     @property
@@ -121,7 +133,9 @@ class InboxWorker:
                 raise
             except Exception as exc:  # noqa: BLE001
                 logger.error("sms worker: pass failed (%s); retrying", type(exc).__name__)
-            await nap(self._wake, self.poll_s, started + min(PASS_GAP_S, self.poll_s))
+            await nap(self._wake, self.poll_s, started + min(PASS_GAP_S, self.poll_s),
+                      self._urgent)
+            self._urgent.clear()
 
     async def _pass(self) -> None:
         now = time.monotonic()
@@ -141,12 +155,20 @@ class InboxWorker:
                 inbox.renew, self.owner, [i for i, _ in self._active.values()], self.lease
             )
         free = self.concurrency - len(self._active)
-        if free <= 0:
-            return
-        rows = await self._db(
-            inbox.claim, self.owner, self.lease, set(self._active), self.limiter.try_take, free,
-            recently_at_risk,
-        )
+        risk_only = free <= 0
+        if risk_only:
+            free = self.concurrency + self.risk_headroom - len(self._active)
+            if not self._risk_waiting or free <= 0:
+                return
+        self._risk_waiting = False
+        try:
+            rows = await self._db(
+                inbox.claim, self.owner, self.lease, set(self._active), self.limiter.try_take,
+                free, recently_at_risk, risk_only,
+            )
+        except BaseException:
+            self._risk_waiting = self._risk_waiting or risk_only  # still waiting: try again
+            raise
         if self._stopping:  # stop() came while claiming: give the rows straight back
             await self._db(inbox.release, self.owner, [r.id for r in rows])
             return

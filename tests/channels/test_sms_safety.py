@@ -262,3 +262,31 @@ async def test_a_conversation_staff_hold_stays_quiet(twilio_env, fake_twilio, se
     await asyncio.sleep(0.5)
     assert fake_twilio.created == []
     await eventually(lambda: inbox_row() == ("done", None), what="the inbox row closed")
+
+
+async def test_a_risk_message_is_taken_even_when_the_worker_is_full(twilio_env, servers):
+    release = CrossThreadEvent()
+
+    async def busy(message):
+        if message.text.startswith("ordinary"):
+            await release.wait()  # ordinary turns hold the worker until the test lets go
+        await message.output_channel.send_text_message(message.sender_id, "ok")
+
+    agent = StubAgent(busy)
+    server = await servers(agent, turn_timeout_s=30.0)
+    worker = server.channel.runtime.worker
+    worker.concurrency, worker.risk_headroom = 2, 1
+    try:
+        for i in range(3):  # three people, two turns at a time: the third waits in the inbox
+            await server.sms(f"ordinary {i}", number=f"+4477009000{i:02d}")
+        await eventually(lambda: len(agent.messages) == 2, what="the worker full")
+        await server.sms("I took all my pills", number="+447700900099")
+        # Claimed at once, beyond the worker's limit; the ordinary message still waits.
+        await eventually(lambda: len(agent.messages) == 3, what="the risk message's turn")
+        assert agent.messages[-1].text == "I took all my pills"
+        with transaction() as s:
+            waiting = s.execute(select(SmsInbox.body).where(SmsInbox.status == "received"))
+            assert waiting.scalars().all() == ["ordinary 2"]
+    finally:
+        release.set()
+    await eventually(lambda: len(agent.messages) == 4, what="the ordinary message after all")
