@@ -72,15 +72,22 @@ def install() -> None:
 rasa_graph_run: Any = None
 
 
+def _swap(cls: Any, name: str, ours: Any, own: Any) -> Any:
+    """Put ``ours`` in place of ``cls.<name>``; return Rasa's own (``own`` when already done)."""
+    current = getattr(cls, name)
+    if current is ours:
+        return own
+    setattr(cls, name, ours)
+    return current
+
+
 def _install_graph_runner() -> None:
     global rasa_graph_run
     try:
         from rasa.engine.runner.dask import DaskGraphRunner
     except ImportError:
         return
-    if DaskGraphRunner.run is not _run_graph:
-        rasa_graph_run = DaskGraphRunner.run
-        DaskGraphRunner.run = _run_graph
+    rasa_graph_run = _swap(DaskGraphRunner, "run", _run_graph, rasa_graph_run)
 
 
 def _graph_order(runner: Any, targets: tuple[str, ...]) -> list[tuple[str, Any, tuple]]:
@@ -171,10 +178,8 @@ def _install_rule_matching() -> None:
         return
     _SHOULD_NOT_BE_SET = rule_policy.SHOULD_NOT_BE_SET
     _PREVIOUS_ACTION = PREVIOUS_ACTION
-    policy = rule_policy.RulePolicy
-    if policy._get_possible_keys is not _get_possible_keys:
-        rasa_get_possible_keys = policy._get_possible_keys
-        policy._get_possible_keys = _get_possible_keys
+    rasa_get_possible_keys = _swap(rule_policy.RulePolicy, "_get_possible_keys",
+                                   _get_possible_keys, rasa_get_possible_keys)
 
 
 def _parsed_rule(rule_key: str) -> tuple:
@@ -249,9 +254,7 @@ def _install_tf_predict() -> None:
         from rasa.utils.tensorflow.models import RasaModel
     except ImportError:
         return
-    if RasaModel._rasa_predict is not _rasa_predict:
-        rasa_predict = RasaModel._rasa_predict
-        RasaModel._rasa_predict = _rasa_predict
+    rasa_predict = _swap(RasaModel, "_rasa_predict", _rasa_predict, rasa_predict)
 
 
 def _flat_call(step: Any) -> Any:

@@ -160,14 +160,14 @@ class InboxWorker:
             free = self.concurrency + self.risk_headroom - len(self._active)
             if not self._risk_waiting or free <= 0:
                 return
-        self._risk_waiting = False
+        asked, self._risk_waiting = self._risk_waiting, False
         try:
             rows = await self._db(
                 inbox.claim, self.owner, self.lease, set(self._active), self.limiter.try_take,
                 free, recently_at_risk, risk_only,
             )
         except BaseException:
-            self._risk_waiting = self._risk_waiting or risk_only  # still waiting: try again
+            self._risk_waiting = self._risk_waiting or asked  # still waiting: the next pass
             raise
         if self._stopping:  # stop() came while claiming: give the rows straight back
             await self._db(inbox.release, self.owner, [r.id for r in rows])
