@@ -199,7 +199,9 @@ class InboxWorker:
                          row.pseudonym, type(exc).__name__)
         finally:
             self._active.pop(row.pseudonym, None)
-            self._wake.set()
+            # The conversation's next message may have waited for this turn ("no" to "are
+            # you safe?"): it counts as risk, so a full worker still takes it.
+            self.wake(recently_at_risk(row.pseudonym))
 
     async def _turn(self, row: inbox.Claimed) -> tuple:
         # attempts > 1: this row's turn ran before and its process died; what it sent then is

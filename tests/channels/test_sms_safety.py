@@ -290,3 +290,36 @@ async def test_a_risk_message_is_taken_even_when_the_worker_is_full(twilio_env, 
     finally:
         release.set()
     await eventually(lambda: len(agent.messages) == 4, what="the ordinary message after all")
+
+
+async def test_the_next_message_of_a_risk_conversation_is_taken_when_its_turn_ends(
+    twilio_env, servers
+):
+    hold = {"ordinary": CrossThreadEvent(), "I took all my pills": CrossThreadEvent()}
+
+    async def held(message):
+        if message.text in hold:
+            await hold[message.text].wait()
+        await message.output_channel.send_text_message(message.sender_id, "ok")
+
+    agent = StubAgent(held)
+    server = await servers(agent, turn_timeout_s=30.0)
+    worker = server.channel.runtime.worker
+    # Room for one more risk turn when "no" arrives, so that pass looks, and skips it.
+    worker.concurrency, worker.risk_headroom = 1, 2
+    person = "+447700900099"
+    try:
+        await server.sms("ordinary", number="+447700900001")  # fills the worker
+        await eventually(lambda: len(agent.messages) == 1, what="the worker full")
+        await server.sms("I took all my pills", number=person)  # the headroom
+        await eventually(lambda: len(agent.messages) == 2, what="the risk turn")
+        await server.sms("no", number=person)  # waits: its conversation's turn is running
+        await asyncio.sleep(0.3)
+        assert len(agent.messages) == 2
+        hold["I took all my pills"].set()
+        # The worker is still full with the ordinary turn, yet "no" goes now.
+        await eventually(lambda: len(agent.messages) == 3, what="the risk conversation's next")
+        assert agent.messages[-1].text == "no"
+    finally:
+        for event in hold.values():
+            event.set()
