@@ -133,15 +133,19 @@ _NEW_PART = insert(SmsOutbox)
 # staff relay (``relay.deliver``).
 STAFF_KIND = "staff"
 # The PostgreSQL channel on which new parts are announced to the duty service's sender
-# (``enqueue(announce=True)``, ``bot/escalation/wakeup.py``). No payload: anyone connected
-# to the database may LISTEN.
+# (``enqueue(announce=True)``, ``bot/escalation/wakeup.py``). Anyone connected to the database
+# may LISTEN, so the payload is only ``URGENT`` or empty, never text, numbers or references.
 OUTBOX_CHANNEL = "sms_outbox"
+# The payload of a part that must not wait for the gap between the sender's passes: a reply
+# in a conversation that shows risk (the one with 999 in it) or the fail-safe reply.
+URGENT = "urgent"
 _ANNOUNCE = text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
+_ANNOUNCE_URGENT = text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '{URGENT}')")
 
 
 @group_safe
 def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: int,
-            replay: bool = False, announce: bool = False) -> list[int]:
+            replay: bool = False, announce: bool = False, urgent: bool = False) -> list[int]:
     """Write the parts of one bot message; the sender posts them in id order.
 
     ``replay``: the turn for ``inbox_id`` is being run again (the process died mid-turn), so a
@@ -150,6 +154,7 @@ def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: 
 
     ``announce``: on PostgreSQL, NOTIFY the duty service's sender when this commits (the
     parts are its to post, ``SMS_SENDER=duty``); nothing is announced for a rollback.
+    ``urgent``: announced as ``URGENT``, so that sender's next pass comes at once.
     """
     parts = split_message(text, max_segments=max_segments)
     now = utcnow()
@@ -173,7 +178,7 @@ def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: 
             })
             ids.append(result.inserted_primary_key[0])
         if announce and ids and conn.dialect.name == "postgresql":
-            conn.execute(_ANNOUNCE)
+            conn.execute(_ANNOUNCE_URGENT if urgent else _ANNOUNCE)
     return ids
 
 
@@ -500,6 +505,7 @@ class OutboxSender:
         self._rng = rng
         self._db = run_db
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._active: dict[str, asyncio.Task] = {}
         self._client = None
@@ -534,8 +540,15 @@ class OutboxSender:
             await self._http.close()
             self._http = self._client = None
 
-    def wake(self) -> None:
+    def wake(self, urgent: bool = False) -> None:
+        """A part is waiting; ``urgent`` (a reply that shows risk, a staff alert): the next
+        pass comes at once, not after the gap between passes (``dbthread.PASS_GAP_S``)."""
+        if urgent:
+            self._urgent.set()
         self._wake.set()
+
+    def wake_urgent(self) -> None:
+        self.wake(True)
 
     # -- loop ------------------------------------------------------------------------------
 
@@ -575,7 +588,8 @@ class OutboxSender:
                 logger.error("sms outbox: pass failed (%s); retrying", type(exc).__name__)
                 due = None
             await nap(self._wake, self.poll_s if due is None else min(self.poll_s, max(due, 0.01)),
-                      started + min(PASS_GAP_S, self.poll_s))
+                      started + min(PASS_GAP_S, self.poll_s), self._urgent)
+            self._urgent.clear()
 
     def _done(self, pid: str) -> None:
         self._active.pop(pid, None)

@@ -280,23 +280,32 @@ class SmsRuntime:
     async def run_db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await self.db.background(fn, *args)
 
+    @staticmethod
+    def urgent(pid: str, kind: str) -> bool:
+        """A part the sender posts without waiting for the gap between its passes: the
+        fail-safe reply, and anything said in a conversation that showed risk within the hour
+        (the turn gate remembers it before the turn starts, so the reply with 999 is one)."""
+        return kind == "failsafe" or recently_at_risk(pid)
+
     async def enqueue(self, pid: str, text: str, kind: str, inbox_id: int | None,
                       replay: bool = False) -> None:
+        urgent = self.urgent(pid, kind)
         await self.run_db(outbox.enqueue, pid, text, kind, inbox_id, self.options["max_segments"],
-                          replay, self.duty_sends)
-        self.wake_sender()
+                          replay, self.duty_sends, urgent)
+        self.wake_sender(urgent)
 
     def enqueue_soon(self, pid: str, text: str, kind: str, inbox_id: int | None,
                      replay: bool = False) -> asyncio.Future:
         """``enqueue`` without waiting: the write is queued now, its future returned."""
+        urgent = self.urgent(pid, kind)
         future = self.db.background_soon(outbox.enqueue, pid, text, kind, inbox_id,
                                          self.options["max_segments"], replay,
-                                         self.duty_sends)
+                                         self.duty_sends, urgent)
         if not self.duty_sends:
-            future.add_done_callback(lambda _f: self.wake_sender())
+            future.add_done_callback(lambda _f: self.wake_sender(urgent))
         return future
 
-    def wake_sender(self) -> None:
+    def wake_sender(self, urgent: bool = False) -> None:
         """Wake the sender from either loop (bot replies are written from the turn thread).
 
         Not when the duty service posts (``duty_sends``): its NOTIFY has told it, and a pass
@@ -309,10 +318,10 @@ class SmsRuntime:
         except RuntimeError:
             current = None
         if loop is None or current is loop:
-            self.sender.wake()
+            self.sender.wake(urgent)
         else:
             try:
-                loop.call_soon_threadsafe(self.sender.wake)
+                loop.call_soon_threadsafe(self.sender.wake, urgent)
             except RuntimeError:
                 pass  # the server's loop is closed: the sender is gone with it
 

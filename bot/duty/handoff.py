@@ -289,7 +289,8 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
         await relay.post("notify", {"conversation_id": conversation_id, "channel": channel,
                                     "ref": ref, "text": text})
 
-    # Staff alerts and the line's messages to a person in an escalation are written here.
+    # Staff alerts and the line's messages to a person in an escalation are written here
+    # (and go out at once: ``wake_urgent`` skips the gap between the sender's passes).
     # SMS_SENDER=duty (the default on PostgreSQL): the Rasa server's replies are posted here
     # too, woken by their NOTIFY, so the Rasa server spends its CPU on the bot's turns.
     # Otherwise they are its own sender's, taken here only when they have waited (the Rasa
@@ -299,13 +300,14 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
                           kinds=None if duty_sends else (ALERT_KIND, PERSON_KIND))
     dispatcher = Dispatcher(cfg.rota_file, poll_s=DISPATCH_POLL_S,
                             timeout_override=cfg.escalation_ack_timeout_s,
-                            run_db=run_db, on_enqueued=sender.wake, notify=notify)
-    watcher = HeldRiskWatcher(cfg.rota_file, run_db=run_db, on_enqueued=sender.wake)
+                            run_db=run_db, on_enqueued=sender.wake_urgent, notify=notify)
+    watcher = HeldRiskWatcher(cfg.rota_file, run_db=run_db, on_enqueued=sender.wake_urgent)
     net = RiskSafetyNet(run_db=run_db, on_recorded=dispatcher.wake)
     # Connects in the database threads: shutdown does not wait for a connection attempt to
     # an unreachable server (``database_ctx`` drops them).
     wakeup = AlertWakeup(cfg.database_url, dispatcher.wake, run_db=run_db,
-                         also={OUTBOX_CHANNEL: sender.wake} if duty_sends else None)
+                         also={OUTBOX_CHANNEL: sender.wake} if duty_sends else None,
+                         urgent={OUTBOX_CHANNEL: sender.wake_urgent} if duty_sends else None)
     await sender.start()
     await dispatcher.start()
     await watcher.start()

@@ -25,7 +25,10 @@ the server's address and the database's name). Payloads are job ids only, and ar
 read: a wake-up means "claim what is due".
 
 With ``SMS_SENDER=duty``, the same connection also LISTENs on the SMS outbox's channel
-(``also``), and a new reply part wakes the duty service's SMS sender the same way.
+(``also``), and a new reply part wakes the duty service's SMS sender the same way. That
+channel's one payload is read: ``outbox.URGENT`` (a reply in a conversation that shows risk,
+the fail-safe reply) calls the channel's ``urgent`` wake-up instead, which skips the gap
+between the sender's passes.
 
 On SQLite (or any other database) ``start`` does nothing.
 """
@@ -42,6 +45,7 @@ from typing import Any, Optional
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
+from bot.channels.outbox import URGENT
 from bot.escalation.engine import ALERT_CHANNEL
 
 logger = logging.getLogger(__name__)
@@ -98,10 +102,13 @@ class AlertWakeup:
         run_db: Callable[..., Awaitable[Any]] = asyncio.to_thread,
         connect: Optional[Callable[[str], Any]] = None,
         also: Optional[dict[str, Callable[[], None]]] = None,
+        urgent: Optional[dict[str, Callable[[], None]]] = None,
     ) -> None:
         self.url = url
         self.on_notify = on_notify
         self._wakes: dict[str, Callable[[], None]] = {ALERT_CHANNEL: on_notify, **(also or {})}
+        # A channel's wake-up for a notification whose payload is ``outbox.URGENT``.
+        self._urgent_wakes: dict[str, Callable[[], None]] = dict(urgent or {})
         self.backoff_base_s = backoff_base_s
         # Short: PostgreSQL back after a restart should be heard within seconds. Attempts
         # against a server that is down cost one refused connection each.
@@ -197,9 +204,12 @@ class AlertWakeup:
             if conn.notifies:
                 self.notifications += len(conn.notifies)
                 channels = {getattr(n, "channel", ALERT_CHANNEL) for n in conn.notifies}
+                urgent = {getattr(n, "channel", ALERT_CHANNEL) for n in conn.notifies
+                          if getattr(n, "payload", "") == URGENT}
                 conn.notifies.clear()
                 for channel in channels:
-                    wake = self._wakes.get(channel)
+                    wake = (self._urgent_wakes.get(channel) if channel in urgent else None) \
+                        or self._wakes.get(channel)
                     if wake is not None:
                         wake()
 

@@ -81,6 +81,50 @@ async def test_a_staff_message_through_the_relay_is_posted_by_the_duty_service_a
     assert [c["Body"] for c in fake_twilio.created] == ["I'm Sam from the on-call team."]
 
 
+@pytest.fixture
+async def gapped_sender(duty_env, monkeypatch):
+    """The duty service's sender with the gap between its passes made long enough to see
+    (4 s): a part written just after a pass waits for the next one, unless it is urgent."""
+    monkeypatch.setattr(outbox, "PASS_GAP_S", 4.0)
+    sender = OutboxSender(kinds=None, poll_s=60.0)
+    wakeup = AlertWakeup(duty_env, lambda: None, also={OUTBOX_CHANNEL: sender.wake},
+                         urgent={OUTBOX_CHANNEL: sender.wake_urgent})
+    await sender.start()
+    await wakeup.start()
+    try:
+        await eventually(lambda: wakeup.backend_pid is not None, what="the duty service listening")
+        yield sender
+    finally:
+        await wakeup.stop()
+        await sender.stop()
+
+
+async def _reply_just_after_a_pass(server, fake_twilio, body: str) -> float:
+    """Seconds from texting ``body`` to its reply at Twilio, sent right after the sender's
+    pass for an earlier message."""
+    await server.sms("hello")
+    await eventually(lambda: len(fake_twilio.created) == 1, timeout=8.0, what="the first reply")
+    started = time.monotonic()
+    await server.sms(body)
+    await eventually(lambda: len(fake_twilio.created) == 2, timeout=8.0, what="the second reply")
+    return time.monotonic() - started
+
+
+async def test_a_reply_in_a_conversation_that_shows_risk_skips_the_gap_between_passes(
+        gapped_sender, fake_twilio, servers):
+    server = await servers(StubAgent())
+    waited = await _reply_just_after_a_pass(server, fake_twilio, "I took all my pills")
+    assert waited < 2.0, f"the reply that shows risk waited {waited:.1f} s for the next pass"
+    assert fake_twilio.created[1]["Body"] == "echo: I took all my pills"
+
+
+async def test_an_ordinary_reply_waits_for_the_next_pass(gapped_sender, fake_twilio, servers):
+    # The other half of the test above: without the urgent announcement the gap holds.
+    server = await servers(StubAgent())
+    waited = await _reply_just_after_a_pass(server, fake_twilio, "what is open tonight")
+    assert waited >= 2.0
+
+
 @pytest.mark.parametrize(("value", "url", "expected"), [
     (None, "postgresql+psycopg2://postgres@127.0.0.1/line", "duty"),
     (None, "sqlite:///var/line.db", "server"),
