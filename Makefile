@@ -52,7 +52,7 @@ eval: setup ## NLU cross-validation and the risk report over ../shared/eval
 	$(PY) -m bot.nlu.risk_eval
 	$(PY) -m bot.nlu.model_eval
 
-bench: setup ## Latency, throughput, alerts, cold start, memory vs a stock Rasa bot (~11 min; BENCH_QUICK=1 for a short run)
+bench: setup ## Latency, throughput, alerts, cold start, memory vs a stock Rasa bot (~14 min; BENCH_QUICK=1 for a short run)
 	$(PY) bench/run.py
 
 faults: setup ## Kill processes, fail Twilio, stop PostgreSQL for 30 s under load; fails if anything is lost (FAULT_KILLS=20)

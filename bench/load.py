@@ -353,6 +353,26 @@ class LevelResult:
         return out
 
 
+def pooled_figures(levels: list[LevelResult]) -> dict[str, Any]:
+    """One level measured in several runs (the stock bot's, before and after the line): the
+    latency percentiles over every run's turns, the throughput the mean of the runs', and each
+    run's own throughput and p95 under ``runs``."""
+    if len(levels) == 1:
+        return levels[0].figures()
+    runs = [lv.figures() for lv in levels]
+    first = levels[0]
+    pooled = LevelResult(first.channel, first.concurrency, first.duration_s,
+                         turns=[t for lv in levels for t in lv.turns])
+    out = pooled.figures()
+    # Each run counts the turns finished inside its own window.
+    out["throughput_turns_per_s"] = round(
+        sum(r["throughput_turns_per_s"] for r in runs) / len(runs), 2)
+    out["duration_s"] = sum(lv.duration_s for lv in levels)
+    out["runs"] = [{"throughput_turns_per_s": r["throughput_turns_per_s"],
+                    "latency_ms_p95": r["latency_ms"]["p95"]} for r in runs]
+    return out
+
+
 def _tally(items: Iterator[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for x in items:

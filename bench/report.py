@@ -137,17 +137,24 @@ def markdown(results: dict[str, Any], png: str) -> str:
     for t in results.get("targets", []):
         lines.append(f"| {t['what']} | {t['target']} | {t['measured']} | {_met(t['met'])} |")
     lines += ["", "Turn latency (ms; SMS: webhook posted to the last reply part accepted by the "
-              "fake Twilio API) and throughput:", "",
+              "fake Twilio API) and throughput; for a stock bot level run before and after the "
+              "line, the pooled figure and then each run's in brackets:", "",
               "| system | channel | conversations | turns | turns/s | p50 | p95 | p99 | "
               "not ok |", "|---|---|---|---|---|---|---|---|---|"]
     for system, label in (("line", "line"), ("baseline", "stock bot")):
         for lv in results.get(system, {}).get("levels", []):
             lat = lv["latency_ms"]
             bad = {k: v for k, v in lv["statuses"].items() if k != "ok"}
+            # A level measured before and after the line: the pooled figures, then each run's.
+            runs = lv.get("runs") or []
+            each = (" (" + " / ".join(_f(r["throughput_turns_per_s"]) for r in runs) + ")"
+                    if runs else "")
+            each_p95 = (" (" + " / ".join(_f(r["latency_ms_p95"]) for r in runs) + ")"
+                        if runs else "")
             lines.append(
                 f"| {label} | {lv['channel'].upper()} | {lv['concurrency']} | {lv['turns']} | "
-                f"{_f(lv['throughput_turns_per_s'])} | {_f(lat['p50'])} | {_f(lat['p95'])} | "
-                f"{_f(lat['p99'])} | {_fmt_statuses(bad)} |")
+                f"{_f(lv['throughput_turns_per_s'])}{each} | {_f(lat['p50'])} | "
+                f"{_f(lat['p95'])}{each_p95} | {_f(lat['p99'])} | {_fmt_statuses(bad)} |")
     lines += ["", "Line / stock bot (REST at the same concurrency; above 1 is more throughput, "
               "or a longer p95):", "", "| channel | conversations | throughput ratio | p95 ratio |",
               "|---|---|---|---|"]

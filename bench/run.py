@@ -1,6 +1,6 @@
 """``make bench``: the whole line under load, against a stock Rasa bot measured in the same run.
 
-    PYTHONPATH=. .venv/bin/python bench/run.py            # the full run (~11 min on 2 cores)
+    PYTHONPATH=. .venv/bin/python bench/run.py            # the full run (~14 min on 2 cores)
     PYTHONPATH=. .venv/bin/python bench/run.py --quick    # a few minutes, for development
     BENCH_QUICK=1 make bench                              # the same through make
 
@@ -14,6 +14,9 @@ Steps, in one process (the fake Twilio API and the simulated people run here):
    throughput, emergency reply latency (imminent risk -> the reply with 999), risk message ->
    first staff alert at the fake Twilio API, webhook acknowledgement, memory under load.
 4. The stock bot through REST at the same concurrency: cold start, memory, latency, throughput.
+   Its heaviest level is also measured before step 2, and the two runs pooled (latency over
+   both runs' turns, throughput their mean), so that the machine's drift in speed during the
+   run does not fall on one side of the ratios (``--no-bracket``: after the line only).
 5. ``bench/sms_ack.py``: the SMS webhook's acknowledgement at 100 requests/s.
 6. Results to ``bench/results/<date>.json`` with a plot, and the tables in ``bench/README.md``
    (quick runs write to ``var/bench/`` and leave the README alone).
@@ -153,34 +156,54 @@ async def run_line(args: argparse.Namespace, results: dict[str, Any]) -> None:
         await fake.stop()
 
 
-async def run_baseline(args: argparse.Namespace, results: dict[str, Any]) -> None:
+async def measure_stock(args: argparse.Namespace,
+                        levels: list[int]) -> tuple[dict[str, Any], list[Any], dict[int, dict]]:
+    """Start the stock bot, load it at each of ``levels``, stop it: (what was measured at
+    start, the levels' results, each level's peak memory)."""
     started = time.monotonic()
     model = await asyncio.to_thread(baseline_model, CACHE_DIR / "baseline-train.log")
     trained_s = time.monotonic() - started
     bot = Baseline(model)
     print("starting the stock bot ...", flush=True)
+    measured: list[Any] = []
+    peaks: dict[int, dict[str, float]] = {}
     try:
         cold = await asyncio.to_thread(bot.start)
-        results["baseline"] = {
+        info = {
             "what": f"rasa init --no-prompt (Rasa {rasa_version()}), REST channel, "
                     "in-memory tracker store",
             "model_ready_s": round(trained_s, 1),
             "cold_start_s": {"rasa": round(cold.launch_to_ready_s, 2)},
             "rss_mb_at_rest": bot.rss(),
-            "levels": [],
         }
         await load.run_rest(bot.rasa_url, 2, args.warmup, prefix="warmup")
-        for c in args.levels:
+        for c in levels:
             print(f"  stock bot rest x{c} for {args.duration:.0f} s ...", flush=True)
             with RssSampler(bot) as rss:
                 level = await load.run_rest(bot.rasa_url, c, args.duration, seed=c)
-            figures = level.figures()
-            figures["rss_mb_peak"] = rss.peak
-            figures["load_average"] = load_average()
-            results["baseline"]["levels"].append(figures)
-            print("   ", report.level_line(figures), flush=True)
+            measured.append(level)
+            peaks[c] = dict(rss.peak)
+            print("   ", report.level_line(level.figures()), flush=True)
     finally:
         await asyncio.to_thread(bot.stop)
+    return info, measured, peaks
+
+
+async def run_baseline(args: argparse.Namespace, results: dict[str, Any],
+                       before: list[Any]) -> None:
+    """The stock bot at every level; a level also measured ``before`` the line is pooled
+    with it (``load.pooled_figures``)."""
+    info, after, peaks = await measure_stock(args, args.levels)
+    results["baseline"] = {**info, "levels": []}
+    for level in after:
+        runs = [b for b in before if b.concurrency == level.concurrency] + [level]
+        figures = load.pooled_figures(runs)
+        figures["rss_mb_peak"] = peaks[level.concurrency]
+        figures["load_average"] = load_average()
+        results["baseline"]["levels"].append(figures)
+        if len(runs) > 1:
+            print(f"    stock bot rest x{level.concurrency}, before and after the line: "
+                  + report.level_line(figures), flush=True)
 
 
 def run_sms_ack(args: argparse.Namespace, results: dict[str, Any]) -> None:
@@ -220,13 +243,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                    "risk_share": round(load.risk_share(), 3),
                    "scripts": {s.name: s.weight for s in load.SCRIPTS}},
     }
+    before: list[Any] = []
     if not args.skip_baseline:
         # Trained (or found in the cache) first, so the line's figures never share the CPU
-        # with a training run.
+        # with a training run. Then the heaviest level once before the line as well as after
+        # it: a shared machine's speed drifts by more than the differences measured here
+        # (the same code 19.6 and 26.7 SMS turns/s forty minutes apart), and a baseline
+        # measured only after the line would carry that drift into every ratio.
         await asyncio.to_thread(baseline_model, CACHE_DIR / "baseline-train.log")
+        if args.bracket:
+            _, before, _ = await measure_stock(args, [max(args.levels)])
     await run_line(args, results)
     if not args.skip_baseline:
-        await run_baseline(args, results)
+        await run_baseline(args, results, before)
     if not args.skip_ack:
         await asyncio.to_thread(run_sms_ack, args, results)
     results["targets"] = report.targets(results, report.latest_faults(RESULTS_DIR))
@@ -246,6 +275,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         default=["rest", "sms"], help="the line's channels to load (rest,sms)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-ack", action="store_true")
+    parser.add_argument("--no-bracket", dest="bracket", action="store_false",
+                        default=None, help="measure the stock bot only after the line")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy every process during the largest level")
     parser.add_argument("--keep-logs", action="store_true", help="keep the line's log folder")
@@ -254,6 +285,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args.levels = args.levels or ([1, 10] if args.quick else [1, 10, 50])
     args.duration = args.duration or (15.0 if args.quick else 45.0)
     args.warmup = 3.0 if args.quick else 8.0
+    if args.bracket is None:
+        args.bracket = not args.quick
     args.ack_count = 300 if args.quick else 1000
     args.out = args.out or (CACHE_DIR / "results" if args.quick else RESULTS_DIR)
     args.command = ("BENCH_QUICK=1 " if args.quick else "") + "make bench" if not argv else \

@@ -169,3 +169,21 @@ def test_percentile_is_nearest_rank():
     assert load.percentile(values, 99) == 99.0
     assert load.percentile([7.0], 99) == 7.0
     assert load.percentile([], 50) is None
+
+
+def test_a_level_measured_twice_is_pooled_not_the_last_run_alone():
+    # The stock bot's heaviest level, before and after the line: a fast run and a slow one.
+    fast = load.LevelResult("rest", 50, 10.0, started_at=0.0)
+    slow = load.LevelResult("rest", 50, 10.0, started_at=100.0)
+    for i in range(100):
+        fast.turns.append(load.TurnResult("rest", f"c{i}", "s", 0, "none", i * 0.1,
+                                          latency_ms=100.0, finished_at=i * 0.1))
+    for i in range(50):
+        slow.turns.append(load.TurnResult("rest", f"d{i}", "s", 0, "none", 100 + i * 0.2,
+                                          latency_ms=300.0, finished_at=100 + i * 0.2))
+    pooled = load.pooled_figures([fast, slow])
+    assert pooled["throughput_turns_per_s"] == 7.5  # (10 + 5) / 2, each in its own window
+    assert pooled["turns"] == 150
+    assert pooled["latency_ms"]["p50"] == 100.0 and pooled["latency_ms"]["p99"] == 300.0
+    assert [r["throughput_turns_per_s"] for r in pooled["runs"]] == [10.0, 5.0]
+    assert load.pooled_figures([slow]) == slow.figures()
