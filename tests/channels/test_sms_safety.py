@@ -177,6 +177,42 @@ async def test_a_turn_of_several_messages_arrives_in_the_order_said(
     await eventually(lambda: inbox_row() == ("done", None), what="the inbox row closed")
 
 
+def _says_then_waits(said: list[str], release: CrossThreadEvent):
+    async def behaviour(message):
+        for text in said:
+            await message.output_channel.send_text_message(message.sender_id, text)
+        await release.wait()  # the rest of the turn (an action server call, say)
+    return behaviour
+
+
+async def test_the_emergency_numbers_go_out_before_the_turn_ends(
+    twilio_env, fake_twilio, servers
+):
+    # Each message is written as the bot says it, not when the turn ends: the person has
+    # the emergency numbers while the rest of the turn (an action server call) goes on.
+    release = CrossThreadEvent()
+    said = ["I'm an automated assistant.", "If you are in danger now, call 999."]
+    server = await servers(StubAgent(_says_then_waits(said, release)), turn_timeout_s=30)
+    await server.sms("is anyone there")
+    await eventually(lambda: len(fake_twilio.created) == 2, what="both messages, mid-turn")
+    assert [c["Body"] for c in fake_twilio.created] == said
+    release.set()
+    await eventually(lambda: inbox_row() == ("done", None), what="the inbox row closed")
+
+
+async def test_in_a_conversation_that_shows_risk_every_message_goes_out_at_once(
+    twilio_env, fake_twilio, servers
+):
+    release = CrossThreadEvent()
+    server = await servers(StubAgent(_says_then_waits(["I'm here with you."], release)),
+                           turn_timeout_s=30)
+    await server.sms("I took all my pills")
+    await eventually(lambda: fake_twilio.created, what="the reply, mid-turn")
+    assert [c["Body"] for c in fake_twilio.created] == ["I'm here with you."]
+    release.set()
+    await eventually(lambda: inbox_row() == ("done", None), what="the inbox row closed")
+
+
 async def test_failsafe_reply_when_the_turn_hangs_and_the_late_reply_still_goes(
     twilio_env, fake_twilio, servers
 ):

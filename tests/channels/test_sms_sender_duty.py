@@ -93,6 +93,10 @@ async def gapped_sender(duty_env, monkeypatch):
     await wakeup.start()
     try:
         await eventually(lambda: wakeup.backend_pid is not None, what="the duty service listening")
+        # The passes at start (one now, one a gap later for the listener's first wake-up) are
+        # over: the first reply's NOTIFY starts a pass at once, before the Rasa server's
+        # backup sender could take it (3 s late), and the next pass is a whole gap after it.
+        await asyncio.sleep(outbox.PASS_GAP_S + 0.5)
         yield sender
     finally:
         await wakeup.stop()
