@@ -51,6 +51,12 @@ def child_env(s: Settings, base: Optional[Dict[str, str]] = None) -> Dict[str, s
             "TZ_LINE": s.tz_line,
             "PYTHONPATH": str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            # One TensorFlow thread per op (Rasa reads these at start): the intent
+            # classifier's call on one message is too small to split, and with the other core
+            # busy, TensorFlow's default of one thread per core made it wait for the second
+            # (bench/README.md: 3.0 -> 2.4 ms a call, p90 5.9 -> 2.6 ms with a busy core).
+            "TF_INTRA_OP_PARALLELISM_THREADS": env.get("TF_INTRA_OP_PARALLELISM_THREADS", "1"),
+            "TF_INTER_OP_PARALLELISM_THREADS": env.get("TF_INTER_OP_PARALLELISM_THREADS", "1"),
             "RASA_TELEMETRY_ENABLED": "false",
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         }

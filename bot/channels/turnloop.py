@@ -11,9 +11,10 @@ least every millisecond (the switch interval is lowered when the thread starts).
 What runs here is only ``agent.handle_message`` and what it calls: the tracker store, the lock
 store, the action server (Rasa opens an HTTP session per call), and ``SmsOutput``, whose writes
 go through ``DbThread`` (which answers whichever loop asked) and whose wake-up of the sender is
-handed back to the server's loop. The inbox worker's bookkeeping, the turn timeout and the
-fail-safe reply stay in the server's loop, so a saturated turn thread still gets a person the
-emergency numbers on time.
+handed back to the server's loop. The NLU pipeline that ``handle_message`` calls runs in
+the NLU thread (``nluthread.py``), which the turn awaits. The inbox worker's bookkeeping, the
+turn timeout and the fail-safe reply stay in the server's loop, so a saturated turn thread
+still gets a person the emergency numbers on time.
 """
 
 from __future__ import annotations

@@ -101,3 +101,36 @@ def test_the_speedups_give_the_models_own_answers(agent):
         fast._flat_call = flat
     # The classifier really took the flat call (not Rasa's, as a fallback) for every message.
     assert calls and all(calls)
+
+
+def test_the_nlu_thread_gives_the_models_own_answers(agent):
+    """The real pipeline (spaCy, TensorFlow) parsed in the NLU thread: the same answers."""
+    import threading
+
+    from rasa.core.processor import MessageProcessor
+
+    from bot.channels import nluthread
+
+    nluthread.install()
+    assert MessageProcessor.parse_message is nluthread.parse_message
+    threads = []
+    own = nluthread.rasa_parse_with_graph
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return own(*args, **kwargs)
+
+    nluthread.rasa_parse_with_graph = recording
+    try:
+        in_thread = _answers(agent)
+    finally:
+        nluthread.rasa_parse_with_graph = own
+    assert threads and all(t.startswith(nluthread.THREAD_NAME) for t in threads)
+    assert len(threads) == len(TEXTS)  # each message parsed once, not again by Rasa's code
+    MessageProcessor.parse_message = nluthread.rasa_parse_message
+    MessageProcessor._parse_message_with_graph = own
+    try:
+        assert _answers(agent) == in_thread
+    finally:
+        MessageProcessor.parse_message = nluthread.parse_message
+        MessageProcessor._parse_message_with_graph = nluthread._parse_message_with_graph
