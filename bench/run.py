@@ -189,16 +189,26 @@ async def measure_stock(args: argparse.Namespace,
     return info, measured, peaks
 
 
+def peak_memory(*peaks: dict[str, float]) -> dict[str, float]:
+    """Each process's highest resident memory over several runs of a level."""
+    merged: dict[str, float] = {}
+    for peak in peaks:
+        for name, mb in peak.items():
+            merged[name] = max(merged.get(name, 0.0), mb)
+    return merged
+
+
 async def run_baseline(args: argparse.Namespace, results: dict[str, Any],
-                       before: list[Any]) -> None:
+                       before: list[Any], before_peaks: dict[int, dict] | None = None) -> None:
     """The stock bot at every level; a level also measured ``before`` the line is pooled
-    with it (``load.pooled_figures``)."""
+    with it (``load.pooled_figures``), and its memory peak is the higher of the two runs'."""
     info, after, peaks = await measure_stock(args, args.levels)
     results["baseline"] = {**info, "levels": []}
     for level in after:
         runs = [b for b in before if b.concurrency == level.concurrency] + [level]
         figures = load.pooled_figures(runs)
-        figures["rss_mb_peak"] = peaks[level.concurrency]
+        figures["rss_mb_peak"] = peak_memory(peaks[level.concurrency],
+                                             (before_peaks or {}).get(level.concurrency, {}))
         figures["load_average"] = load_average()
         results["baseline"]["levels"].append(figures)
         if len(runs) > 1:
@@ -244,6 +254,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                    "scripts": {s.name: s.weight for s in load.SCRIPTS}},
     }
     before: list[Any] = []
+    before_peaks: dict[int, dict] = {}
     if not args.skip_baseline:
         # Trained (or found in the cache) first, so the line's figures never share the CPU
         # with a training run. Then the heaviest level once before the line as well as after
@@ -252,10 +263,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         # measured only after the line would carry that drift into every ratio.
         await asyncio.to_thread(baseline_model, CACHE_DIR / "baseline-train.log")
         if args.bracket:
-            _, before, _ = await measure_stock(args, [max(args.levels)])
+            _, before, before_peaks = await measure_stock(args, [max(args.levels)])
     await run_line(args, results)
     if not args.skip_baseline:
-        await run_baseline(args, results, before)
+        await run_baseline(args, results, before, before_peaks)
     if not args.skip_ack:
         await asyncio.to_thread(run_sms_ack, args, results)
     results["targets"] = report.targets(results, report.latest_faults(RESULTS_DIR))

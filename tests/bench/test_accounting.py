@@ -187,3 +187,12 @@ def test_a_level_measured_twice_is_pooled_not_the_last_run_alone():
     assert pooled["latency_ms"]["p50"] == 100.0 and pooled["latency_ms"]["p99"] == 300.0
     assert [r["throughput_turns_per_s"] for r in pooled["runs"]] == [10.0, 5.0]
     assert load.pooled_figures([slow]) == slow.figures()
+
+
+def test_a_level_measured_twice_reports_the_higher_memory_peak_of_each_process():
+    from bench.run import peak_memory
+
+    before = {"rasa": 1100.0, "actions": 120.0}
+    after = {"rasa": 1050.0, "actions": 140.0}
+    assert peak_memory(after, before) == {"rasa": 1100.0, "actions": 140.0}
+    assert peak_memory(after, {}) == after  # measured once (--no-bracket, quick runs)
