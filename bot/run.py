@@ -51,12 +51,6 @@ def child_env(s: Settings, base: Optional[Dict[str, str]] = None) -> Dict[str, s
             "TZ_LINE": s.tz_line,
             "PYTHONPATH": str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-            # One TensorFlow thread per op (Rasa reads these at start): the intent
-            # classifier's call on one message is too small to split, and with the other core
-            # busy, TensorFlow's default of one thread per core made it wait for the second
-            # (bench/README.md: 3.0 -> 2.4 ms a call, p90 5.9 -> 2.6 ms with a busy core).
-            "TF_INTRA_OP_PARALLELISM_THREADS": env.get("TF_INTRA_OP_PARALLELISM_THREADS", "1"),
-            "TF_INTER_OP_PARALLELISM_THREADS": env.get("TF_INTER_OP_PARALLELISM_THREADS", "1"),
             "RASA_TELEMETRY_ENABLED": "false",
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         }
@@ -69,6 +63,21 @@ def child_env(s: Settings, base: Optional[Dict[str, str]] = None) -> Dict[str, s
     if env.get("LOG_LEVEL", "INFO").upper() == "DEBUG":
         env["LOG_LEVEL"] = "INFO"
     return env
+
+
+# One TensorFlow thread per op in the Rasa server (Rasa reads these at start): the intent
+# classifier's call on one message is too small to split, and with the other core busy,
+# TensorFlow's default of one thread per core made it wait for the second (bench/tf_threads.py:
+# 3.0 -> 2.4 ms a call). Only there: any `rasa` command that finds them set imports TensorFlow
+# to apply them, which cost the action server 360 MB of memory for nothing.
+TF_THREADS = ("TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS")
+
+
+def process_env(name: str, env: Dict[str, str]) -> Dict[str, str]:
+    """``env`` as the child ``name`` gets it."""
+    if name == "rasa":
+        return {**{var: "1" for var in TF_THREADS}, **env}
+    return {k: v for k, v in env.items() if k not in TF_THREADS}
 
 
 def commands(s: Settings, model: Path) -> Dict[str, List[str]]:
@@ -103,7 +112,8 @@ class Child:
     def start(self, env: Dict[str, str], log: Optional[IO[bytes]] = None) -> None:
         """Start the process; ``log``: a file for its output (tests), else ours."""
         # Own process group, so Ctrl-C reaches us first and we stop children in order.
-        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=env, start_new_session=True,
+        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=process_env(self.name, env),
+                                     start_new_session=True,
                                      stdout=log, stderr=log)
         logger.info("started %s (pid %s)", self.name, self.proc.pid)
 

@@ -7,6 +7,7 @@ ran; Rasa's own ``parse_message`` still wraps the result.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
@@ -16,7 +17,7 @@ from rasa.core.processor import MessageProcessor
 
 import bot.channels  # noqa: F401  installs it, as the Rasa server does
 from bot.channels import nluthread
-from bot.run import child_env
+from bot.run import child_env, process_env
 from bot.settings import load
 
 
@@ -91,9 +92,28 @@ def test_a_parse_outside_parse_message_is_rasas_own(graph):
     assert graph == [threading.current_thread().name]  # no NLU thread for a direct call
 
 
-def test_tensorflow_gets_one_thread_unless_told_otherwise():
+def test_tensorflow_gets_one_thread_in_the_rasa_server_only():
     env = child_env(load({}), base={})
-    assert env["TF_INTRA_OP_PARALLELISM_THREADS"] == "1"
-    assert env["TF_INTER_OP_PARALLELISM_THREADS"] == "1"
-    env = child_env(load({}), base={"TF_INTRA_OP_PARALLELISM_THREADS": "4"})
-    assert env["TF_INTRA_OP_PARALLELISM_THREADS"] == "4"
+    rasa, actions, duty = (process_env(name, env) for name in ("rasa", "actions", "duty"))
+    assert rasa["TF_INTRA_OP_PARALLELISM_THREADS"] == "1"
+    assert rasa["TF_INTER_OP_PARALLELISM_THREADS"] == "1"
+    # Set for any `rasa` command, they make it import TensorFlow: the action server has none.
+    for other in (actions, duty):
+        assert not any(name.startswith("TF_INT") for name in other)
+    told = child_env(load({}), base={"TF_INTRA_OP_PARALLELISM_THREADS": "4"})
+    assert process_env("rasa", told)["TF_INTRA_OP_PARALLELISM_THREADS"] == "4"
+    assert "TF_INTRA_OP_PARALLELISM_THREADS" not in process_env("actions", told)
+
+
+def test_the_action_server_starts_without_tensorflow(tmp_path):
+    """What bot.run starts as the action server, with bot.run's environment: no TensorFlow
+    loaded (its memory stays about a quarter of what it would be)."""
+    import subprocess
+    import sys
+
+    env = process_env("actions", child_env(load({}), base=dict(os.environ)))
+    probe = ("import sys, rasa.__main__ as m; from rasa.utils.tensorflow import environment; "
+             "environment.setup_tf_environment(); print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.strip().splitlines()[-1]
+    assert out == "False"
