@@ -294,11 +294,7 @@ class SmsRuntime:
 
     async def enqueue(self, pid: str, text: str, kind: str, inbox_id: int | None,
                       replay: bool = False) -> None:
-        urgent = self.urgent(pid, kind)
-        await self.out_db.background(outbox.enqueue, pid, text, kind, inbox_id,
-                                     self.options["max_segments"], replay, self.duty_sends,
-                                     urgent)
-        self.wake_sender(urgent)
+        await self.enqueue_soon(pid, text, kind, inbox_id, replay)
 
     def enqueue_soon(self, pid: str, text: str, kind: str, inbox_id: int | None,
                      replay: bool = False) -> asyncio.Future:
