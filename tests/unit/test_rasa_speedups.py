@@ -189,3 +189,41 @@ def test_rule_matching_on_rules_that_must_and_must_not_match():
     # In a form, the rule that says "no form active" does not apply; the others stay as they are.
     assert _get_possible_keys(_policy(), lookup, earlier + [in_form]) == {rule_unsafe}
     assert _get_possible_keys(_policy(), lookup, []) == set(lookup)
+
+
+# -- event classes by name --------------------------------------------------------------------
+
+def test_events_read_back_from_dicts_are_the_events_rasas_own_lookup_gives():
+    from rasa.shared.core.events import (
+        ActionExecuted, BotUttered, Event, SessionStarted, SlotSet, UserUttered,
+    )
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot import rasa_speedups as fast
+
+    install()
+    assert Event.resolve_by_type("user") is UserUttered  # and now remembered
+    assert Event.resolve_by_type is fast._resolve_event_type
+    events = [SessionStarted(), ActionExecuted("action_listen"),
+              UserUttered("I can't cope tonight", intent={"name": "feeling_distressed",
+                                                         "confidence": 0.9}),
+              SlotSet("place", "Taunton"), ActionExecuted("utter_listen"),
+              BotUttered("I'm here to listen."), ActionExecuted("action_listen")]
+    dicts = [e.as_dict() for e in events]
+    ours = DialogueStateTracker.from_dict("p1", dicts, [])
+    for event in events:
+        assert fast.rasa_resolve_event_type(event.type_name) is type(event)
+    assert list(ours.events) == events
+    # Twice: the remembered classes give the same conversation again.
+    assert list(DialogueStateTracker.from_dict("p1", dicts, []).events) == events
+
+
+def test_an_unknown_event_name_is_answered_as_rasa_answers_it_every_time():
+    from rasa.shared.core.events import Event, UserUttered
+
+    install()
+    for _ in range(2):
+        with pytest.raises(ValueError, match="Unknown event name 'no_such_event'"):
+            Event.resolve_by_type("no_such_event")
+        assert Event.resolve_by_type("no_such_event", UserUttered) is UserUttered
+        assert Event.resolve_by_type("topic") is None  # Rasa's old TopicSet events
