@@ -177,7 +177,9 @@ async def test_calm_held_and_already_resolved_conversations_are_left_alone(
     # A new risky message after the resolution is a new escalation.
     await say(tracker_store, "web-7", "urgent")
     await eventually(lambda: net_entries("web-7"), timeout=2.5, what="new escalation")
-    assert [status for _, status, _ in escalations("web-7")] == ["resolved", "open"]
+    # The dispatcher may already have alerted staff about it: open or alerted, never reopened.
+    first, second = [status for _, status, _ in escalations("web-7")]
+    assert first == "resolved" and second in ("open", "alerted")
 
 
 async def test_a_restarted_net_neither_repeats_nor_misses(pg_env, pg_store, nets):
