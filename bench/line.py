@@ -321,6 +321,20 @@ class Line:
             time.sleep(0.1)
         raise TimeoutError(f"the line was not ready after {timeout:.0f} s: {self.tail_log()}")
 
+    def wait_nlu(self, timeout: float = 180.0) -> Optional[float]:
+        """Seconds from launch until the Rasa server's NLU process answered (None: it has
+        none, or it did not come up; the NLU thread parses then)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sms = _get_ok(f"{self.rasa_url}/webhooks/sms/")
+            where = sms.json().get("nlu") if sms is not None else None
+            if where == "process":
+                return round(time.time() - self.launched_at, 2)
+            if where != "starting":
+                return None
+            time.sleep(0.2)
+        return None
+
     def tail_log(self, chars: int = 3000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]

@@ -199,6 +199,10 @@ def markdown(results: dict[str, Any], png: str) -> str:
         if "launch_to_ready" in block["cold_start_s"]:
             lines.append(f"| {label} | all three (`bot.run`: migrate, directory, start) | "
                          f"{_f(block['cold_start_s']['launch_to_ready'])} | | |")
+        if block["cold_start_s"].get("nlu_process") is not None:
+            lines.append(f"| {label} | rasa's NLU process, from launch (the NLU thread parses "
+                         f"until then; its memory is in rasa's) | "
+                         f"{_f(block['cold_start_s']['nlu_process'])} | | |")
     ack = results.get("sms_ack")
     if ack:
         lines += ["", f"SMS webhook acknowledgement (`bench/sms_ack.py`, {ack['requests']} "

@@ -104,9 +104,12 @@ async def run_line(args: argparse.Namespace, results: dict[str, Any]) -> None:
     print(f"starting the line ({args.db}) ...", flush=True)
     try:
         cold = await asyncio.to_thread(line.start)
+        # The line answers from here; its NLU process (bot/channels/nluproc.py) loads on,
+        # and is waited for so that its memory is counted and the levels time it.
+        nlu_ready = await asyncio.to_thread(line.wait_nlu)
         results["line"] = {
             "cold_start_s": {"launch_to_ready": round(cold.launch_to_ready_s, 2),
-                             **cold.process_to_ready_s},
+                             **cold.process_to_ready_s, "nlu_process": nlu_ready},
             "rss_mb_at_rest": line.rss(),
             "levels": [],
         }

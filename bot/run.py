@@ -71,13 +71,16 @@ def child_env(s: Settings, base: Optional[Dict[str, str]] = None) -> Dict[str, s
 # 3.0 -> 2.4 ms a call). Only there: any `rasa` command that finds them set imports TensorFlow
 # to apply them, which cost the action server 360 MB of memory for nothing.
 TF_THREADS = ("TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS")
+# The Rasa server parses in an NLU process of its own, the NLU thread its fallback
+# (bot/channels/nluproc.py); LINE_NLU_PROCESS=0 keeps it all in the thread.
+RASA_ONLY = {**{var: "1" for var in TF_THREADS}, "LINE_NLU_PROCESS": "1"}
 
 
 def process_env(name: str, env: Dict[str, str]) -> Dict[str, str]:
     """``env`` as the child ``name`` gets it."""
     if name == "rasa":
-        return {**{var: "1" for var in TF_THREADS}, **env}
-    return {k: v for k, v in env.items() if k not in TF_THREADS}
+        return {**RASA_ONLY, **env}
+    return {k: v for k, v in env.items() if k not in RASA_ONLY}
 
 
 def commands(s: Settings, model: Path) -> Dict[str, List[str]]:

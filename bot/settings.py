@@ -84,6 +84,9 @@ class Settings:
     sms_turn_timeout_s: int = field(default=8)
     # Bot turns the Rasa server runs at once; the rest queue, risk first (bot/channels/gate.py).
     turn_slots: int = field(default=3)
+    # The Rasa server parses in an NLU process of its own, the NLU thread its fallback
+    # (bot/channels/nluproc.py). Off by default; bot.run (make run) turns it on for the server.
+    nlu_process: bool = field(default=False)
     # Days a finished SMS inbox/outbox row is kept before the purge deletes it.
     sms_retention_days: int = field(default=30)
     # Which process posts the SMS replies the Rasa server writes: "duty" (the duty service,
@@ -153,6 +156,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         sms_retention_days=max(1, _int(env, "SMS_RETENTION_DAYS", 30)),
         sms_sender=_sms_sender(_opt(env, "SMS_SENDER"), database_url),
         turn_slots=max(1, _int(env, "TURN_SLOTS", 3)),
+        nlu_process=(_opt(env, "LINE_NLU_PROCESS") or "0").lower() in ("1", "true", "yes", "on"),
         # Loopback by default: the duty service sits behind a TLS proxy; a deployment sets
         # DUTY_HOST=0.0.0.0 only where that proxy runs on another host.
         duty_host=_opt(env, "DUTY_HOST") or "127.0.0.1",

@@ -19,6 +19,9 @@ back instead of parsing again (a context variable carries it, so only the call i
 sees it). Rasa's own code still does everything else it did (the full retrieval intent, the
 unseen-feature warnings, the HTTP interpreter when one is configured); an exception raised by
 the pipeline reaches the caller as it did.
+
+In the Rasa server ``make run`` starts, the parse goes to the NLU process (``nluproc.py``)
+first, and to this thread whenever that process cannot answer.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Optional
+
+from bot.channels import nluproc
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +69,16 @@ async def parse_message(self: Any, message: Any, tracker: Any = None,
         from rasa.shared.core.trackers import DialogueStateTracker
 
         tracker = DialogueStateTracker.from_events(message.sender_id, [])
-    parsed = await asyncio.get_running_loop().run_in_executor(
-        executor(),
-        functools.partial(rasa_parse_with_graph, self, message, tracker, only_output_properties),
-    )
+    parsed = None
+    worker = nluproc.for_processor(self)
+    if worker is not None:
+        parsed = await worker.parse(message, only_output_properties)
+    if parsed is None:  # no NLU process (the default), or it could not answer
+        parsed = await asyncio.get_running_loop().run_in_executor(
+            executor(),
+            functools.partial(rasa_parse_with_graph, self, message, tracker,
+                              only_output_properties),
+        )
     token = _parsed.set((message, only_output_properties, parsed))
     try:
         return await rasa_parse_message(self, message, tracker, only_output_properties)

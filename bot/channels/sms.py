@@ -26,7 +26,7 @@ from sanic.request import Request, RequestParameters
 from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
-from bot.channels import inbox, outbox
+from bot.channels import inbox, nluproc, outbox
 from bot.channels.dbthread import DbThread
 from bot.channels.gate import gated, recently_at_risk
 from bot.channels.pseudonym import BadNumber, normalise_number
@@ -419,17 +419,24 @@ class SmsInput(InputChannel):
             # The model is loaded (Rasa loads it before the server starts): from here the
             # garbage collector leaves it alone (bot/rasa_speedups.py).
             freeze_heap()
+            # The NLU process (when this server has one) loads while the first turns parse
+            # in the thread (bot/channels/nluproc.py).
+            agent = getattr(getattr(_app, "ctx", None), "agent", None)
+            if agent is not None and agent.processor is not None:
+                nluproc.for_processor(agent.processor)
             await runtime.start(on_new_message)
 
         @bp.listener("before_server_stop")
         async def _stop(_app: Any, _loop: Any) -> None:
             await runtime.stop()
+            await asyncio.to_thread(nluproc.stop)
 
         @bp.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
             return response.json({
                 "status": "ok" if runtime.started else "starting",
                 "mode": "twilio" if settings().twilio_configured else "local",
+                "nlu": nluproc.state(),
             })
 
         @bp.route("/webhook", methods=["POST"])

@@ -134,3 +134,44 @@ def test_the_nlu_thread_gives_the_models_own_answers(agent):
     finally:
         MessageProcessor.parse_message = nluthread.parse_message
         MessageProcessor._parse_message_with_graph = nluthread._parse_message_with_graph
+
+
+def test_the_nlu_process_gives_the_models_own_answers(agent, monkeypatch):
+    """The real pipeline parsed in the NLU process (the model loaded there from the same
+    file): the same answers; and with the process killed, the thread gives them again."""
+    import os
+    import signal
+    import time
+
+    from bot import settings as settings_module
+    from bot.channels import nluproc, nluthread
+
+    nluthread.install()
+    expected = _answers(agent)  # in the thread
+    monkeypatch.setenv(nluproc.ENV_FLAG, "1")
+    settings_module.reset()
+    in_thread = []
+    own = nluthread.rasa_parse_with_graph
+
+    def recording(*args, **kwargs):
+        in_thread.append(args[1].text)
+        return own(*args, **kwargs)
+
+    monkeypatch.setattr(nluthread, "rasa_parse_with_graph", recording)
+    try:
+        nluproc.for_processor(agent.processor)
+        child = nluproc._current
+        assert child is not None and child.wait_ready(240), "the NLU process did not load"
+        assert _answers(agent) == expected
+        assert in_thread == []  # every message was parsed in the process
+        os.kill(child.pid, signal.SIGKILL)
+        for _ in range(100):
+            if child.dead:
+                break
+            time.sleep(0.05)
+        assert _answers(agent) == expected
+        assert in_thread == [t.strip() for t in TEXTS]  # UserMessage strips the text
+    finally:
+        nluproc.stop()
+        monkeypatch.delenv(nluproc.ENV_FLAG)
+        settings_module.reset()
