@@ -12,8 +12,9 @@ Safety first: the process is an optimisation, never a dependency. A parse goes t
 thread instead, exactly as before, whenever the process is not ready yet (it loads the model
 for about as long as the server did), has died (it is started again after
 ``RESTART_AFTER_S``), was built from another model than the one now loaded, gave an error
-(the thread's parse then raises Rasa's own error to the turn), or has not answered within
-``PARSE_TIMEOUT_S``. A message is never lost between the two: the one waiting for a dead
+(the thread's parse then raises Rasa's own error to the turn), has not answered within
+``PARSE_TIMEOUT_S`` (it is then killed and started again), or already has ``MAX_IN_FLIGHT``
+messages waiting on it. A message is never lost between the two: the one waiting for a dead
 process is parsed in the thread.
 
 Only the Rasa server started by ``bot.run`` (``make run``) uses it: ``LINE_NLU_PROCESS=1``
@@ -44,6 +45,10 @@ logger = logging.getLogger(__name__)
 ENV_FLAG = "LINE_NLU_PROCESS"  # read by bot.settings
 PARSE_TIMEOUT_S = 2.0
 RESTART_AFTER_S = 5.0
+# Parses waiting on the process at most; more go to the thread. Keeps the pipe's buffer from
+# ever filling (a send into a full pipe would stop the caller's event loop), and shares a
+# burst between the two.
+MAX_IN_FLIGHT = 64
 
 
 def enabled() -> bool:
@@ -63,7 +68,8 @@ class NluProcess:
         self._target = target or serve
         self._ids = itertools.count(1)
         self._pending: Dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = {}
-        self._lock = threading.Lock()  # sending, and the pending table
+        self._lock = threading.Lock()  # the pending table
+        self._send_lock = threading.Lock()  # one message at a time into the pipe
         self._ready = threading.Event()
         self._conn: Any = None
         self._process: Any = None
@@ -104,11 +110,18 @@ class NluProcess:
             self._ready.wait(0.05)
         return self.ready
 
+    def kill(self) -> None:
+        try:
+            if self._process is not None and self._process.is_alive():
+                self._process.kill()  # the reader sees the pipe close and settles the rest
+        except (OSError, ValueError):
+            pass
+
     def stop(self, timeout: float = 5.0) -> None:
         self.stopped = True
         if self._conn is not None:
             try:
-                with self._lock:
+                with self._send_lock:
                     self._conn.send(("stop",))
             except Exception:  # noqa: BLE001  already gone
                 pass
@@ -136,9 +149,12 @@ class NluProcess:
             "message_id": message.message_id,
             "metadata": message.metadata,
         }
+        with self._lock:
+            if len(self._pending) >= MAX_IN_FLIGHT:
+                return None
+            self._pending[request_id] = (loop, future)
         try:
-            with self._lock:
-                self._pending[request_id] = (loop, future)
+            with self._send_lock:
                 self._conn.send(("parse", request_id, payload, only_output_properties))
         except Exception as exc:  # noqa: BLE001  a closed pipe, metadata that will not pickle
             with self._lock:
@@ -149,8 +165,11 @@ class NluProcess:
         try:
             return await asyncio.wait_for(future, self.parse_timeout_s)
         except asyncio.TimeoutError:
-            logger.warning("nlu process: no answer within %.1f s; parsing in the thread",
-                           self.parse_timeout_s)
+            # Stuck (or starved): it is killed, the messages waiting on it are parsed in the
+            # thread, and a new one is started after RESTART_AFTER_S.
+            logger.warning("nlu process: no answer within %.1f s; parsing in the thread, "
+                           "and starting it again", self.parse_timeout_s)
+            self.kill()
             return None
         finally:
             with self._lock:

@@ -24,6 +24,8 @@ def stand_in(conn, model_path: str) -> None:
         text = payload["text"]
         if text == "hang":
             time.sleep(3)
+        elif text.startswith("slow"):
+            time.sleep(0.1)
         elif text == "die":
             os._exit(1)
         elif text == "boom":

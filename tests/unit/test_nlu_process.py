@@ -99,13 +99,38 @@ def test_messages_are_parsed_in_the_process_once_it_is_ready(process_on, in_thre
     assert nluproc.state() == "process"
 
 
-def test_a_slow_process_does_not_hold_the_message_up(process_on, in_thread, model_file):
+def test_a_stuck_process_does_not_hold_the_message_up_and_is_replaced(process_on, in_thread,
+                                                                       model_file):
     processor = _processor(model_file)
-    ready_process(processor)
+    stuck = ready_process(processor)
     started = time.monotonic()
     assert parse(processor, "hang")["parsed_by"] == "thread"
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 2.5
     assert in_thread == ["hang"]
+    for _ in range(50):  # killed, so that the next messages do not wait on it too
+        if stuck.dead:
+            break
+        time.sleep(0.05)
+    assert stuck.dead and nluproc.state() == "thread"
+    time.sleep(0.3)  # RESTART_AFTER_S
+    assert ready_process(processor) is not stuck
+
+
+def test_a_burst_beyond_what_may_wait_on_the_process_goes_to_the_thread(
+        process_on, in_thread, model_file, monkeypatch):
+    monkeypatch.setattr(nluproc, "MAX_IN_FLIGHT", 2)
+    processor = _processor(model_file)
+    child = ready_process(processor)
+
+    async def burst():
+        return await asyncio.gather(*(
+            processor.parse_message(UserMessage(f"slow-{i}", sender_id=f"p{i}"))
+            for i in range(5)))
+
+    answers = asyncio.run(burst())
+    assert [a["text"] for a in answers] == [f"slow-{i}" for i in range(5)]
+    assert sum(a["parsed_by"] == child.pid for a in answers) == 2
+    assert sorted(in_thread) == ["slow-2", "slow-3", "slow-4"]
 
 
 def test_a_dead_process_loses_nothing_and_is_started_again(process_on, in_thread, model_file):
