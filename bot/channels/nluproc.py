@@ -13,9 +13,9 @@ thread instead, exactly as before, whenever the process is not ready yet (it loa
 for about as long as the server did), has died (it is started again after
 ``RESTART_AFTER_S``), was built from another model than the one now loaded, gave an error
 (the thread's parse then raises Rasa's own error to the turn), has not answered within
-``PARSE_TIMEOUT_S`` (it is then killed and started again), or already has ``MAX_IN_FLIGHT``
-messages waiting on it. A message is never lost between the two: the one waiting for a dead
-process is parsed in the thread.
+``PARSE_TIMEOUT_S`` (killed and started again if it answered nothing meanwhile), or already
+has ``MAX_IN_FLIGHT`` messages waiting on it. A message is never lost between the two: the
+one waiting for a dead process is parsed in the thread.
 
 Only the Rasa server started by ``bot.run`` (``make run``) uses it: ``LINE_NLU_PROCESS=1``
 is set for that process alone, unless set otherwise (``0`` turns it off); tests and other
@@ -77,6 +77,7 @@ class NluProcess:
         self.pid: Optional[int] = None
         self.died_at: Optional[float] = None
         self.stopped = False
+        self._last_answer = 0.0  # time.monotonic() of its latest answer
 
     # -- life --------------------------------------------------------------------------------
 
@@ -153,6 +154,7 @@ class NluProcess:
             if len(self._pending) >= MAX_IN_FLIGHT:
                 return None
             self._pending[request_id] = (loop, future)
+        sent = time.monotonic()
         try:
             with self._send_lock:
                 self._conn.send(("parse", request_id, payload, only_output_properties))
@@ -165,11 +167,16 @@ class NluProcess:
         try:
             return await asyncio.wait_for(future, self.parse_timeout_s)
         except asyncio.TimeoutError:
-            # Stuck (or starved): it is killed, the messages waiting on it are parsed in the
-            # thread, and a new one is started after RESTART_AFTER_S.
-            logger.warning("nlu process: no answer within %.1f s; parsing in the thread, "
-                           "and starting it again", self.parse_timeout_s)
-            self.kill()
+            if self._last_answer < sent:
+                # Stuck: nothing at all since this was sent. It is killed, the messages
+                # waiting on it are parsed in the thread, and a new one starts after
+                # RESTART_AFTER_S. Merely slow (answering others), it is left to go on.
+                logger.warning("nlu process: no answer within %.1f s; parsing in the "
+                               "thread, and starting it again", self.parse_timeout_s)
+                self.kill()
+            else:
+                logger.warning("nlu process: slow (over %.1f s); parsing in the thread",
+                               self.parse_timeout_s)
             return None
         finally:
             with self._lock:
@@ -195,6 +202,7 @@ class NluProcess:
                 self._ready.set()
             elif kind == "parsed":
                 _, request_id, ok, result = message
+                self._last_answer = time.monotonic()
                 with self._lock:
                     waiting = self._pending.pop(request_id, None)
                 if waiting is None:

@@ -235,3 +235,21 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_busy_process_that_still_answers_is_kept(process_on, in_thread, model_file):
+    """Slow is not stuck: the messages that waited too long are parsed in the thread, and the
+    process, answering the others meanwhile, is not killed."""
+    processor = _processor(model_file)
+    child = ready_process(processor)
+
+    async def burst():
+        return await asyncio.gather(*(
+            processor.parse_message(UserMessage(f"slow-{i}", sender_id=f"p{i}"))
+            for i in range(8)))  # 0.1 s each in the process; the last wait over 0.5 s
+
+    answers = asyncio.run(burst())
+    assert [a["text"] for a in answers] == [f"slow-{i}" for i in range(8)]
+    assert in_thread and len(in_thread) < 8
+    assert not child.dead
+    assert parse(processor, "next")["parsed_by"] == child.pid
