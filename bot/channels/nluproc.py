@@ -316,6 +316,15 @@ def serve(conn: Any, model_path: str) -> None:
     """The child: load the NLU part of the model, then parse what the server sends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's; we end on EOF
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Nothing below a warning, as in the server (whose DEBUG lines carry message text):
+    # structlog unconfigured would print every level.
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        from rasa.utils.log_utils import configure_structlog
+
+        configure_structlog(logging.WARNING)
+    except Exception:  # noqa: BLE001  another Rasa: the standard logging above still holds
+        pass
     try:
         parse = _load(model_path, conn)
     except Exception as exc:  # noqa: BLE001
