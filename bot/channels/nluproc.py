@@ -11,7 +11,7 @@ server sends it the message over a pipe and awaits the answer like any other I/O
 Safety first: the process is an optimisation, never a dependency. A parse goes to the NLU
 thread instead, exactly as before, whenever the process is not ready yet (it loads the model
 for about as long as the server did), has died (it is started again after
-``RESTART_AFTER_S``), was built from another model than the one now loaded, gave an error
+``RESTART_AFTER_S``, or ever later if it died before it was ready), was built from another model than the one now loaded, gave an error
 (the thread's parse then raises Rasa's own error to the turn), has not answered within
 ``PARSE_TIMEOUT_S`` (killed and started again if it answered nothing meanwhile), or already
 has ``MAX_IN_FLIGHT`` messages waiting on it. A message is never lost between the two: the
@@ -78,6 +78,8 @@ class NluProcess:
         self.died_at: Optional[float] = None
         self.stopped = False
         self._last_answer = 0.0  # time.monotonic() of its latest answer
+        self.was_ready = False
+        self.restart_counted = False
 
     # -- life --------------------------------------------------------------------------------
 
@@ -199,6 +201,7 @@ class NluProcess:
                     logger.warning("nlu process: built from another model; not used")
                     break
                 logger.info("nlu process %s ready: parsing for the Rasa server", self.pid)
+                self.was_ready = True
                 self._ready.set()
             elif kind == "parsed":
                 _, request_id, ok, result = message
@@ -253,6 +256,18 @@ def _resolve(waiting: tuple[asyncio.AbstractEventLoop, asyncio.Future], result: 
 _current: Optional[NluProcess] = None
 _child_target: Optional[Callable[..., None]] = None  # the child's code; tests give a stand-in
 _current_lock = threading.Lock()
+_never_ready = 0  # processes in a row that died before they were ready
+
+
+def _restart_delay(dead: NluProcess) -> float:
+    """RESTART_AFTER_S after a process that had been parsing; after one that never got
+    ready (the model will not load there), twice as long each time, up to 64 times: a child
+    that cannot start must not cost a model load's CPU every few seconds."""
+    global _never_ready
+    if not dead.restart_counted:
+        dead.restart_counted = True
+        _never_ready = 0 if dead.was_ready else _never_ready + 1
+    return RESTART_AFTER_S * (2 ** min(_never_ready, 6))
 
 
 def for_processor(processor: Any) -> Optional[NluProcess]:
@@ -276,7 +291,7 @@ def for_processor(processor: Any) -> Optional[NluProcess]:
             stale, current, _current = current, None, None
             threading.Thread(target=stale.stop, daemon=True).start()  # another model loaded
         if current is not None and current.dead:
-            if time.monotonic() - (current.died_at or 0.0) < RESTART_AFTER_S:
+            if time.monotonic() - (current.died_at or 0.0) < _restart_delay(current):
                 return None
             current = _current = None
         if current is None:
@@ -302,9 +317,10 @@ def state() -> str:
 
 
 def stop() -> None:
-    global _current
+    global _current, _never_ready
     with _current_lock:
         current, _current = _current, None
+        _never_ready = 0
     if current is not None:
         current.stop()
 

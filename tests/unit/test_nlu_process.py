@@ -253,3 +253,25 @@ def test_a_busy_process_that_still_answers_is_kept(process_on, in_thread, model_
     assert in_thread and len(in_thread) < 8
     assert not child.dead
     assert parse(processor, "next")["parsed_by"] == child.pid
+
+
+def test_a_process_that_never_gets_ready_is_retried_ever_more_slowly(process_on, in_thread,
+                                                                      model_file):
+    """A child that cannot start (here: another model) must not cost a model load every few
+    seconds: each retry waits twice as long as the one before."""
+    processor = _processor(model_file, model_id="model-2")
+    starts = []
+    for _ in range(3):
+        nluproc.for_processor(processor)
+        current = nluproc._current
+        assert not current.wait_ready(5)
+        starts.append(current)
+        died = current.died_at
+        # Not before twice the last wait (RESTART_AFTER_S is 0.2 s here)...
+        while time.monotonic() - died < 0.2 * 2 ** len(starts) - 0.05:
+            assert nluproc.for_processor(processor) is None
+            assert nluproc._current is current
+            time.sleep(0.02)
+        time.sleep(0.1)
+    assert len({id(p) for p in starts}) == 3
+    assert parse(processor, "hello")["parsed_by"] == "thread"
