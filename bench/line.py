@@ -92,21 +92,30 @@ def _stat_fields(pid: int) -> list[str]:
     return raw[raw.rindex(")") + 2:].split()
 
 
-def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid``, by scanning /proc (works without CONFIG_PROC_CHILDREN)."""
-    out = []
+def process_tree() -> dict[int, list[int]]:
+    """Every process's direct children, from one scan of /proc (works without
+    CONFIG_PROC_CHILDREN). One scan per memory sample: the sampler runs beside the load, and
+    a scan per process (the line has four, the stock bot one) took the line's CPU, not the
+    stock bot's."""
+    tree: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if int(_stat_fields(int(entry.name))[1]) == pid:
-                out.append(int(entry.name))
+            parent = int(_stat_fields(int(entry.name))[1])
         except (OSError, ValueError, IndexError):
             continue
-    return out
+        tree.setdefault(parent, []).append(int(entry.name))
+    return tree
 
 
-def rss_mb(pid: int, with_children: bool = True) -> Optional[float]:
+def children_of(pid: int, tree: Optional[dict[int, list[int]]] = None) -> list[int]:
+    """Direct children of ``pid``."""
+    return list((process_tree() if tree is None else tree).get(pid, ()))
+
+
+def rss_mb(pid: int, with_children: bool = True,
+           tree: Optional[dict[int, list[int]]] = None) -> Optional[float]:
     """Resident memory of a process (and its descendants) in MiB; None when it is gone."""
     total = 0
     try:
@@ -117,8 +126,10 @@ def rss_mb(pid: int, with_children: bool = True) -> Optional[float]:
     except OSError:
         return None
     if with_children:
-        for child in children_of(pid):
-            total += int((rss_mb(child) or 0) * 1024)
+        if tree is None:
+            tree = process_tree()
+        for child in tree.get(pid, ()):
+            total += int((rss_mb(child, True, tree) or 0) * 1024)
     return total / 1024
 
 
@@ -283,12 +294,12 @@ class Line:
                 out[name] = round(ready[name] - begun, 2)
         return out
 
-    def pids(self) -> dict[str, int]:
+    def pids(self, tree: Optional[dict[int, list[int]]] = None) -> dict[str, int]:
         """The supervisor's children by name (rasa, actions, duty)."""
         if self.supervisor is None:
             return {}
         out = {}
-        for pid in children_of(self.supervisor.pid):
+        for pid in children_of(self.supervisor.pid, tree):
             name = process_name(cmdline(pid))
             if name:
                 out[name] = pid
@@ -342,7 +353,9 @@ class Line:
             return "(no log)"
 
     def rss(self) -> dict[str, float]:
-        return {name: round(rss_mb(pid) or 0.0, 1) for name, pid in self.pids().items()}
+        tree = process_tree()
+        return {name: round(rss_mb(pid, True, tree) or 0.0, 1)
+                for name, pid in self.pids(tree).items()}
 
     def kill(self, name: str) -> Optional[int]:
         """SIGKILL one child's process group; the supervisor restarts it. Returns its pid."""

@@ -329,6 +329,7 @@ class LevelResult:
         emergency = [t.emergency_ms for t in self.turns
                      if t.risk == "imminent" and t.emergency_ms is not None]
         imminent = [t for t in self.turns if t.risk == "imminent"]
+        after_risk = _after_first_risk(self.turns)
         out = {
             "channel": self.channel,
             "concurrency": self.concurrency,
@@ -344,6 +345,13 @@ class LevelResult:
             "imminent_turns": len(imminent),
             "imminent_without_999": sum(1 for t in imminent if t.emergency_ms is None),
             "imminent_999_not_first": sum(1 for t in imminent if t.first_has_999 is False),
+            # The line's turn gate puts a conversation's messages first from its first risk
+            # message on, for an hour: those turns apart from the rest (what risk-first costs
+            # the other conversations, and gains these).
+            "latency_ms_by_priority": {
+                name: summary([t.latency_ms for t in done if (id(t) in after_risk) == flag])
+                for name, flag in (("risk_first", True), ("ordinary", False))
+            },
         }
         if self.channel == "sms":
             out["first_reply_ms"] = summary([t.first_reply_ms for t in done
@@ -371,6 +379,16 @@ def pooled_figures(levels: list[LevelResult]) -> dict[str, Any]:
     out["runs"] = [{"throughput_turns_per_s": r["throughput_turns_per_s"],
                     "latency_ms_p95": r["latency_ms"]["p95"]} for r in runs]
     return out
+
+
+def _after_first_risk(turns: list[TurnResult]) -> set[int]:
+    """``id()`` of each turn sent at or after its conversation's first risk message."""
+    first: dict[str, float] = {}
+    for t in turns:
+        if t.risk != "none":
+            first[t.conversation] = min(first.get(t.conversation, t.sent_at), t.sent_at)
+    return {id(t) for t in turns
+            if t.conversation in first and t.sent_at >= first[t.conversation]}
 
 
 def _tally(items: Iterator[str]) -> dict[str, int]:

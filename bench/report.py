@@ -29,6 +29,10 @@ def level_line(f: dict[str, Any]) -> str:
     out = (f"{f['channel']} x{f['concurrency']}: {f['turns']} turns, "
            f"{f['throughput_turns_per_s']} turns/s, latency ms p50 {_f(lat['p50'])} "
            f"p95 {_f(lat['p95'])} p99 {_f(lat['p99'])}, statuses {f['statuses']}")
+    split = f.get("latency_ms_by_priority")
+    if split and split["risk_first"]["n"]:
+        out += (f", p95 of ordinary turns {_f(split['ordinary']['p95'])} ms, of risk-first"
+                f" {_f(split['risk_first']['p95'])} ms")
     if f.get("emergency_ms", {}).get("n"):
         out += f", 999 reply p99 {_f(f['emergency_ms']['p99'])} ms"
     alert = f.get("staff_alert_ms")

@@ -189,6 +189,20 @@ def test_a_level_measured_twice_is_pooled_not_the_last_run_alone():
     assert load.pooled_figures([slow]) == slow.figures()
 
 
+def test_turns_from_a_conversations_first_risk_message_on_are_reported_apart():
+    # What the turn gate puts first: a conversation's turns from its first risk message on
+    # ("hi" before it was ordinary; "yes" after it goes first, though it shows nothing).
+    level = load.LevelResult("sms", 2, 10.0, started_at=0.0)
+    for i, (risk, ms) in enumerate((("none", 900.0), ("urgent", 200.0), ("none", 300.0))):
+        level.turns.append(load.TurnResult("sms", "a", "urgent_safe", i, risk, float(i),
+                                           latency_ms=ms, finished_at=i + 0.5))
+    level.turns.append(load.TurnResult("sms", "b", "idiom", 0, "none", 0.0,
+                                       latency_ms=1000.0, finished_at=1.0))
+    split = level.figures()["latency_ms_by_priority"]
+    assert split["risk_first"]["n"] == 2 and split["risk_first"]["p95"] == 300.0
+    assert split["ordinary"]["n"] == 2 and split["ordinary"]["p50"] == 900.0
+
+
 def test_a_level_measured_twice_reports_the_higher_memory_peak_of_each_process():
     from bench.run import peak_memory
 
