@@ -11,8 +11,9 @@ server sends it the message over a pipe and awaits the answer like any other I/O
 Safety first: the process is an optimisation, never a dependency. A parse goes to the NLU
 thread instead, exactly as before, whenever the process is not ready yet (it loads the model
 for about as long as the server did), has died (it is started again after
-``RESTART_AFTER_S``, or ever later if it died before it was ready), was built from another model than the one now loaded, gave an error
-(the thread's parse then raises Rasa's own error to the turn), has not answered within
+``RESTART_AFTER_S``, or ever later if it died before it was ready), was built from another
+model than the one now loaded, gave an error (the thread's parse then raises Rasa's own error
+to the turn), has not answered within
 ``PARSE_TIMEOUT_S`` (killed and started again if it answered nothing meanwhile), or already
 has ``MAX_IN_FLIGHT`` messages waiting on it. A message is never lost between the two: the
 one waiting for a dead process is parsed in the thread.

@@ -179,7 +179,6 @@ class SmsRuntime:
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
-        # All the channel's database work, the webhook's first (see dbthread.py).
         # All the channel's database work, the webhook's first (see dbthread.py). On a server
         # database the webhook's writes get a thread and connection of their own, so a message
         # never queues behind the worker's and sender's work; SQLite has one writer at a time,
