@@ -20,21 +20,96 @@ RESPONSES = [
 ]
 
 
-@pytest.mark.parametrize("response", RESPONSES)
-def test_same_verdict_as_rasas_own_check(response):
+# What our actions send back, event by event, as Rasa SDK writes them.
+SDK_EVENTS = [
+    {"event": "slot", "timestamp": None, "name": "place", "value": "Taunton"},
+    {"event": "slot", "timestamp": 1700000000.5, "name": "consent", "value": None},
+    {"event": "action", "timestamp": None, "name": "action_listen", "policy": None,
+     "confidence": None, "action_text": None, "hide_rule_turn": False},
+    {"event": "bot", "timestamp": None, "text": "Samaritans are open now.", "data": {},
+     "metadata": {"utter_action": "utter_open_now"}},
+    {"event": "active_loop", "timestamp": None, "name": "place_form"},
+    {"event": "active_loop", "name": None},
+    {"event": "followup", "name": "action_listen"},
+    {"event": "reset_slots"},
+    {"event": "restart"},
+    {"event": "session_started", "metadata": None},
+    {"event": "user", "text": "I feel low", "parse_data": {"intent": {"name": "mood_low",
+     "confidence": 0.9}, "entities": [], "text": "I feel low"}, "input_channel": "sms"},
+    {"event": "reminder", "name": "check_in", "intent": "EXTERNAL_check",
+     "date_time": "2026-12-03T22:00:00", "kill_on_user_msg": True},
+]
+# Each breaks the schema in one place; each is a response our check must refuse as Rasa does.
+BROKEN_EVENTS = [
+    {"event": "slot", "value": "Taunton"},  # a slot without its name
+    {"event": "slot", "name": 3, "value": "x"},
+    {"event": "no_such_event"},
+    {"event": 7},
+    {"event": None},
+    {"event": "bot", "timestamp": "yesterday"},
+    {"event": "bot", "metadata": "not an object"},
+    {"event": "user", "text": 5},
+    {"event": "user", "parse_data": {"intent": {"name": 3}}},
+    {"event": "entities"},  # without its entities
+    "not an object",
+    ["event", "slot"],
+]
+
+
+def rasas_verdict(response) -> bool:
+    try:
+        validate(response, RemoteAction.action_response_format_spec())
+        return True
+    except ValidationError:
+        return False
+
+
+def our_verdict(response) -> bool:
     install()  # idempotent
     action = RemoteAction("action_find_services", None)
-    spec = RemoteAction.action_response_format_spec()
     try:
-        validate(response, spec)
-        expected_ok = True
-    except ValidationError:
-        expected_ok = False
-    if expected_ok:
         assert action._validate_action_result(response) is True
-    else:
-        with pytest.raises(ValidationError, match="Failed to validate Action server response"):
-            action._validate_action_result(response)
+        return True
+    except ValidationError as e:
+        assert "Failed to validate Action server response" in e.message
+        return False
+
+
+@pytest.mark.parametrize("response", RESPONSES + [
+    {"events": SDK_EVENTS, "responses": [{"text": "Here is what is open tonight."}]},
+    *({"events": SDK_EVENTS[:3] + [broken], "responses": []} for broken in BROKEN_EVENTS),
+    {"events": SDK_EVENTS, "responses": "not a list"},
+    {"events": SDK_EVENTS, "responses": ["not an object"]},
+    {"events": SDK_EVENTS, "responses": None},
+    {"events": None},
+    {"events": SDK_EVENTS, "extra": "allowed by the schema"},
+    "not an object",
+    None,
+])
+def test_same_verdict_as_rasas_own_check(response):
+    assert our_verdict(response) is rasas_verdict(response)
+
+
+def test_the_broken_events_are_refused_and_the_good_ones_taken_on_the_quick_path():
+    """The quick check is in use with this Rasa (so it saves what it was built to), says yes
+    to our actions' events, and hands every broken one to the full check."""
+    from jsonschema.validators import validator_for
+
+    from bot import rasa_speedups
+
+    spec = RemoteAction.action_response_format_spec()
+    quick = rasa_speedups._quick_response_check(validator_for(spec), spec)
+    assert quick is not None
+    assert quick({"events": SDK_EVENTS, "responses": [{"text": "hi"}]}) is True
+    for broken in BROKEN_EVENTS:
+        assert not rasas_verdict({"events": [broken]})
+        assert quick({"events": [broken]}) is False
+    # Another shape of schema (not one shape per event name): no quick path at all.
+    two_slots = {**spec, "properties": {**spec["properties"], "events": {
+        **spec["properties"]["events"], "items": {
+            **spec["properties"]["events"]["items"],
+            "oneOf": [{"properties": {"event": {"const": "slot"}}}] * 2}}}}
+    assert rasa_speedups._quick_response_check(validator_for(spec), two_slots) is None
 
 
 def test_the_heap_is_frozen_once_per_process():
