@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.channels import inbox
-from bot.channels.models import SmsInbox, SmsOutbox
+from bot.channels.models import SmsContact, SmsInbox, SmsOptOut, SmsOutbox
 from bot.channels.pseudonym import (
     BadNumber,
     decrypt_number,
@@ -178,6 +178,49 @@ def test_duplicate_sid_is_stored_once(twilio_env, fake_twilio):
     again = inbox.receive(sid, PERSON, "hello", 0)
     assert not first.duplicate and again.duplicate and again.inbox_id == first.inbox_id
     assert len(_statuses()) == 1
+
+
+def test_a_repeat_in_the_same_batch_is_stored_once_and_the_person_once(twilio_env, fake_twilio):
+    sid = new_sid()
+    first, again, other = inbox.receive_many([
+        (sid, PERSON, "hello", 0), (sid, PERSON, "hello", 0), (new_sid(), PERSON, "more", 0),
+    ])
+    assert not first.duplicate and again.duplicate and again.inbox_id == first.inbox_id
+    assert not other.duplicate and other.pseudonym == first.pseudonym
+    assert len(_statuses()) == 2
+    with transaction() as s:
+        [contact] = s.execute(select(SmsContact)).scalars().all()
+        assert decrypt_number(contact.number_enc) == PERSON
+
+
+def test_webhooks_repeated_at_the_same_moment_store_the_message_once(twilio_env, fake_twilio):
+    """Twilio's retry can reach another process while the first delivery is being stored:
+    both are acknowledged, one row is kept, and both name it."""
+    sid, barrier, results = new_sid(), threading.Barrier(4), []
+
+    def deliver() -> None:
+        barrier.wait()
+        results.append(inbox.receive(sid, "+447700900777", "are you there", 0))
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(results) == 4
+    assert len({r.inbox_id for r in results}) == 1
+    assert sum(not r.duplicate for r in results) == 1
+    assert len(_statuses()) == 1
+
+
+def test_a_keyword_repeated_is_acted_on_once(twilio_env, fake_twilio):
+    sid = new_sid()
+    first = inbox.receive(sid, PERSON, "STOP", 0)
+    again = inbox.receive(sid, PERSON, "STOP", 0)
+    assert first.kind == "opt_out" and not first.duplicate
+    assert again.duplicate and again.inbox_id == first.inbox_id
+    with transaction() as s:
+        assert len(s.execute(select(SmsOptOut)).scalars().all()) == 1
 
 
 # -- privacy --------------------------------------------------------------------------------
