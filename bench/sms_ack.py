@@ -34,7 +34,7 @@ AUTH_TOKEN = "bench-auth-token"
 PUBLIC_BASE = "https://line.example.org"
 
 
-def _configure_env(database_url: str, api_url: str) -> None:
+def _configure_env(database_url: str, api_url: str, sender: str) -> None:
     os.environ.update({
         "DATABASE_URL": database_url,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
@@ -47,10 +47,13 @@ def _configure_env(database_url: str, api_url: str) -> None:
         # everything it receives and the sender is as busy as the webhook (the real line's
         # turn gate, bot/channels/gate.py, would hold CPU-bound turns to a few at a time).
         "TURN_SLOTS": "1000",
-        # No duty service here: on PostgreSQL its default (SMS_SENDER=duty) would leave every
-        # reply to this process's backup sender, 3 s late and in bursts. This process posts,
-        # as the Rasa server does on SQLite (more work than it has on PostgreSQL).
-        "SMS_SENDER": "server",
+        # Who posts the replies (``--sender``): this process by default, as the Rasa server
+        # does on SQLite (on PostgreSQL that is more work than the Rasa server has there);
+        # ``duty`` starts the duty service as a child to post them (the line's default on
+        # PostgreSQL, SMS_SENDER=duty, woken by a NOTIFY). On these 2 cores the acknowledgement
+        # was slower with it (p99 80 and 97 ms against 58 and 39): the duty service's CPU is
+        # more than it takes off this process.
+        "SMS_SENDER": sender,
     })
     from bot import settings as settings_module
 
@@ -165,17 +168,65 @@ async def main(args: argparse.Namespace) -> int:
 
 
 async def _serve_and_measure(args: argparse.Namespace, me: list[str], fake_port: int) -> int:
-    import aiohttp
-    from sanic import Sanic
-
+    if args.sender == "duty" and not args.database_url:
+        raise SystemExit("--sender duty needs --database-url postgresql+psycopg2://...")
     tmp = tempfile.TemporaryDirectory()
     database_url = args.database_url or f"sqlite:///{Path(tmp.name) / 'bench.db'}"
-    _configure_env(database_url, f"http://127.0.0.1:{fake_port}")
+    sender = args.sender
+    _configure_env(database_url, f"http://127.0.0.1:{fake_port}", sender)
 
-    from bot.channels.sms import SmsInput
     from bot.store import db, migrate
 
     migrate.upgrade(database_url)
+    duty = await _start_duty(tmp.name) if sender == "duty" else None
+    try:
+        return await _measure(args, me, fake_port, database_url, duty)
+    finally:
+        if duty is not None:
+            duty.terminate()
+            duty.wait(10)
+        db.dispose_all()
+        tmp.cleanup()
+
+
+async def _start_duty(workdir: str) -> subprocess.Popen:
+    """The duty service, as the line runs it beside the Rasa server on PostgreSQL: it posts
+    the replies this process writes. Ready when its ``/health`` answers (whatever it says
+    of Rasa and the action server, which are not running here)."""
+    import aiohttp
+
+    port = _free_port()
+    with open(Path(workdir) / "duty.log", "wb") as log:
+        duty = subprocess.Popen(
+            [sys.executable, "-m", "bot.duty"], stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "DUTY_HOST": "127.0.0.1", "DUTY_PORT": str(port)},
+        )
+    deadline = time.monotonic() + 120
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline and duty.poll() is None:
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/health") as resp:
+                    await resp.read()
+                    return duty
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.5)
+    duty.kill()
+    raise RuntimeError("the duty service did not start: " + (Path(workdir) / "duty.log")
+                       .read_text(errors="replace")[-2000:])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU of another process so far, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(args: argparse.Namespace, me: list[str], fake_port: int,
+                   database_url: str, duty: subprocess.Popen | None) -> int:
+    import aiohttp
+    from sanic import Sanic
+
+    from bot.channels.sms import SmsInput
     answered = 0
 
     async def agent(message) -> None:
@@ -197,6 +248,7 @@ async def _serve_and_measure(args: argparse.Namespace, me: list[str], fake_port:
 
     deadline = time.monotonic() + args.max_seconds
     cpu0, wall0 = time.process_time(), time.monotonic()
+    duty_cpu0 = _cpu_seconds(duty.pid) if duty else 0.0
     client = subprocess.Popen(
         [*me, "--role", "client", "--url", f"http://127.0.0.1:{port}", "--count",
          str(args.count), "--rate", str(args.rate), "--senders", str(args.senders),
@@ -204,7 +256,9 @@ async def _serve_and_measure(args: argparse.Namespace, me: list[str], fake_port:
         stdout=subprocess.PIPE,
     )
     out, _ = await asyncio.to_thread(client.communicate, timeout=args.max_seconds + 30)
-    cpu_share = (time.process_time() - cpu0) / max(time.monotonic() - wall0, 1e-9)
+    wall = max(time.monotonic() - wall0, 1e-9)
+    cpu_share = (time.process_time() - cpu0) / wall
+    duty_share = (_cpu_seconds(duty.pid) - duty_cpu0) / wall if duty else None
     result = json.loads(out.decode().strip().splitlines()[-1])
     latencies, sent_for = result["latencies"], result["sent_for"]
     statuses = {int(k): v for k, v in result["statuses"].items()}
@@ -219,22 +273,22 @@ async def _serve_and_measure(args: argparse.Namespace, me: list[str], fake_port:
     await server.before_stop()
     await server.close()
     await server.after_stop()
-    db.dispose_all()
-    tmp.cleanup()
 
     if args.latencies_out:
         Path(args.latencies_out).write_text(json.dumps(latencies))
     backend = database_url.split(":", 1)[0]
     print(f"sms webhook acknowledgement: {len(latencies)} requests at {args.rate:.0f}/s "
           f"over {sent_for:.1f} s, {args.senders} senders, {backend}, "
-          f"bot turn {args.agent_delay * 1000:.0f} ms")
+          f"bot turn {args.agent_delay * 1000:.0f} ms, replies posted by the "
+          f"{'duty service' if duty else 'server'}")
     print(f"  status codes: {dict(sorted(statuses.items()))} {result.get('errors') or ''}")
     if latencies:
         print(f"  latency ms: p50 {statistics.median(latencies):.1f}  "
               f"p95 {_percentile(latencies, 95):.1f}  p99 {_percentile(latencies, 99):.1f}  "
               f"max {max(latencies):.1f}")
     print(f"  bot turns finished: {answered}; replies accepted by the fake Twilio: {delivered}")
-    print(f"  server process CPU while the load ran: {cpu_share:.0%} of one core")
+    print(f"  server process CPU while the load ran: {cpu_share:.0%} of one core"
+          + (f"; the duty service's: {duty_share:.0%}" if duty_share is not None else ""))
     ok = bool(latencies) and _percentile(latencies, 99) <= 50 and statuses.get(200) == len(
         latencies)
     print("  target p99 <= 50 ms:", "met" if ok else "NOT met")
@@ -249,6 +303,9 @@ if __name__ == "__main__":
     parser.add_argument("--agent-delay", type=float, default=0.2, help="seconds per bot turn")
     parser.add_argument("--max-seconds", type=float, default=60.0)
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    parser.add_argument("--sender", choices=("server", "duty"), default="server",
+                        help="who posts the replies: this process, or the duty service "
+                        "(PostgreSQL only; the line's default there)")
     parser.add_argument("--latencies-out", help="write every latency (ms, in send order) here")
     parser.add_argument("--role", choices=("server", "client", "fake"), default="server",
                         help=argparse.SUPPRESS)
