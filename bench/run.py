@@ -86,7 +86,10 @@ def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                              capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        # What the bench and the fault run write themselves (results, README tables) does
+        # not make the code under test differ from the commit.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":!bench/results", ":!bench/README.md"],
                                cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
         return out.stdout.strip() + ("+changes" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
