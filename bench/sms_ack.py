@@ -172,13 +172,12 @@ async def _serve_and_measure(args: argparse.Namespace, me: list[str], fake_port:
         raise SystemExit("--sender duty needs --database-url postgresql+psycopg2://...")
     tmp = tempfile.TemporaryDirectory()
     database_url = args.database_url or f"sqlite:///{Path(tmp.name) / 'bench.db'}"
-    sender = args.sender
-    _configure_env(database_url, f"http://127.0.0.1:{fake_port}", sender)
+    _configure_env(database_url, f"http://127.0.0.1:{fake_port}", args.sender)
 
     from bot.store import db, migrate
 
     migrate.upgrade(database_url)
-    duty = await _start_duty(tmp.name) if sender == "duty" else None
+    duty = await _start_duty(tmp.name) if args.sender == "duty" else None
     try:
         return await _measure(args, me, fake_port, database_url, duty)
     finally:
