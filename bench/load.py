@@ -38,7 +38,7 @@ from typing import Any, Iterator, Optional
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import bindparam, create_engine, text
+from sqlalchemy import DateTime, bindparam, create_engine, text
 from twilio.request_validator import RequestValidator
 
 from bench.line import (
@@ -689,6 +689,55 @@ def alert_latencies(turns: list[TurnResult], fake: FakeTwilio,
             missing += 1
     return {"conversations_with_risk": len(first_risk), "not_alerted": missing,
             **summary(latencies)}
+
+
+_WHEN = DateTime(timezone=True)  # typed, so that SQLite's text comes back as datetimes
+
+
+def sms_stages(db_url: str, turns: list[TurnResult]) -> dict[str, Any]:
+    """Where an SMS turn's time went, from the line's own timestamps (one clock: this
+    machine's): stored -> claimed by the worker (``sms_inbox.received_at`` -> ``started_at``),
+    claimed -> finished (the turn, its wait at the turn gate included, -> ``done_at``),
+    first reply part written (``sms_outbox.created_at``) -> posted to Twilio (``sent_at``),
+    and stored -> the last part posted. The rest of a turn's latency is the webhook's
+    answer, the fake API's and this bench's own noticing."""
+    sids = [t.message_sid for t in turns if t.message_sid and t.status == "ok"]
+    if not sids:
+        return {}
+    engine = create_engine(db_url, future=True)
+    try:
+        with engine.connect() as conn:
+            inbox = conn.execute(text(
+                "SELECT id, received_at, started_at, done_at FROM sms_inbox"
+                " WHERE message_sid IN :sids").bindparams(bindparam("sids", expanding=True))
+                .columns(received_at=_WHEN, started_at=_WHEN, done_at=_WHEN),
+                {"sids": sids}).all()
+            parts = conn.execute(text(
+                "SELECT inbox_id, created_at, sent_at FROM sms_outbox WHERE inbox_id IN :ids"
+                " AND sent_at IS NOT NULL").bindparams(bindparam("ids", expanding=True))
+                .columns(created_at=_WHEN, sent_at=_WHEN),
+                {"ids": [r.id for r in inbox] or [0]}).all()
+    finally:
+        engine.dispose()
+
+    def ms(a: Any, b: Any) -> Optional[float]:
+        return None if a is None or b is None else (b - a).total_seconds() * 1000
+
+    by_inbox: dict[int, list[tuple]] = {}
+    for part in parts:
+        by_inbox.setdefault(part.inbox_id, []).append((part.created_at, part.sent_at))
+    stages: dict[str, list[float]] = {"to_claim": [], "turn": [], "part_to_twilio": [],
+                                      "stored_to_last_part": []}
+    for row in inbox:
+        for name, value in (("to_claim", ms(row.received_at, row.started_at)),
+                            ("turn", ms(row.started_at, row.done_at))):
+            if value is not None:
+                stages[name].append(value)
+        sent = by_inbox.get(row.id, [])
+        stages["part_to_twilio"].extend(v for c, s in sent if (v := ms(c, s)) is not None)
+        if sent:
+            stages["stored_to_last_part"].append(ms(row.received_at, max(s for _, s in sent)))
+    return {name: summary(values) for name, values in stages.items()}
 
 
 def turns_json(turns: list[TurnResult]) -> list[dict[str, Any]]:

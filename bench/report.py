@@ -39,6 +39,13 @@ def level_line(f: dict[str, Any]) -> str:
     if alert and alert.get("conversations_with_risk"):
         out += (f", staff alert p99 {_f(alert['p99'])} ms "
                 f"({alert['not_alerted']} of {alert['conversations_with_risk']} not alerted)")
+    stages = f.get("sms_stages_ms")
+    if stages and stages.get("turn", {}).get("n"):
+        out += "; in the line (p50 / p95 ms): " + ", ".join(
+            f"{label} {_f(stages[k]['p50'])} / {_f(stages[k]['p95'])}"
+            for k, label in (("to_claim", "stored -> claimed"), ("turn", "claimed -> finished"),
+                             ("part_to_twilio", "a part written -> posted"),
+                             ("stored_to_last_part", "stored -> last part posted")))
     return out
 
 

@@ -160,14 +160,15 @@ async def main(args: argparse.Namespace) -> int:
                             stdout=subprocess.PIPE)
     fake.stdout.readline()  # "ready"
     try:
-        return await _serve_and_measure(args, me, fake_port)
+        return await _serve_and_measure(args, me, fake_port, fake.pid)
     finally:
         # Also when the measurement fails: an orphaned fake would keep the caller's pipe open.
         fake.terminate()
         fake.wait(10)
 
 
-async def _serve_and_measure(args: argparse.Namespace, me: list[str], fake_port: int) -> int:
+async def _serve_and_measure(args: argparse.Namespace, me: list[str], fake_port: int,
+                             fake_pid: int) -> int:
     if args.sender == "duty" and not args.database_url:
         raise SystemExit("--sender duty needs --database-url postgresql+psycopg2://...")
     tmp = tempfile.TemporaryDirectory()
@@ -179,7 +180,7 @@ async def _serve_and_measure(args: argparse.Namespace, me: list[str], fake_port:
     migrate.upgrade(database_url)
     duty = await _start_duty(tmp.name) if args.sender == "duty" else None
     try:
-        return await _measure(args, me, fake_port, database_url, duty)
+        return await _measure(args, me, fake_port, fake_pid, database_url, duty)
     finally:
         if duty is not None:
             duty.terminate()
@@ -220,7 +221,54 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _measure(args: argparse.Namespace, me: list[str], fake_port: int,
+def _machine_cpu_seconds() -> float:
+    """CPU seconds every process on the machine has used so far (all cores), from ``/proc``."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    busy = sum(fields) - fields[3] - fields[4]  # less idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _checkpoints(database_url: str) -> dict[str, float] | None:
+    """PostgreSQL's checkpoint counters (``pg_stat_bgwriter``): a checkpoint's writes and
+    fsyncs share the disk with every commit the webhook waits for."""
+    if not database_url.startswith("postgresql"):
+        return None
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url, future=True)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(text(
+                "SELECT checkpoints_timed + checkpoints_req AS checkpoints, buffers_checkpoint,"
+                " checkpoint_write_time + checkpoint_sync_time AS checkpoint_ms,"
+                " buffers_backend_fsync FROM pg_stat_bgwriter")).one()
+        return dict(row._mapping)
+    except Exception:  # noqa: BLE001 a figure to print, not one the measurement needs
+        return None
+    finally:
+        engine.dispose()
+
+
+def _other_load(others_cpu: float, wall: float, before: dict | None,
+                after: dict | None) -> str:
+    """What else the machine did while the load ran: it explains a slow run."""
+    text = (f"  the rest of the machine while the load ran (PostgreSQL included):"
+            f" {others_cpu / wall:.0%} of one core ({os.cpu_count()} cores)")
+    if before and after:
+        text += (f"; PostgreSQL checkpoints {after['checkpoints'] - before['checkpoints']:.0f}"
+                 f" ({after['buffers_checkpoint'] - before['buffers_checkpoint']:.0f} buffers,"
+                 f" {after['checkpoint_ms'] - before['checkpoint_ms']:.0f} ms writing and syncing)")
+    return text
+
+
+async def _measure(args: argparse.Namespace, me: list[str], fake_port: int, fake_pid: int,
                    database_url: str, duty: subprocess.Popen | None) -> int:
     import aiohttp
     from sanic import Sanic
@@ -246,8 +294,11 @@ async def _measure(args: argparse.Namespace, me: list[str], fake_port: int,
     await server.after_start()
 
     deadline = time.monotonic() + args.max_seconds
+    checkpoints0 = await asyncio.to_thread(_checkpoints, database_url)
     cpu0, wall0 = time.process_time(), time.monotonic()
     duty_cpu0 = _cpu_seconds(duty.pid) if duty else 0.0
+    fake_cpu0, machine0, children0 = (_cpu_seconds(fake_pid), _machine_cpu_seconds(),
+                                      _children_cpu_seconds())
     client = subprocess.Popen(
         [*me, "--role", "client", "--url", f"http://127.0.0.1:{port}", "--count",
          str(args.count), "--rate", str(args.rate), "--senders", str(args.senders),
@@ -256,8 +307,15 @@ async def _measure(args: argparse.Namespace, me: list[str], fake_port: int,
     )
     out, _ = await asyncio.to_thread(client.communicate, timeout=args.max_seconds + 30)
     wall = max(time.monotonic() - wall0, 1e-9)
-    cpu_share = (time.process_time() - cpu0) / wall
-    duty_share = (_cpu_seconds(duty.pid) - duty_cpu0) / wall if duty else None
+    own_cpu = time.process_time() - cpu0
+    cpu_share = own_cpu / wall
+    duty_cpu = _cpu_seconds(duty.pid) - duty_cpu0 if duty else 0.0
+    duty_share = duty_cpu / wall if duty else None
+    # The client has been reaped (its CPU is in RUSAGE_CHILDREN); the fake is still running.
+    ours = (own_cpu + duty_cpu + _cpu_seconds(fake_pid) - fake_cpu0
+            + _children_cpu_seconds() - children0)
+    others_cpu = max(0.0, _machine_cpu_seconds() - machine0 - ours)
+    checkpoints1 = await asyncio.to_thread(_checkpoints, database_url)
     result = json.loads(out.decode().strip().splitlines()[-1])
     latencies, sent_for = result["latencies"], result["sent_for"]
     statuses = {int(k): v for k, v in result["statuses"].items()}
@@ -288,6 +346,7 @@ async def _measure(args: argparse.Namespace, me: list[str], fake_port: int,
     print(f"  bot turns finished: {answered}; replies accepted by the fake Twilio: {delivered}")
     print(f"  server process CPU while the load ran: {cpu_share:.0%} of one core"
           + (f"; the duty service's: {duty_share:.0%}" if duty_share is not None else ""))
+    print(_other_load(others_cpu, wall, checkpoints0, checkpoints1))
     ok = bool(latencies) and _percentile(latencies, 99) <= 50 and statuses.get(200) == len(
         latencies)
     print("  target p99 <= 50 ms:", "met" if ok else "NOT met")
