@@ -241,8 +241,10 @@ def settle(db: str, quiet: float = 0.15, max_wait_s: float = 90.0) -> dict[str, 
     """Wait for what the steps before left behind to end before a 10-second measurement.
 
     The stock bot's and the line's processes take seconds to exit, and PostgreSQL still holds
-    the dirty pages of the line's databases (dropped just before): their writes landed in
-    the acknowledgement's 10 s and made its p99 three times its figure run alone. A
+    the dirty pages of the line's databases (dropped just before), which a checkpoint writes
+    out. Inside ``make bench`` the acknowledgement's p99 had been 66 and 221 ms where
+    ``sms_ack.py`` run alone gave 34-58 ms on the same slow machine, and one probe there gave
+    179 ms just after a timed checkpoint against 37 ms after a ``CHECKPOINT`` by hand. So a
     ``CHECKPOINT`` writes them out now, and the wait ends when the machine is quiet (under
     ``quiet`` of all cores for a second) or after ``max_wait_s``. What remains busy is printed
     with the figures (bench/sms_ack.py reports the rest of the machine's CPU and
