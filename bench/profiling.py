@@ -18,6 +18,13 @@ from typing import Any, Optional
 PY_SPY = Path(sys.executable).with_name("py-spy")
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core since boot, from ``/proc/stat`` (idle and
+    iowait are not busy)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
 def start(pid: int, seconds: float, out: Path, rate: int = 50) -> Optional[subprocess.Popen]:
     """py-spy record in the background (non-blocking: the process is never paused; idle
     threads are not sampled)."""

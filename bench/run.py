@@ -227,13 +227,9 @@ async def run_baseline(args: argparse.Namespace, results: dict[str, Any],
 
 def machine_busy(seconds: float = 1.0) -> float:
     """Share of all cores busy over ``seconds`` (from ``/proc/stat``)."""
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        return sum(fields) - fields[3] - fields[4], sum(fields)
-
-    busy0, total0 = sample()
+    busy0, total0 = prof.machine_jiffies()
     time.sleep(seconds)
-    busy1, total1 = sample()
+    busy1, total1 = prof.machine_jiffies()
     return (busy1 - busy0) / max(total1 - total0, 1)
 
 

@@ -223,9 +223,9 @@ def _cpu_seconds(pid: int) -> float:
 
 def _machine_cpu_seconds() -> float:
     """CPU seconds every process on the machine has used so far (all cores), from ``/proc``."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    busy = sum(fields) - fields[3] - fields[4]  # less idle and iowait
-    return busy / os.sysconf("SC_CLK_TCK")
+    from bench.profiling import machine_jiffies
+
+    return machine_jiffies()[0] / os.sysconf("SC_CLK_TCK")
 
 
 def _children_cpu_seconds() -> float:
