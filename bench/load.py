@@ -698,7 +698,7 @@ def sms_stages(db_url: str, turns: list[TurnResult]) -> dict[str, Any]:
     """Where an SMS turn's time went, from the line's own timestamps (one clock: this
     machine's): stored -> claimed by the worker (``sms_inbox.received_at`` -> ``started_at``),
     claimed -> finished (the turn, its wait at the turn gate included, -> ``done_at``),
-    first reply part written (``sms_outbox.created_at``) -> posted to Twilio (``sent_at``),
+    each reply part written (``sms_outbox.created_at``) -> posted to Twilio (``sent_at``),
     and stored -> the last part posted. The rest of a turn's latency is the webhook's
     answer, the fake API's and this bench's own noticing."""
     sids = [t.message_sid for t in turns if t.message_sid and t.status == "ok"]
