@@ -210,7 +210,7 @@ def read_view(path: str, now: Optional[dt.datetime] = None) -> RotaView:
 
 
 def _row(index: int, shift: rota_module.Shift, staff: list[tuple[str, str]]) -> ShiftRow:
-    return ShiftRow(index, shift.days, days_label(shift.days), _time_label(shift.start),
+    return ShiftRow(index, shift.days, shift.days_label(), _time_label(shift.start),
                     _time_label(shift.end), staff)
 
 

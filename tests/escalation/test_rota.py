@@ -85,13 +85,16 @@ def test_example_night_shift_crosses_midnight():
     loaded = rota.load()
     # Tuesday 24 November 2026, 23:30: Tuesday's peer workers.
     assert ids(loaded.on_call("peer_workers", london(2026, 11, 24, 23, 30))) == ["aisha", "ben"]
-    # Wednesday 01:30: still Tuesday's shift (18:00 to 02:00).
-    assert ids(loaded.on_call("peer_workers", london(2026, 11, 25, 1, 30))) == ["aisha", "ben"]
-    # Wednesday 02:00: the shift has ended, nobody until 18:00 on a weekday.
-    assert loaded.on_call("peer_workers", london(2026, 11, 25, 2, 0)) == []
-    # Friday 01:00 belongs to Thursday night; Saturday 01:00 to Friday night.
-    assert ids(loaded.on_call("peer_workers", london(2026, 11, 27, 1, 0))) == ["aisha", "ben"]
-    assert ids(loaded.on_call("peer_workers", london(2026, 11, 28, 1, 0))) == ["chloe", "dev"]
+    # Wednesday 00:30: still Tuesday's shift (17:00 to 01:00).
+    assert ids(loaded.on_call("peer_workers", london(2026, 11, 25, 0, 30))) == ["aisha", "ben"]
+    # Wednesday 01:00: the night peer worker until the office opens at 09:00.
+    assert ids(loaded.on_call("peer_workers", london(2026, 11, 25, 1, 0))) == ["mo"]
+    assert ids(loaded.on_call("peer_workers", london(2026, 11, 25, 8, 59))) == ["mo"]
+    # Office hours: nobody (the line is not on duty then; the crisis team still is).
+    assert loaded.on_call("peer_workers", london(2026, 11, 25, 12, 0)) == []
+    # Friday 00:30 belongs to Thursday night; Saturday 00:30 to Friday night.
+    assert ids(loaded.on_call("peer_workers", london(2026, 11, 27, 0, 30))) == ["aisha", "ben"]
+    assert ids(loaded.on_call("peer_workers", london(2026, 11, 28, 0, 30))) == ["chloe", "dev"]
 
 
 def test_tiers_and_houses_can_be_passed_as_objects_and_houses_open():
