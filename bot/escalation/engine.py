@@ -225,8 +225,9 @@ def ack_timeout_s(level: str, override: Optional[int] = None) -> float:
     return float(override) if override else float(DEFAULT_ACK_TIMEOUT_S[level])
 
 
-# After the whole ladder went unacknowledged, the duty managers on call are alerted again at
-# this interval until someone acknowledges. ESCALATION_ACK_TIMEOUT_S scales it with the same
+# After the whole ladder went unacknowledged, the duty managers on call (or, with none, whoever
+# is on call then: ``dispatch.reminder_recipients``) are alerted again at this interval until
+# someone acknowledges. ESCALATION_ACK_TIMEOUT_S scales it with the same
 # ratio to the level's tier timeout (imminent 5x, urgent 2.5x, support 1x), so tests and drills
 # see the repeats in seconds.
 DEFAULT_REALERT_S = {"imminent": 5 * 60, "urgent": 5 * 60, "support": 15 * 60}
