@@ -12,7 +12,8 @@ is on call (names and ids, never phone numbers). Exit 0, or 1 listing every prob
 the rota covers the line's hours (``bot/escalation/coverage.py``): for the next N (400) days,
 whenever ``data/hours.yml`` says the out-of-hours team is on duty, every tier of every ladder
 has someone on call. Prints each gap (local time range, tier, ladders); exit 0 when there is
-none, 1 when there is a gap or the rota is invalid.
+none, 1 when there is a gap or the rota is invalid. It also checks that the rota's sanctuary
+houses are the directory's (``data/services/``), one id per house.
 """
 
 from __future__ import annotations
@@ -139,10 +140,13 @@ def _check_rota(path: str, days: int, from_text: str | None, out: TextIO) -> int
         return 1
     start = _parse_time(from_text, loaded) if from_text else None
     gaps = coverage.find_gaps(loaded, start, days)
+    houses = coverage.house_problems(loaded)
+    for problem in houses:
+        print(f"{path}: {problem}", file=out)
     if not gaps:
         print(f"{path}: covers the line's hours: every tier of every ladder has someone on call "
               f"whenever the line is out of hours, for the next {days} days.", file=out)
-        return 0
+        return 1 if houses else 0
     print(f"{path}: {len(gaps)} gap(s) in the next {days} days, when the line says its "
           f"out-of-hours team is on duty but nobody is on call for a tier:", file=out)
     for gap in gaps:

@@ -161,3 +161,28 @@ def find_gaps(
 def gaps_within(r: Rota, days: int = WARN_DAYS, start: Optional[dt.datetime] = None) -> list[Gap]:
     """The gaps that begin (or are under way) within ``days``: what staff must fix soon."""
     return find_gaps(r, start, days)
+
+
+def house_problems(r: Rota, services_path: Optional[Path] = None) -> list[str]:
+    """Where the rota's sanctuary houses and the service directory's disagree.
+
+    One house, one id, one bed count: each house in the rota must be a sanctuary house with
+    beds in the directory under the same key, and each such house in the directory must be in
+    the rota (or referrals could never reach it while signposting counts its beds).
+    """
+    from bot.directory.loader import load_directory
+
+    directory = load_directory(services_path)
+    houses = {s.key: s for s in directory.services if s.kind == "sanctuary_house"}
+    problems = []
+    for house in r.sanctuaries.values():
+        service = directory.service(house.id)
+        if service is None:
+            problems.append(f"rota house {house.id!r} is not in the service directory")
+        elif service.kind != "sanctuary_house" or service.capacity_total is None:
+            problems.append(f"rota house {house.id!r} is not a sanctuary house with beds "
+                            f"(capacity) in the service directory")
+    for key in houses:
+        if key not in r.sanctuaries:
+            problems.append(f"directory sanctuary house {key!r} is not in the rota's sanctuaries")
+    return problems

@@ -50,6 +50,9 @@ DAY_GROUPS = {
 }
 BANK_HOLIDAYS = "bank_holidays"  # days: the bank holidays of HOLIDAY_NATION
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+# A house's id is its key in the service directory (``taunton-haven``): one house, one id,
+# one bed count (``bot/directory/beds.py``).
+_HOUSE_ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 _UTC = dt.timezone.utc  # not datetime.UTC: that is Python 3.11+, and Rasa 3.6 needs 3.10
 
@@ -245,11 +248,14 @@ class _Checker:
             return ""
         return (value or "").strip() if isinstance(value, str) else ""
 
-    def ident(self, entry: dict, where: str) -> str:
+    def ident(self, entry: dict, where: str, house: bool = False) -> str:
         value = entry.get("id")
-        if "id" in entry and (not isinstance(value, str) or not _ID_RE.match(value)):
+        pattern = _HOUSE_ID_RE if house else _ID_RE
+        if "id" in entry and (not isinstance(value, str) or not pattern.match(value)):
+            allowed = "_ or -" if house else "_"
             self.problem(
-                where, "field 'id' must be lower-case letters, digits and _ (starting with a letter)"
+                where,
+                f"field 'id' must be lower-case letters, digits and {allowed} (starting with a letter)",
             )
             return ""
         return value or ""
@@ -435,7 +441,7 @@ def parse(data: Any, path: str = "<rota>") -> Rota:
         entry = c.mapping(raw, where, ("id", "name", "area", "volunteers", "shifts"))
         if not entry:
             continue
-        ident = c.ident(entry, where)
+        ident = c.ident(entry, where, house=True)
         if ident:
             where = f"sanctuaries[{i}] (id {ident!r})"
         name = c.text(entry, "name", where)

@@ -63,7 +63,8 @@ def test_example_rota_loads_with_a_ladder_for_every_level():
         assert loaded.ladder(level), level
     assert [t.id for t in loaded.ladder("urgent")] == ["peer_workers", "duty_manager", "crisis_team"]
     assert [t.id for t in loaded.ladder("imminent")] == ["duty_manager", "crisis_team"]
-    assert set(loaded.sanctuaries) == {"harbour_house", "willow_house"}
+    # The houses are the service directory's, under the same keys (one bed count each).
+    assert set(loaded.sanctuaries) == {"bridgwater-sanctuary", "taunton-haven"}
     # Fictional numbers only: Ofcom's drama range.
     assert all(p.phone.startswith("+447700900") for p in loaded.staff.values())
 
@@ -100,9 +101,9 @@ def test_example_night_shift_crosses_midnight():
 def test_tiers_and_houses_can_be_passed_as_objects_and_houses_open():
     loaded = rota.load()
     friday_night = london(2026, 11, 27, 23, 0)
-    house = loaded.sanctuaries["willow_house"]
-    assert ids(loaded.on_call(house, friday_night)) == ["kemi", "liam"]
-    assert [h.id for h in loaded.houses_open(friday_night)] == ["harbour_house", "willow_house"]
+    house = loaded.sanctuaries["taunton-haven"]
+    assert ids(loaded.on_call(house, friday_night)) == ["liam"]
+    assert [h.id for h in loaded.houses_open(friday_night)] == ["bridgwater-sanctuary", "taunton-haven"]
     assert loaded.houses_open(london(2026, 11, 27, 12, 0)) == []
 
 
