@@ -572,12 +572,16 @@ def _referral_response(session: Session, ref_or_id, actor: str, house: str, acce
         raise TransitionError(f"{esc.ref} is not referred to your house.")
     now = utcnow()
     if accepted:
-        if held_bed(session, esc.id) is not None:
-            raise TransitionError(f"{esc.ref} is already accepted.")
         night = _tonight()
         # One conditional UPDATE: of two acceptances of the last bed, the database lets one
         # through; the other is refused here and its transaction writes nothing.
-        if not beds.take(session, house, night, actor):
+        taken = beds.take(session, house, night, actor)
+        # Read after the UPDATE, which waited for any other writer of the count (PostgreSQL's
+        # row lock, SQLite's one writer): an ACCEPT sent twice at once sees the first one.
+        # Raising rolls the bed back with the rest of the transaction.
+        if held_bed(session, esc.id) is not None:
+            raise TransitionError(f"{esc.ref} is already accepted.")
+        if not taken:
             raise NoBed(f"No bed is free at your house tonight, so {esc.ref} was not accepted. "
                         f"Reply DECLINE {esc.ref}, or correct the free beds on the sanctuary page.")
         audit.append(session, esc, "referral_accepted", actor, reason="the house can take them",

@@ -111,17 +111,19 @@ def _referral_answer(member: StaffMember, ref: str, accepted: bool) -> str:
     houses = [h.id for h in _rota().sanctuaries.values() if member.id in h.volunteers]
     if not houses:
         return "Only sanctuary house volunteers can answer referrals."
-    with transaction() as s:
-        try:
+    # Errors are caught outside the transaction, so that a refusal rolls back whatever the
+    # answer had written (a bed taken for a referral that turns out to be accepted already).
+    try:
+        with transaction() as s:
             esc = engine.load(s, ref)
             house = (engine.referred_house(s, esc.id) or {}).get("house")
             if house not in houses:
                 return f"{ref} is not referred to your house."
             engine.referral_response(esc.id, f"staff:{member.id}", house, accepted, session=s)
-        except engine.NotFound:
-            return f"No referral {ref}. Check the reference in the alert."
-        except engine.TransitionError as exc:
-            return str(exc)
+    except engine.NotFound:
+        return f"No referral {ref}. Check the reference in the alert."
+    except engine.TransitionError as exc:
+        return str(exc)
     logger.info("staff sms: referral %s %s by staff %s", ref,
                 "accepted" if accepted else "declined", member.id)
     if accepted:
@@ -133,17 +135,17 @@ def _discharge(member: StaffMember, ref: str) -> str:
     houses = [h.id for h in _rota().sanctuaries.values() if member.id in h.volunteers]
     if not houses:
         return "Only sanctuary house volunteers can discharge."
-    with transaction() as s:
-        try:
+    try:
+        with transaction() as s:
             esc = engine.load(s, ref)
             held = engine.held_bed(s, esc.id)
             if held is None or held["house"] not in houses:
                 return f"{ref} holds no bed at your house."
             engine.discharge(esc.id, f"staff:{member.id}", held["house"], session=s)
-        except engine.NotFound:
-            return f"No referral {ref}. Check the reference in the alert."
-        except engine.TransitionError as exc:
-            return str(exc)
+    except engine.NotFound:
+        return f"No referral {ref}. Check the reference in the alert."
+    except engine.TransitionError as exc:
+        return str(exc)
     logger.info("staff sms: referral %s discharged by staff %s", ref, member.id)
     return f"Discharged {ref}. The bed is free again tonight."
 

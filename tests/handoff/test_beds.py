@@ -73,6 +73,30 @@ def test_two_acceptances_of_the_last_bed_one_wins_the_other_is_told(any_env, mon
         assert engine.load(s, loser, lock=False).status == "referred"  # still theirs to decline
 
 
+def test_one_referral_accepted_twice_at_once_takes_one_bed(any_env, monkeypatch):
+    ref = referred("conv-twice")
+    set_beds(2)
+    both_ready = threading.Barrier(2)
+    real_take = beds.take
+
+    def take_together(*args, **kwargs):
+        try:
+            # On PostgreSQL the second ACCEPT waits for the escalation's row lock instead.
+            both_ready.wait(timeout=1)
+        except threading.BrokenBarrierError:
+            pass
+        return real_take(*args, **kwargs)
+
+    monkeypatch.setattr(beds, "take", take_together)
+    with ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(lambda _: staff_sms.handle_staff_sms(VOLUNTEER, f"ACCEPT {ref}"),
+                                range(2)))
+    assert sorted(r.split()[0] for r in replies) == ["Accepted", ref], replies
+    assert any("is already accepted" in r for r in replies)
+    assert free() == 1
+    assert kinds(ref).count("referral_accepted") == 1
+
+
 def test_a_decline_after_accepting_and_a_discharge_give_the_bed_back(any_env):
     first, second = referred("conv-give-1"), referred("conv-give-2")
     set_beds(2)
