@@ -25,7 +25,7 @@ from aiohttp import web
 
 from bot.duty import auth, console_db, staff, transcripts
 from bot.duty.errors import ApiError
-from bot.duty.keys import DB_EXECUTOR_KEY, LIMITER_KEY, SETTINGS_KEY, TAKEOVER_KEY
+from bot.duty.keys import DB_EXECUTOR_KEY, LIMITER_KEY, ROTA_GAPS_KEY, SETTINGS_KEY, TAKEOVER_KEY
 from bot.duty.rundb import run_db
 from bot.duty.takeover import MAX_REPLY_CHARS, TakeoverError
 from bot.settings import ROOT
@@ -60,6 +60,8 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     context.setdefault("level_labels", LEVEL_LABELS)
     context.setdefault("role_labels", ROLE_LABELS)
     context.setdefault("notice", request.query.get("notice", "")[:200])
+    gaps = request.app.get(ROTA_GAPS_KEY)
+    context.setdefault("rota_gaps", gaps.lines if gaps is not None and auth.can(who, "queue") else [])
     html = _env().get_template(template).render(**context)
     return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
 
