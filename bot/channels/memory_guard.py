@@ -62,6 +62,12 @@ def carries_numbers(texts: List[str]) -> bool:
     return all(n in joined for n in NUMBERS)
 
 
+def has_memory(tracker: Any) -> bool:
+    """The assistant's domain has the memory's slots (a bot without them is left alone)."""
+    return all(name in tracker.slots for name in (
+        memory.SLOT_LEVEL, memory.SLOT_EMERGENCY, memory.SLOT_SINCE, memory.SLOT_SIGNALS))
+
+
 def _slots(tracker: Any) -> memory.ConversationRisk:
     return memory.from_slots(tracker.get_slot(memory.SLOT_LEVEL),
                              tracker.get_slot(memory.SLOT_EMERGENCY),
@@ -125,6 +131,8 @@ async def _resolved_by_staff(tracker: Any) -> bool:
 
 async def remember(tracker: Any, domain: Any) -> None:
     """Before the turn's first action: the conversation's memory after this message."""
+    if not has_memory(tracker):
+        return
     message = fresh_message(tracker)
     if message is None:
         return
@@ -150,7 +158,8 @@ async def keep_numbers(tracker: Any, output_channel: Any) -> None:
     """After the turn: in an emergency, a turn that said anything has said the numbers."""
     from rasa.shared.core.events import BotUttered, UserUttered
 
-    if not tracker.get_slot(memory.SLOT_EMERGENCY) or tracker.is_paused():
+    if not has_memory(tracker) or not tracker.get_slot(memory.SLOT_EMERGENCY) \
+            or tracker.is_paused():
         return
     said: List[str] = []
     for event in reversed(tracker.events):

@@ -197,7 +197,7 @@ def test_after_an_imminent_message_hi_keeps_the_numbers_not_the_greeting(line):
 def test_a_means_after_thoughts_of_dying_is_imminent_999_first(line):
     line.say("itest-memory-means", "i want to die")
     replies = line.say("itest-memory-means", "i bought some rope")
-    assert "999" in replies[0]
+    assert replies[0].startswith("Please call 999 now")  # the imminent reply, not the urgent one
     rows = line.escalations("itest-memory-means")
     assert len(rows) == 1 and rows[0].level == "imminent"
 
