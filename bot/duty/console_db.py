@@ -62,6 +62,9 @@ class ConversationView:
     held_back_risk: Optional[str] = None  # the highest risk the guard read in them
     overridden: bool = False
     read_upto: int = 0  # the last tracker row read, shown or held back
+    # The conversation's memory of risk (its highest level, and whether the emergency is still
+    # on): shown whatever the person said about sharing, as the risk level is.
+    conversation_risk: Optional[dict[str, Any]] = None
 
     @property
     def cursor(self) -> int:
@@ -170,6 +173,8 @@ def open_conversation(
         view = ConversationView(queries.escalation_json(esc, now))
         held = hold_back(esc, actor, signed_in_at)
     view.sharing_refused, view.overridden = held.refused, held.overridden
+    with engine.connect() as conn:
+        view.conversation_risk = transcripts.conversation_risk(conn, conversation_id)
     if with_transcript:
         with engine.connect() as conn:
             view.transcript_available = transcripts.events_table_exists(conn)
