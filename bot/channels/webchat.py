@@ -32,6 +32,7 @@ room from anywhere in the Rasa server process; see its docstring.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -76,6 +77,7 @@ NEW_SESSIONS_PER_MINUTE = 1.0
 # them twice to a page that was already listening (bounded: recent rooms, recent messages).
 _LIVE_ROOMS = 2048
 _LIVE_PER_ROOM = 32
+_CLIENT_IDS = 8192
 SENDERS = ("staff", "system")
 
 # The channel instance serving this process (set by ``blueprint``), for staff relay.
@@ -311,6 +313,8 @@ class WebChatInput(InputChannel):
         self.app: Optional[Sanic] = None
         self._clock = clock
         self._live: "OrderedDict[str, Deque[Tuple[float, str]]]" = OrderedDict()
+        self._client_ids: "OrderedDict[Tuple[str, str], None]" = OrderedDict()
+        self._turns: set = set()
 
     def origin_allowed(self, origin: Optional[str], _environ: Any = None) -> bool:
         """Which browser pages may open the chat socket.
@@ -346,6 +350,25 @@ class WebChatInput(InputChannel):
         else:
             self._live.move_to_end(session_id)
         sent.append((self._clock(), msg_id))
+
+    def _seen_before(self, session_id: str, client_id: Any) -> bool:
+        """Whether this conversation already took the message the page numbered
+        ``client_id`` (remembered for recent messages only)."""
+        if not isinstance(client_id, str) or not 0 < len(client_id) <= 64:
+            return False
+        key = (session_id, client_id)
+        if key in self._client_ids:
+            return True
+        self._client_ids[key] = None
+        while len(self._client_ids) > _CLIENT_IDS:
+            self._client_ids.popitem(last=False)
+        return False
+
+    def _turn_done(self, task: "asyncio.Future[Any]") -> None:
+        self._turns.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # run_turn sends the fail-safe for a failed turn; only its own failure lands here.
+            logger.error("webchat: a turn failed (%s)", type(task.exception()).__name__)
 
     def _sent_live_since(self, session_id: str, since: float) -> set:
         return {mid for at, mid in self._live.get(session_id, ()) if at >= since}
@@ -509,12 +532,15 @@ class WebChatInput(InputChannel):
                 await replay(sid, session_id, last if isinstance(last, str) else None)
 
         @sio.on(self.user_message_evt, namespace=namespace)
-        async def handle_message(sid: Text, data: Any) -> None:
+        async def handle_message(sid: Text, data: Any) -> Optional[Dict[str, Any]]:
+            """Take a message and start its turn; the return value is the socket.io
+            acknowledgement (the line's page marks a message sent only when it has one):
+            ``{"ok": true}``, or ``{"ok": false, "error": ...}`` for what cannot be taken."""
             if not isinstance(data, dict):
-                return
+                return {"ok": False, "error": "bad_message"}
             text = data.get("message")
             if not isinstance(text, str) or not text.strip():
-                return
+                return {"ok": False, "error": "empty"}
             session = await sio.get_session(sid, namespace=namespace)
             sender_id = session.get("session_id")
             if not sender_id:
@@ -523,10 +549,13 @@ class WebChatInput(InputChannel):
                 # message names, as session_request would, rather than lose it.
                 sender_id = await start_session(sid, data.get("session_id"))
                 if sender_id is None:
-                    return
+                    return {"ok": False, "error": "too_many_new_chats"}
                 logger.info("webchat: message before session_request; session started")
             elif data.get("session_id") not in (None, sender_id):
                 logger.info("webchat: message names another session; sent to its own")
+            if self._seen_before(sender_id, data.get("client_id")):
+                # A page that lost our acknowledgement sends the message again.
+                return {"ok": True, "duplicate": True}
             message = UserMessage(
                 text[:MAX_MESSAGE_CHARS],
                 WebChatOutput(sio, self.bot_message_evt, self),
@@ -534,8 +563,14 @@ class WebChatInput(InputChannel):
                 input_channel=self.name(),
                 metadata=clean_metadata(data.get(self.metadata_key)),
             )
-            await run_turn(message, on_new_message, timeout_s=self.turn_timeout_s,
-                           channel=self.name())
+            # The turn runs on its own; the acknowledgement goes now, not after the turn.
+            # Rasa's lock keeps one conversation's turns in order.
+            turn = asyncio.ensure_future(run_turn(message, on_new_message,
+                                                  timeout_s=self.turn_timeout_s,
+                                                  channel=self.name()))
+            self._turns.add(turn)
+            turn.add_done_callback(self._turn_done)
+            return {"ok": True}
 
         return bp
 

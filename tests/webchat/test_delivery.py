@@ -139,3 +139,19 @@ async def test_live_and_replayed_ids_agree_for_a_reply_in_parts(webchat, pages):
     back = pages()
     await come_back(back, webchat.url, session_id, last_message_id=live[0]["message_id"])
     assert await drain(back) == [live[1]]
+
+
+async def test_a_message_is_acknowledged_at_once_and_a_resend_is_not_a_second_turn(webchat, pages):
+    # The page marks a message sent only on this acknowledgement, and sends it again (same
+    # client_id) when the connection dropped before it came.
+    webchat.agent.hold = asyncio.Event()
+    page = pages()
+    session_id = await page.open(webchat.url)
+    message = {"message": "help", "session_id": session_id, "client_id": "c-1"}
+    ack = await page.sio.call("user_uttered", message, timeout=TIMEOUT)
+    assert ack == {"ok": True}  # while the turn is still running
+    again = await page.sio.call("user_uttered", message, timeout=TIMEOUT)
+    assert again["ok"] is True
+    webchat.agent.hold.set()
+    assert [m["text"] for m in await drain(page)] == ["echo: help"]
+    assert [m.text for m in webchat.received] == ["help"]
