@@ -21,6 +21,7 @@
   var exitUrl = meta("quick-exit-url") || "https://www.bbc.co.uk/weather";
 
   var transcriptEl = document.getElementById("transcript");
+  var logEl = document.getElementById("conversation") || transcriptEl;
   var statusEl = document.getElementById("status");
   var form = document.getElementById("composer");
   var input = document.getElementById("message");
@@ -109,7 +110,7 @@
       li.appendChild(box);
     }
     transcriptEl.appendChild(li);
-    transcriptEl.scrollTop = transcriptEl.scrollHeight;
+    logEl.scrollTop = logEl.scrollHeight;
   }
 
   function add(entry) {
@@ -313,9 +314,10 @@
 
   restore();
   // Announce new messages only after restoring the old ones, so a reload does not read the
-  // whole conversation out again. role="log" is a polite live region.
-  transcriptEl.setAttribute("role", "log");
-  transcriptEl.setAttribute("aria-live", "polite");
+  // whole conversation out again. role="log" is a polite live region; it is on the box
+  // around the list, so the list keeps its list semantics.
+  logEl.setAttribute("role", "log");
+  logEl.setAttribute("aria-live", "polite");
   if (typeof io !== "function") {
     setStatus("The chat could not load. If someone is in danger, call 999.");
     return;
