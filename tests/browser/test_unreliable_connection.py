@@ -73,7 +73,7 @@ def test_a_message_written_while_offline_is_kept_then_sent_and_answered(chromium
         expect(mine).to_contain_text("I want to end my life tonight")
         expect(mine).to_contain_text("Not sent yet")
         expect(page.locator("#status")).to_contain_text("not sent yet")
-        # Kept across a reload while still offline.
+        # Not sent, and the page does not pretend it was.
         page.wait_for_timeout(1000)
         assert user_messages(line, session_id, 1, timeout=1) == ["hello"]
 
