@@ -102,6 +102,9 @@ class Settings:
     webchat_allowed_origins: tuple = field(default=())
     # True when WEBCHAT_ALLOWED_ORIGINS is set: then only those origins, no loopback pages.
     webchat_origins_configured: bool = field(default=False)
+    # New web chat conversations one client address may open at once, then per minute.
+    webchat_new_session_burst: int = field(default=5)
+    webchat_new_sessions_per_min: int = field(default=1)
     # Absolute lifetime of a staff console session.
     duty_session_hours: int = field(default=8)
     # The rota (tiers, ladders, staff numbers, sanctuary houses) the dispatcher reads.
@@ -177,6 +180,8 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
             ),
         ),
         webchat_origins_configured=bool(_opt(env, "WEBCHAT_ALLOWED_ORIGINS")),
+        webchat_new_session_burst=max(1, _int(env, "WEBCHAT_NEW_SESSION_BURST", 5)),
+        webchat_new_sessions_per_min=max(1, _int(env, "WEBCHAT_NEW_SESSIONS_PER_MIN", 1)),
         duty_session_hours=_int(env, "DUTY_SESSION_HOURS", 8),
         rota_file=_opt(env, "ROTA_FILE") or str(ROOT / "data" / "rota" / "rota.yml"),
         relay_token=_opt(env, "RELAY_TOKEN") or _opt(env, "RASA_AUTH_TOKEN"),

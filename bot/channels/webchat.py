@@ -69,10 +69,10 @@ MAX_HTTP_BUFFER_BYTES = 64 * 1024
 # short strings, and the whole under MAX_METADATA_BYTES. Nothing in the line reads any other.
 METADATA_KEYS = {"language": 16}
 MAX_METADATA_BYTES = 256
-# New conversations per client address: a burst, then one a minute. A reload keeps its
+# New conversations per client address: a burst, then one a minute (the defaults of
+# WEBCHAT_NEW_SESSION_BURST and WEBCHAT_NEW_SESSIONS_PER_MIN). A reload keeps its
 # conversation and does not count; "End chat" then "Start a new chat" does.
 NEW_SESSIONS_BURST = 5
-NEW_SESSIONS_PER_MINUTE = 1.0
 # Bot messages recently sent live to a conversation's room, so that a replay does not send
 # them twice to a page that was already listening (bounded: recent rooms, recent messages).
 _LIVE_ROOMS = 2048
@@ -270,9 +270,8 @@ class WebChatInput(InputChannel):
             metadata_key=credentials.get("metadata_key", "metadata"),
             allowed_origins=credentials.get("cors_allowed_origins"),
             turn_timeout_s=credentials.get("turn_timeout_s"),
-            new_sessions_burst=credentials.get("new_sessions_burst", NEW_SESSIONS_BURST),
-            new_sessions_per_minute=credentials.get("new_sessions_per_minute",
-                                                    NEW_SESSIONS_PER_MINUTE),
+            new_sessions_burst=credentials.get("new_sessions_burst"),
+            new_sessions_per_minute=credentials.get("new_sessions_per_minute"),
         )
 
     def __init__(
@@ -284,8 +283,8 @@ class WebChatInput(InputChannel):
         metadata_key: Text = "metadata",
         allowed_origins: Optional[Sequence[str]] = None,
         turn_timeout_s: Optional[float] = None,
-        new_sessions_burst: float = NEW_SESSIONS_BURST,
-        new_sessions_per_minute: float = NEW_SESSIONS_PER_MINUTE,
+        new_sessions_burst: Optional[float] = None,
+        new_sessions_per_minute: Optional[float] = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.user_message_evt = user_message_evt
@@ -307,8 +306,12 @@ class WebChatInput(InputChannel):
             float(turn_timeout_s) if turn_timeout_s is not None
             else float(cfg.sms_turn_timeout_s)
         )
-        self.new_sessions = TokenBucket(float(new_sessions_burst),
-                                        float(new_sessions_per_minute) / 60.0, clock)
+        # None: WEBCHAT_NEW_SESSION_BURST / WEBCHAT_NEW_SESSIONS_PER_MIN.
+        burst = new_sessions_burst if new_sessions_burst is not None \
+            else cfg.webchat_new_session_burst
+        per_min = new_sessions_per_minute if new_sessions_per_minute is not None \
+            else cfg.webchat_new_sessions_per_min
+        self.new_sessions = TokenBucket(float(burst), float(per_min) / 60.0, clock)
         self.sio: Optional[AsyncServer] = None
         self.app: Optional[Sanic] = None
         self._clock = clock
