@@ -155,3 +155,25 @@ async def test_a_message_is_acknowledged_at_once_and_a_resend_is_not_a_second_tu
     webchat.agent.hold.set()
     assert [m["text"] for m in await drain(page)] == ["echo: help"]
     assert [m.text for m in webchat.received] == ["help"]
+
+
+async def test_the_stock_widget_with_the_documented_settings_gets_what_it_missed_once(
+    webchat, pages
+):
+    # docs/webchat.md: rasa-webchat 1.0.1's onSocketEvent "connect" handler asks with the last
+    # id it stored, then the widget's own session_request (no last id) follows.
+    page = pages()
+    session_id = await page.open(webchat.url)
+    await page.say("hello", session_id)
+    last = (await page.reply())["message_id"]
+    await page.close()
+    sent_id = await staff_writes_while_away(webchat, session_id, "Sam here")
+    widget = pages()
+    await widget.sio.connect(webchat.url, transports=["polling"],
+                             headers={"Origin": "http://127.0.0.1:8080"}, wait_timeout=TIMEOUT)
+    await widget.sio.emit("session_request", {"session_id": session_id, "last_message_id": last})
+    await widget.sio.emit("session_request", {"session_id": session_id})
+    for _ in range(2):
+        assert await asyncio.wait_for(widget.confirmed.get(), TIMEOUT) == session_id
+    got = await drain(widget)
+    assert [(m["text"], m["message_id"]) for m in got] == [("Sam here", sent_id)]
