@@ -20,6 +20,13 @@ Why our own channel rather than credentials for the stock one (``rasa/core/chann
   whatever id the message claims, so one browser cannot write into another's conversation.
 - The stock channel allows every origin (``cors_allowed_origins=[]`` plus a Sanic-CORS hack);
   we accept only the duty service's page (``WEBCHAT_ALLOWED_ORIGINS``).
+- A message that arrives before ``session_request`` (buffered by the client while offline) is
+  taken in the session it names, not dropped; each message is acknowledged at once (the
+  socket.io ack) and taken once per ``client_id``.
+- Every ``bot_uttered`` has a ``message_id`` (the tracker event's timestamp and part); a
+  ``session_request`` with ``last_message_id`` is sent, from the tracker, what came after it.
+- Metadata (known keys, small), engine.io bodies (64 KB) and new sessions per client address
+  are limited.
 - Message text is never logged.
 - A turn never ends in silence: one that raises, outlasts ``turn_timeout_s`` (default
   ``SMS_TURN_TIMEOUT_S``) or sends nothing (the action server down) is answered with the
