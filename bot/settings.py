@@ -100,6 +100,11 @@ class Settings:
     webchat_socket_url: str = field(default="http://localhost:5005")
     # Origins the Rasa socket.io channel accepts (CORS and the socket.io Origin check).
     webchat_allowed_origins: tuple = field(default=())
+    # True when WEBCHAT_ALLOWED_ORIGINS is set: then only those origins, no loopback pages.
+    webchat_origins_configured: bool = field(default=False)
+    # New web chat conversations one client address may open at once, then per minute.
+    webchat_new_session_burst: int = field(default=5)
+    webchat_new_sessions_per_min: int = field(default=1)
     # Absolute lifetime of a staff console session.
     duty_session_hours: int = field(default=8)
     # The rota (tiers, ladders, staff numbers, sanctuary houses) the dispatcher reads.
@@ -174,6 +179,9 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
                 f"http://127.0.0.1:{duty_port}",
             ),
         ),
+        webchat_origins_configured=bool(_opt(env, "WEBCHAT_ALLOWED_ORIGINS")),
+        webchat_new_session_burst=max(1, _int(env, "WEBCHAT_NEW_SESSION_BURST", 5)),
+        webchat_new_sessions_per_min=max(1, _int(env, "WEBCHAT_NEW_SESSIONS_PER_MIN", 1)),
         duty_session_hours=_int(env, "DUTY_SESSION_HOURS", 8),
         rota_file=_opt(env, "ROTA_FILE") or str(ROOT / "data" / "rota" / "rota.yml"),
         relay_token=_opt(env, "RELAY_TOKEN") or _opt(env, "RASA_AUTH_TOKEN"),

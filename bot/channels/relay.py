@@ -79,8 +79,13 @@ def check_target(conversation_id: str, channel: str) -> None:
         raise RelayError(409, "unsupported_channel", f"cannot relay on channel {channel!r}")
 
 
-async def deliver(conversation_id: str, channel: str, text: str, extra: dict[str, Any]) -> dict:
-    """Send ``text`` to the person on their channel; what happened, for the caller."""
+async def deliver(conversation_id: str, channel: str, text: str, extra: dict[str, Any],
+                  timestamp: float | None = None) -> dict:
+    """Send ``text`` to the person on their channel; what happened, for the caller.
+
+    ``timestamp``: the tracker event's, so the web chat message id is the one a page that
+    reconnects later is replayed (``bot/channels/webchat.py``).
+    """
     check_target(conversation_id, channel)
     if channel in SMS_CHANNELS:
         from bot.channels import outbox
@@ -93,7 +98,7 @@ async def deliver(conversation_id: str, channel: str, text: str, extra: dict[str
     if channel in WEBCHAT_CHANNELS:
         from bot.channels import webchat
 
-        present = await webchat.send_to_conversation(conversation_id, text, extra)
+        present = await webchat.send_to_conversation(conversation_id, text, extra, timestamp)
         # 0: the carer's page is closed right now; the message is still in the transcript.
         return {"delivered": "webchat", "sockets": present}
     raise RelayError(409, "unsupported_channel", f"cannot relay on channel {channel!r}")
@@ -173,12 +178,14 @@ class RelayInput(InputChannel):
             tracker = await agent.tracker_store.get_or_create_tracker(cid)
             if step == "takeover" and not tracker.is_paused():
                 tracker.update(ConversationPaused())
-            tracker.update(BotUttered(text, data={}, metadata=meta))
+            uttered = BotUttered(text, data={}, metadata=meta)
+            tracker.update(uttered)
             if step == "handback" and tracker.is_paused():
                 tracker.update(ConversationResumed())
             # Recorded before it is sent: a message the person got is always in the transcript.
             await agent.tracker_store.save(tracker)
-        result = await self.deliver(cid, channel, text, {"sender": sender, "sender_name": name})
+        result = await self.deliver(cid, channel, text, {"sender": sender, "sender_name": name},
+                                    uttered.timestamp)
         logger.info("relay: %s on %s for %s (%s)", step, channel, ref, result.get("delivered"))
         return {"ok": True, "paused": step in ("takeover", "send"), **result}
 

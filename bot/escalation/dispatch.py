@@ -45,7 +45,7 @@ from bot.channels.dbthread import nap
 from bot.channels.models import OUT_PENDING, SmsContact, SmsOutbox
 from bot.channels.pseudonym import encrypt_number, pseudonym
 from bot.channels.segments import split_message
-from bot.escalation import audit, engine
+from bot.escalation import audit, engine, flood
 from bot.escalation import rota as rota_module
 from bot.escalation.models import (
     JOB_CANCELLED,
@@ -313,7 +313,8 @@ def process_job(job_id: int, owner: str, r: rota_module.Rota,
             tier = ladder[job.step]
             people = r.on_call(tier, now)
             if people:
-                text = alert_text(esc, now, job.step, cfg.duty_public_url)
+                text = (flood.alert_lead_in(s, esc, cfg.duty_public_url)
+                        + alert_text(esc, now, job.step, cfg.duty_public_url))
                 for member in people:
                     out.outbox_ids += alert_staff(s, esc, member, text, PURPOSE_TIER, job.id)
                 out.staff = [m.id for m in people]

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from bot.escalation import audit
+from bot.escalation import audit, flood
 from bot.escalation.models import (
     JOB_CANCELLED,
     JOB_PENDING,
@@ -114,8 +114,10 @@ def record_escalation(
             data={"level": level, "signals": signals, "channel": channel},
         )
         # The first tier's alert is owed from this commit on: the dispatcher finds it even if
-        # every process dies right after the assistant's turn.
-        schedule_alert(session, escalation, level, step=0, due_at=now)
+        # every process dies right after the assistant's turn. Unless it is one of a burst
+        # from web chat staff were already alerted to: then it waits in the queue.
+        if not flood.hold_new_escalation(session, escalation, now):
+            schedule_alert(session, escalation, level, step=0, due_at=now)
         return EscalationRecord(escalation.id, escalation.ref, level, "open", True)
 
     changed: List[str] = []

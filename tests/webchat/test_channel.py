@@ -67,7 +67,9 @@ async def test_reply_reaches_the_browser_with_session_persistence(webchat, brows
     assert webchat.channel.name() == "socketio"
     assert len(session_id) == 32
     await page.say("hello", session_id)
-    assert await page.reply() == {"text": "echo: hello"}
+    reply = await page.reply()
+    assert reply["text"] == "echo: hello"
+    assert set(reply) == {"text", "message_id"}
     # The conversation is the session, not the socket.
     assert webchat.received[0].sender_id == session_id
     assert webchat.received[0].input_channel == "socketio"
@@ -102,15 +104,31 @@ async def test_message_is_attributed_to_the_sockets_own_session(webchat, browser
     assert victim.uttered.empty()
 
 
-async def test_message_before_session_request_is_ignored(webchat):
-    sio = socketio.AsyncClient(reconnection=False)
-    got: list = []
-    sio.on("bot_uttered", got.append)
-    await sio.connect(webchat.url, transports=["polling"], headers={"Origin": ORIGIN})
-    await sio.emit("user_uttered", {"message": "hi", "session_id": "0" * 32})
-    await asyncio.sleep(0.5)
-    await sio.eio.disconnect(abort=True)
-    assert got == [] and webchat.received == []
+async def test_message_before_session_request_is_answered_in_its_own_session(webchat, browser):
+    # What a socket.io client does with a message written while offline: it buffers the
+    # emit and sends it on reconnect, before the page's session_request.
+    first = browser()
+    session_id = await first.open(webchat.url)
+    await first.close()
+    page = browser()
+    await page.sio.connect(webchat.url, transports=["polling"], headers={"Origin": ORIGIN},
+                           wait_timeout=TIMEOUT)
+    await page.say("I want to end my life tonight", session_id)
+    assert (await page.reply())["text"] == "echo: I want to end my life tonight"
+    assert [m.sender_id for m in webchat.received] == [session_id]
+    # It was told its session, as after a session_request.
+    assert await asyncio.wait_for(page.confirmed.get(), TIMEOUT) == session_id
+
+
+async def test_message_before_session_request_without_an_id_gets_a_new_session(webchat, browser):
+    page = browser()
+    await page.sio.connect(webchat.url, transports=["polling"], headers={"Origin": ORIGIN},
+                           wait_timeout=TIMEOUT)
+    await page.sio.emit("user_uttered", {"message": "hello?"})
+    assert (await page.reply())["text"] == "echo: hello?"
+    given = await asyncio.wait_for(page.confirmed.get(), TIMEOUT)
+    assert webchat_module.valid_session_id(given)
+    assert webchat.received[0].sender_id == given
 
 
 async def test_other_origins_are_refused(webchat):
@@ -141,7 +159,9 @@ async def test_staff_message_reaches_every_tab_of_the_conversation(webchat, brow
     )
     assert present == 2
     for tab in (tab1, tab2):
-        assert await tab.reply() == {
+        got = await tab.reply()
+        assert webchat_module.parse_message_id(got.pop("message_id"))
+        assert got == {
             "text": "Hi, I'm Sam from the crisis team", "sender": "staff", "sender_name": "Sam",
         }
 
@@ -164,19 +184,45 @@ def test_default_origins_come_from_settings(monkeypatch):
     from bot import settings as settings_module
 
     monkeypatch.setenv("DUTY_PORT", "8099")
+    monkeypatch.delenv("WEBCHAT_ALLOWED_ORIGINS", raising=False)
     settings_module.reset()
     try:
-        assert WebChatInput().allowed_origins == ["http://localhost:8099", "http://127.0.0.1:8099"]
+        channel = WebChatInput()
+        assert channel.allowed_origins == ["http://localhost:8099", "http://127.0.0.1:8099"]
+        # Nothing configured: a stock widget on a local test page works.
+        assert channel.origin_allowed("http://localhost:3000")
     finally:
         settings_module.reset()
+
+
+def test_configured_origins_are_the_only_ones(monkeypatch):
+    from bot import settings as settings_module
+
+    monkeypatch.setenv("WEBCHAT_ALLOWED_ORIGINS", "https://chat.line.example")
+    settings_module.reset()
+    try:
+        channel = WebChatInput()
+        assert channel.origin_allowed("https://chat.line.example")
+        # Another program on the carer's own machine is not the line's page.
+        for origin in ("http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:9000"):
+            assert not channel.origin_allowed(origin), origin
+    finally:
+        settings_module.reset()
+
+
+async def test_a_local_page_cannot_connect_once_origins_are_configured(webchat):
+    sio = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await sio.connect(webchat.url, transports=["polling"],
+                          headers={"Origin": "http://localhost:3000"}, wait_timeout=TIMEOUT)
 
 
 @pytest.mark.parametrize(
     "origin,allowed",
     [
         ("http://127.0.0.1:8080", True),  # configured
-        ("http://localhost:3000", True),  # a stock web widget on a local test page
-        ("http://[::1]:9000", True),
+        ("http://localhost:3000", False),  # configured origins only, loopback or not
+        ("http://[::1]:9000", False),
         (None, True),  # not a browser: CORS does not apply
         ("https://evil.example", False),
         ("http://localhost.evil.example", False),

@@ -33,6 +33,14 @@ TIMEOUT_S = 0.5
 Turn = Callable[[UserMessage], Awaitable[Any]]
 
 
+class Page(Browser):
+    async def reply(self) -> dict:
+        got = await super().reply()
+        # Every message has an id, the fail-safe reply too; the tests compare the rest.
+        assert isinstance(got.pop("message_id"), str)
+        return got
+
+
 @asynccontextmanager
 async def serve(channel, turn: Turn):
     Sanic.test_mode = True
@@ -65,7 +73,7 @@ async def chat(sqlite_url):
     async def start(turn: Turn):
         async with serve(WebChatInput(allowed_origins=[ORIGIN], turn_timeout_s=TIMEOUT_S),
                          turn) as url:
-            page = Browser()
+            page = Page()
             opened.append(page)
             session_id = await page.open(url)
             yield page, session_id

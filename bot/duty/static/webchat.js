@@ -1,7 +1,13 @@
 /* The carers' web chat: the stock Rasa web widgets' socket.io protocol, with nothing kept
    beyond this tab. sessionStorage (not localStorage) holds the session id and transcript so
    that a reload keeps the conversation but closing the tab forgets it; "End chat" and
-   "Leave this site quickly" clear both storages at once. */
+   "Leave this site quickly" clear both storages at once.
+
+   Nothing is lost on a bad connection. A message is sent only on a live, confirmed session
+   and counts as sent only when the server acknowledges it; until then it stays in the
+   transcript marked "not sent yet" (kept across a reload) and goes when the session is back.
+   Every reply has an id; on reconnect the page says the last one it has and the server sends
+   what came after (replies and staff messages written while the page was away). */
 (function () {
   "use strict";
 
@@ -15,6 +21,7 @@
   var exitUrl = meta("quick-exit-url") || "https://www.bbc.co.uk/weather";
 
   var transcriptEl = document.getElementById("transcript");
+  var logEl = document.getElementById("conversation") || transcriptEl;
   var statusEl = document.getElementById("status");
   var form = document.getElementById("composer");
   var input = document.getElementById("message");
@@ -25,7 +32,11 @@
 
   var socket = null;
   var sessionId = null;
+  var confirmed = false;  // session_confirm received on the current connection
   var entries = [];
+  var seen = {};          // message ids already shown
+  var pendingEls = {};    // client id -> the "not sent yet" note of that message
+  var ACK_TIMEOUT_MS = 15000;
 
   function storage(kind) {
     // Private modes and locked-down browsers may refuse storage; the chat still works,
@@ -37,7 +48,11 @@
     if (!s) return;
     try {
       if (sessionId) s.setItem(SESSION_KEY, sessionId);
-      s.setItem(TRANSCRIPT_KEY, JSON.stringify(entries));
+      s.setItem(TRANSCRIPT_KEY, JSON.stringify(entries.map(function (e) {
+        var copy = {};
+        Object.keys(e).forEach(function (k) { if (k !== "inflight") copy[k] = e[k]; });
+        return copy;
+      })));
     } catch (e) { /* storage full or refused: keep going without persistence */ }
   }
   function forgetEverything() {
@@ -46,7 +61,10 @@
       if (s) { try { s.clear(); } catch (e) { /* nothing more we can do */ } }
     });
     entries = [];
+    seen = {};
+    pendingEls = {};
     sessionId = null;
+    confirmed = false;
   }
 
   function setStatus(text) { statusEl.textContent = text; }
@@ -67,6 +85,13 @@
     // textContent, never innerHTML: replies are shown as text, whatever they contain.
     text.textContent = entry.text;
     li.appendChild(text);
+    if (entry.who === "me" && entry.pending) {
+      var note = document.createElement("span");
+      note.className = "pending-note";
+      note.textContent = "Not sent yet. It will be sent when the connection is back.";
+      li.appendChild(note);
+      pendingEls[entry.cid] = note;
+    }
     if (entry.quick && entry.quick.length && !entry.answered) {
       var box = document.createElement("div");
       box.className = "quick-replies";
@@ -85,47 +110,129 @@
       li.appendChild(box);
     }
     transcriptEl.appendChild(li);
-    transcriptEl.scrollTop = transcriptEl.scrollHeight;
+    logEl.scrollTop = logEl.scrollHeight;
   }
 
   function add(entry) {
     entries.push(entry);
+    if (entry.id) seen[entry.id] = true;
     render(entry);
     save();
   }
 
+  function live() {
+    return !!(socket && socket.connected && confirmed && sessionId);
+  }
+
+  function newClientId() {
+    var a = new Uint8Array(12);
+    (window.crypto || window.msCrypto).getRandomValues(a);
+    return Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  function lastMessageId() {
+    for (var i = entries.length - 1; i >= 0; i--) {
+      if (entries[i].id) return entries[i].id;
+    }
+    return null;
+  }
+
+  function pendingCount() {
+    return entries.filter(function (e) { return e.who === "me" && e.pending; }).length;
+  }
+
+  function markSent(entry) {
+    entry.pending = false;
+    var note = pendingEls[entry.cid];
+    if (note) { note.remove(); delete pendingEls[entry.cid]; }
+    save();
+  }
+
+  // Send every message not sent yet, in order, if the session is live. Each one stays
+  // "not sent yet" until the server acknowledges it; without an acknowledgement it is sent
+  // again (with the same client id, so the server takes it once) when the session is back.
+  function flush() {
+    if (!live()) return;
+    entries.forEach(function (entry) {
+      if (entry.who !== "me" || !entry.pending || entry.inflight) return;
+      entry.inflight = true;
+      socket.timeout(ACK_TIMEOUT_MS).emit("user_uttered", {
+        message: entry.payload || entry.text, session_id: sessionId, client_id: entry.cid
+      }, function (err, ack) {
+        entry.inflight = false;
+        if (!err && ack && ack.ok) { markSent(entry); showState(); return; }
+        if (!err && ack && ack.error === "empty") { markSent(entry); return; }
+        showState();
+        if (live()) setTimeout(flush, 3000);
+      });
+    });
+  }
+
   function send(shown, payload) {
-    if (!socket || !sessionId) return;
-    socket.emit("user_uttered", { message: payload || shown, session_id: sessionId });
-    add({ who: "me", text: shown });
+    add({ who: "me", text: shown, payload: payload || shown, cid: newClientId(), pending: true });
+    flush();
+    showState();
+  }
+
+  function showState() {
+    if (!socket) return;
+    var waiting = pendingCount();
+    if (live()) {
+      setStatus(waiting ? "Sending…" : "Connected. The assistant is automated.");
+    } else if (waiting) {
+      setStatus("Not connected. Your message is not sent yet; it will be sent when the " +
+                "connection is back. If someone is in danger now, call 999.");
+    }
   }
 
   function connect() {
     setStatus("Connecting…");
     // Polling first, then upgrade to WebSocket: works through proxies that block WebSocket.
     socket = io(socketUrl, { path: "/socket.io", reconnectionDelayMax: 10000 });
-    socket.on("connect", function () {
+    function requestSession() {
       var s = storage("sessionStorage");
-      socket.emit("session_request", { session_id: (s && s.getItem(SESSION_KEY)) || null });
+      var stored = (s && s.getItem(SESSION_KEY)) || null;
+      var ask = { session_id: stored };
+      // Ask for what was said while this page was away (all of it when it has no reply yet).
+      if (stored) ask.last_message_id = lastMessageId();
+      socket.emit("session_request", ask);
+    }
+    socket.on("connect", function () {
+      confirmed = false;
+      requestSession();
     });
     socket.on("session_confirm", function (id) {
+      id = typeof id === "string" ? id : (id && id.session_id) || null;
       if (sessionId && id !== sessionId) {
-        // The server did not know our conversation: start clean rather than mix two.
+        // The server did not know our conversation: start clean rather than mix two, but
+        // keep what the person wrote and has not been sent yet.
+        entries = entries.filter(function (e) { return e.who === "me" && e.pending; });
         transcriptEl.textContent = "";
-        entries = [];
+        seen = {};
+        pendingEls = {};
+        entries.forEach(render);
       }
-      sessionId = typeof id === "string" ? id : (id && id.session_id) || null;
+      sessionId = id;
+      confirmed = true;
       save();
-      sendBtn.disabled = false;
-      setStatus("Connected. The assistant is automated.");
+      showState();
+      flush();
+    });
+    socket.on("session_refused", function (why) {
+      var wait = (why && why.retry_after_s) || 30;
+      setStatus("Too many new chats have been started from this connection. Trying again in " +
+                wait + " seconds. If someone is in danger now, call 999.");
+      setTimeout(function () { if (socket && socket.connected) requestSession(); }, wait * 1000);
     });
     socket.on("bot_uttered", function (msg) {
       if (!msg) return;
+      if (msg.message_id && seen[msg.message_id]) return;  // already shown (a replay)
       var staff = msg.sender === "staff";
       var text = msg.text || (msg.attachment ? "(an attachment was sent)" : "");
       if (!text) return;
       add({
         who: staff ? "staff" : "assistant",
+        id: msg.message_id || null,
         name: staff ? (msg.sender_name || "") : "",
         text: text,
         quick: (msg.quick_replies || []).map(function (q) {
@@ -134,12 +241,14 @@
       });
     });
     socket.on("disconnect", function () {
-      sendBtn.disabled = true;
-      setStatus("Connection lost. Trying again…");
+      confirmed = false;
+      setStatus("Connection lost. Trying again… Anything you write is kept and sent when " +
+                "the connection is back. If someone is in danger now, call 999.");
     });
     socket.on("connect_error", function () {
-      sendBtn.disabled = true;
-      setStatus("Cannot reach the chat right now. If someone is in danger, call 999.");
+      confirmed = false;
+      setStatus("Cannot reach the chat right now. Anything you write is kept and sent when " +
+                "the connection is back. If someone is in danger, call 999.");
     });
   }
 
@@ -149,7 +258,10 @@
     try {
       entries = JSON.parse(s.getItem(TRANSCRIPT_KEY) || "[]") || [];
     } catch (e) { entries = []; }
-    entries.forEach(render);
+    entries.forEach(function (e) {
+      if (e.id) seen[e.id] = true;
+      render(e);
+    });
   }
 
   form.addEventListener("submit", function (ev) {
@@ -184,6 +296,7 @@
   newBtn.addEventListener("click", function () {
     transcriptEl.textContent = "";
     input.disabled = false;
+    sendBtn.disabled = false;
     newBtn.hidden = true;
     endBtn.hidden = false;
     connect();
@@ -199,12 +312,12 @@
     window.location.replace(exitUrl);
   });
 
-  sendBtn.disabled = true;
   restore();
   // Announce new messages only after restoring the old ones, so a reload does not read the
-  // whole conversation out again. role="log" is a polite live region.
-  transcriptEl.setAttribute("role", "log");
-  transcriptEl.setAttribute("aria-live", "polite");
+  // whole conversation out again. role="log" is a polite live region; it is on the box
+  // around the list, so the list keeps its list semantics.
+  logEl.setAttribute("role", "log");
+  logEl.setAttribute("aria-live", "polite");
   if (typeof io !== "function") {
     setStatus("The chat could not load. If someone is in danger, call 999.");
     return;
