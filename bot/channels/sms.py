@@ -49,7 +49,8 @@ MAX_BODY = 5000
 MAX_MEDIA = 10
 
 
-STAFF = "staff"  # ``Received.kind`` of a text from a staff phone, answered by the staff handler
+# ``Received.kind`` of a text from a staff phone, answered (once per MessageSid) by the staff handler
+STAFF = staff_sms.STAFF_KIND
 # The outbox kinds this process writes: bot replies, the help and fail-safe replies, the
 # answers to staff texts (``staff_sms``) and staff members' messages through the relay.
 SERVER_KINDS = frozenset({"reply", "help", "failsafe", staff_sms.REPLY_KIND, outbox.STAFF_KIND})
@@ -63,9 +64,9 @@ def ingest_many(items: list[tuple]) -> list[Any]:
     """
     results: list[Any] = [None] * len(items)
     people: list[int] = []
-    for i, (_sid, number, body, _num_media) in enumerate(items):
+    for i, (sid, number, body, _num_media) in enumerate(items):
         try:
-            if staff_sms.handle_if_staff(number, body):
+            if staff_sms.handle_if_staff(number, body, sid):
                 results[i] = inbox.Received(None, "", STAFF)
                 continue
         except Exception as exc:  # noqa: BLE001  handed to that webhook only
