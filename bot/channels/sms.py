@@ -35,6 +35,7 @@ from bot.channels.turnloop import TurnLoop
 from bot.channels.worker import InboxWorker
 from bot.escalation import staff_sms
 from bot.rasa_speedups import freeze_heap
+from bot.settings import check as check_settings
 from bot.settings import settings
 
 logger = logging.getLogger(__name__)
@@ -352,6 +353,9 @@ class SmsInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        # The Rasa server loads its channels as it starts: in production it stops here on an
+        # unsafe setting, naming it (bot.settings.check).
+        check_settings(settings(), "Rasa server")
         # Secrets stay in the environment; credentials.yml may only tune the channel.
         known = {k: v for k, v in (credentials or {}).items() if k in DEFAULTS}
         unknown = sorted(set(credentials or {}) - set(known))

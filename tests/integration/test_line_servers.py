@@ -27,6 +27,7 @@ from bot.train import model_path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TOKEN = "integration-test-token"
+ACTIONS_TOKEN = "integration-test-actions-token"
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +53,9 @@ class Line:
             RASA_PORT=str(self.rasa_port),
             PYTHONPATH=str(ROOT),
             RASA_TELEMETRY_ENABLED="false",
+            # endpoints.yml: where the Rasa server calls actions, and the token it sends.
+            ACTIONS_URL=f"http://127.0.0.1:{self.actions_port}",
+            ACTIONS_TOKEN=ACTIONS_TOKEN,
         )
 
     @property
@@ -63,8 +67,8 @@ class Line:
             "rasa": [str(BIN / "rasa"), "run", "--enable-api", "--port", str(self.rasa_port),
                      "--model", str(model_path()), "--credentials", "credentials.yml",
                      "--endpoints", "endpoints.yml", "--auth-token", TOKEN],
-            "actions": [str(BIN / "rasa"), "run", "actions", "--port", str(self.actions_port),
-                        "--actions", "actions"],
+            # As make run starts it (bot/run.py): the action server with its token check.
+            "actions": [sys.executable, "-m", "bot.action_server", "--actions", "actions"],
         }[name]
         log = open(self.logs[name], "ab")
         self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=log)
@@ -100,7 +104,8 @@ class Line:
 
     def say(self, sender: str, text: str) -> List[str]:
         r = requests.post(
-            f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
+            f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
+            headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60,
         )
         r.raise_for_status()
         return [m.get("text", "") for m in r.json()]

@@ -1,0 +1,106 @@
+"""Who may post to the REST channel (``/webhooks/rest/webhook``).
+
+Anyone could: posting as ``sender=sms-<pseudonym>`` wrote into a texter's conversation (the
+console showed it as their own words) and asked where they had said they were; any web page
+could do it through a browser with a cross-origin ``text/plain`` post.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import aiohttp
+import pytest
+from rasa.core.channels.channel import UserMessage
+
+from bot import settings as settings_module
+from bot.channels.pseudonym import pseudonym
+from bot.channels.rest import RestInput
+
+from .test_failsafe import serve
+
+TOKEN = "rest-test-token-0123456789"
+
+
+class Turns:
+    """The bot: records who it heard and answers."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    async def __call__(self, message: UserMessage) -> None:
+        self.heard.append(message.sender_id)
+        await message.output_channel.send_text_message(message.sender_id, "the bot's answer")
+
+
+@pytest.fixture
+def token(monkeypatch):
+    """Set ``RASA_AUTH_TOKEN`` (as production always does); call with None to unset it."""
+
+    def apply(value: str | None) -> None:
+        if value is None:
+            monkeypatch.delenv("RASA_AUTH_TOKEN", raising=False)
+        else:
+            monkeypatch.setenv("RASA_AUTH_TOKEN", value)
+        settings_module.reset()
+
+    yield apply
+    settings_module.reset()
+
+
+async def post(url: str, body, *, query: str = "", headers: dict | None = None,
+               as_json: bool = True) -> tuple[int, object]:
+    async with aiohttp.ClientSession() as http:
+        kwargs = {"json": body} if as_json else {"data": body}
+        async with http.post(f"{url}/webhooks/rest/webhook{query}", headers=headers or {},
+                             **kwargs) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+
+@pytest.mark.parametrize("set_token", [False, True])
+async def test_another_channels_conversation_cannot_be_written_into(sqlite_url, token,
+                                                                     set_token):
+    token(TOKEN if set_token else None)
+    auth = {"Authorization": f"Bearer {TOKEN}"} if set_token else {}
+    turns = Turns()
+    texter = pseudonym("+447700900123")
+    carer = uuid.uuid4().hex  # what the web chat issues as a session id
+    async with serve(RestInput(turn_timeout_s=2), turns) as url:
+        for sender in (texter, texter.upper(), carer):
+            status, body = await post(url, {"sender": sender, "message": "what is open near me"},
+                                      headers=auth)
+            assert status == 403, sender
+            assert "another channel" in body["message"]
+        assert turns.heard == []
+        assert (await post(url, {"sender": "integration-7", "message": "hi"}, headers=auth))[0] == 200
+    assert turns.heard == ["integration-7"]
+
+
+async def test_a_cross_origin_text_plain_post_is_refused(sqlite_url, token):
+    # What a web page can send across origins without a preflight.
+    token(None)
+    turns = Turns()
+    async with serve(RestInput(turn_timeout_s=2), turns) as url:
+        status, body = await post(url, '{"sender": "someone", "message": "hello"}',
+                                  headers={"Content-Type": "text/plain",
+                                           "Origin": "http://evil.example"},
+                                  as_json=False)
+        assert status == 415 and "application/json" in body["message"]
+    assert turns.heard == []
+
+
+async def test_with_a_token_set_only_requests_carrying_it_are_answered(sqlite_url, token):
+    token(TOKEN)
+    turns = Turns()
+    message = {"sender": "integration-1", "message": "hello"}
+    async with serve(RestInput(turn_timeout_s=2), turns) as url:
+        assert (await post(url, message))[0] == 401
+        assert (await post(url, message, query="?token=wrong"))[0] == 401
+        assert (await post(url, message, headers={"Authorization": "Bearer wrong"}))[0] == 401
+        assert turns.heard == []
+        status, body = await post(url, message, query=f"?token={TOKEN}")
+        assert status == 200 and body == [{"recipient_id": "integration-1",
+                                           "text": "the bot's answer"}]
+        status, _ = await post(url, message, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert status == 200
+    assert turns.heard == ["integration-1", "integration-1"]
