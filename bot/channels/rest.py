@@ -51,6 +51,16 @@ def token_given(request: Request, token: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), token.encode())
 
 
+async def token_from_header(request: Request) -> None:
+    """App-wide request middleware: Rasa's own HTTP API (``/model/parse``, ``/status``,
+    ``/conversations``...) reads its auth token only from ``?token=``, where access logs and
+    proxies keep it; a request that carries it as ``Authorization: Bearer`` instead is given
+    it as the argument Rasa checks. Any other header changes nothing."""
+    token = settings_module.settings().rasa_auth_token
+    if token and request.args.get("token") is None and token_given(request, token):
+        request.args["token"] = [token]
+
+
 def other_channels_id(sender: Any) -> bool:
     """A conversation id another channel owns: a REST caller must not write into it."""
     if not isinstance(sender, str):
@@ -108,6 +118,12 @@ class RestInput(StockRestInput):
                            channel=self.name())
 
         bp = super().blueprint(guarded)
+
+        @bp.listener("before_server_start")
+        async def _accept_token_header(app: Any, _loop: Any) -> None:
+            # Every route of the Rasa server, not only this blueprint's (sanic runs the app's
+            # request middleware for each request, so registering it at start is in time).
+            app.register_middleware(token_from_header, "request")
 
         @bp.on_request
         async def gate(request: Request) -> Optional[HTTPResponse]:

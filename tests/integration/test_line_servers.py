@@ -56,6 +56,8 @@ class Line:
             # endpoints.yml: where the Rasa server calls actions, and the token it sends.
             ACTIONS_URL=f"http://127.0.0.1:{self.actions_port}",
             ACTIONS_TOKEN=ACTIONS_TOKEN,
+            # As bot.run passes it: the setting, and Rasa's --auth-token below.
+            RASA_AUTH_TOKEN=TOKEN,
         )
 
     @property
@@ -98,7 +100,9 @@ class Line:
         raise TimeoutError("the line did not become ready")
 
     def parse(self, text: str) -> dict:
-        r = requests.post(f"{self.url}/model/parse?token={TOKEN}", json={"text": text}, timeout=30)
+        # The token as a header (the line's Rasa server takes it there as well as in ?token=).
+        r = requests.post(f"{self.url}/model/parse", json={"text": text}, timeout=30,
+                          headers={"Authorization": f"Bearer {TOKEN}"})
         r.raise_for_status()
         return r.json()
 

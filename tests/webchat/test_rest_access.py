@@ -104,3 +104,48 @@ async def test_with_a_token_set_only_requests_carrying_it_are_answered(sqlite_ur
         status, _ = await post(url, message, headers={"Authorization": f"Bearer {TOKEN}"})
         assert status == 200
     assert turns.heard == ["integration-1", "integration-1"]
+
+
+async def test_rasas_own_api_takes_the_token_in_a_header_too(sqlite_url, token):
+    # Rasa's HTTP API checks ?token= only (rasa.server.requires_auth), which access logs and
+    # proxies keep; the line's Rasa server takes the same token as Authorization: Bearer.
+    import uuid as _uuid
+
+    from rasa.server import ErrorResponse, requires_auth
+    from sanic import Sanic, response
+
+    from tests.webchat.conftest import free_port
+
+    token(TOKEN)
+    Sanic.test_mode = True
+    app = Sanic(f"rasa_api_{_uuid.uuid4().hex[:8]}")
+
+    @app.get("/status")
+    @requires_auth(app, TOKEN)
+    async def status(_request):
+        return response.json({"model_id": "m"})
+
+    @app.exception(ErrorResponse)
+    async def refused(_request, exc: ErrorResponse):  # as Rasa's server answers it
+        return response.json(exc.error_info, status=exc.status)
+
+    app.blueprint(RestInput(turn_timeout_s=2).blueprint(Turns()), url_prefix="/webhooks/rest")
+    port = free_port()
+    server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True,
+                                     access_log=False)
+    await server.startup()
+    await server.before_start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{port}/status"
+            async with http.get(url, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+                assert resp.status == 200
+            async with http.get(url, params={"token": TOKEN}) as resp:
+                assert resp.status == 200
+            async with http.get(url, headers={"Authorization": "Bearer wrong"}) as resp:
+                assert resp.status == 401
+            async with http.get(url) as resp:
+                assert resp.status == 401
+    finally:
+        server.close()
+        await server.wait_closed()
