@@ -14,12 +14,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 import requests
 from sqlalchemy import create_engine, select
 
+from bot import settings as settings_module
+from bot.run import commands
 from bot.store import migrate
 from bot.store.models import Escalation
 from bot.train import model_path
@@ -65,13 +67,9 @@ class Line:
         return f"http://127.0.0.1:{self.rasa_port}"
 
     def start(self, name: str) -> None:
-        argv = {
-            "rasa": [str(BIN / "rasa"), "run", "--enable-api", "--port", str(self.rasa_port),
-                     "--model", str(model_path()), "--credentials", "credentials.yml",
-                     "--endpoints", "endpoints.yml", "--auth-token", TOKEN],
-            # As make run starts it (bot/run.py): the action server with its token check.
-            "actions": [sys.executable, "-m", "bot.action_server", "--actions", "actions"],
-        }[name]
+        # Exactly what make run starts (bot/run.py), with these settings: the Rasa server on
+        # RASA_HOST with --auth-token, the action server with its token check.
+        argv = commands(settings_module.load(self.env), model_path())[name]
         log = open(self.logs[name], "ab")
         self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=log)
 
@@ -195,6 +193,26 @@ def test_no_message_text_in_the_logs(line):
     time.sleep(0.5)
     for log in line.logs.values():
         assert "zebracorn" not in log.read_text(errors="replace")
+
+
+def outward_address() -> Optional[str]:
+    """This machine's address on its network (no packet is sent), or None without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_neither_server_is_on_the_network_by_default(line):
+    address = outward_address()
+    if address is None:
+        pytest.skip("this machine has no network address besides the loopback")
+    for port in (line.rasa_port, line.actions_port):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://{address}:{port}/", timeout=5)
 
 
 def test_with_the_action_server_down_the_person_still_gets_the_emergency_numbers(line):
