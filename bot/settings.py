@@ -238,9 +238,11 @@ def unsafe(s: Settings) -> list[str]:
                         "the action server would be open to anyone who can reach them")
     elif len(s.rasa_auth_token) < MIN_TOKEN_CHARS:
         problems.append(f"RASA_AUTH_TOKEN is shorter than {MIN_TOKEN_CHARS} characters")
-    # (Its development default is used only without RASA_AUTH_TOKEN, refused above.)
-    if (s.actions_token not in (DEV_ACTIONS_TOKEN, s.rasa_auth_token)
-            and len(s.actions_token) < MIN_TOKEN_CHARS):
+    if s.actions_token == DEV_ACTIONS_TOKEN:
+        # Without RASA_AUTH_TOKEN this is the default, and refused above; with it, set so.
+        if s.rasa_auth_token:
+            problems.append("ACTIONS_TOKEN is the public development token")
+    elif s.actions_token != s.rasa_auth_token and len(s.actions_token) < MIN_TOKEN_CHARS:
         problems.append(f"ACTIONS_TOKEN is shorter than {MIN_TOKEN_CHARS} characters")
     return problems
 

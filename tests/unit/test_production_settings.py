@@ -45,6 +45,8 @@ def test_production_refuses_the_development_key_and_no_rasa_token(mode):
     ({"PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": "abc"}, "RASA_AUTH_TOKEN"),
     ({"PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN, "ACTIONS_TOKEN": "abc"},
      "ACTIONS_TOKEN"),
+    ({"PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN,
+      "ACTIONS_TOKEN": settings_module.DEV_ACTIONS_TOKEN}, "ACTIONS_TOKEN"),
 ])
 def test_each_unsafe_setting_is_named(env, named):
     with pytest.raises(UnsafeSettings, match=named):
