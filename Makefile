@@ -71,7 +71,9 @@ lint: venv ## ruff over the project
 	$(VENV)/bin/ruff check bot actions tests scripts bench
 
 shell: setup ## Talk to the assistant in the terminal (needs the action server: make run in another terminal)
-	ACTIONS_PORT=$${ACTIONS_PORT:-5055} DATABASE_URL=$$($(PY) -c "from bot.settings import settings; print(settings().database_url)") \
+	ACTIONS_URL=$$($(PY) -c "from bot.settings import settings; print(settings().actions_url)") \
+	ACTIONS_TOKEN=$$($(PY) -c "from bot.settings import settings; print(settings().actions_token)") \
+	DATABASE_URL=$$($(PY) -c "from bot.settings import settings; print(settings().database_url)") \
 	  $(VENV)/bin/rasa shell --model $$($(PY) -m bot.train --path) --endpoints endpoints.yml
 
 lock: ## Rebuild requirements.lock from requirements.in in a fresh venv

@@ -40,9 +40,10 @@ ACCOUNT_SID = "AC" + "be" * 16
 AUTH_TOKEN = "bench-twilio-auth-token"
 LINE_NUMBER = "+447700900000"
 PUBLIC_BASE = "https://line.example.org"
-RASA_TOKEN = "bench-rasa-token"
+RASA_TOKEN = "bench-rasa-token-not-secret"
 DUTY_TOKEN = "bench-duty-token"
-PSEUDONYM_KEY = "bench-pseudonym-key"
+# Production mode (Twilio, https): the line refuses a key shorter than 32 characters.
+PSEUDONYM_KEY = "bench-pseudonym-key-not-secret-0123456789"
 POSTGRES_ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
@@ -153,7 +154,7 @@ def cmdline(pid: int) -> str:
 
 def process_name(argv: str) -> Optional[str]:
     """Which of the line's processes a command line is (as bot.run starts them)."""
-    if " run actions" in argv:
+    if "bot.action_server" in argv or " run actions" in argv:
         return "actions"
     if " run --enable-api" in argv:
         return "rasa"

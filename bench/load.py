@@ -429,12 +429,15 @@ async def _rest_turn(session: aiohttp.ClientSession, url: str, sender: str, scri
 
 
 async def run_rest(url: str, concurrency: int, duration_s: float, *, seed: int = 1,
-                   prefix: str = "bench", timeout_s: float = 60.0) -> LevelResult:
-    """``concurrency`` people at a time talk to the REST channel for ``duration_s``."""
+                   prefix: str = "bench", timeout_s: float = 60.0,
+                   token: str | None = None) -> LevelResult:
+    """``concurrency`` people at a time talk to the REST channel for ``duration_s``
+    (``token``: the Rasa auth token, which the line's REST channel requires when it is set)."""
     level = LevelResult("rest", concurrency, duration_s)
     counter = itertools.count()
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         deadline = time.monotonic() + duration_s
 
         async def person(n: int) -> None:

@@ -48,6 +48,7 @@ from bench import profiling as prof  # noqa: E402  (named so as not to shadow st
 from bench.line import (  # noqa: E402
     CACHE_DIR,
     PSEUDONYM_KEY,
+    RASA_TOKEN,
     Baseline,
     Line,
     baseline_model,
@@ -122,7 +123,7 @@ async def run_line(args: argparse.Namespace, results: dict[str, Any]) -> None:
         tracker.start()
         try:
             # A few turns first, so the first level does not time TensorFlow's first call.
-            await load.run_rest(line.rasa_url, 2, args.warmup, prefix="warmup")
+            await load.run_rest(line.rasa_url, 2, args.warmup, prefix="warmup", token=RASA_TOKEN)
             await load.run_sms(line.rasa_url, tracker, 2, args.warmup, seed=99)
             numbers = iter(range(10_000, 10**6))
             for channel in args.channels:
@@ -138,7 +139,7 @@ async def run_line(args: argparse.Namespace, results: dict[str, Any]) -> None:
                     with RssSampler(line) as rss:
                         if channel == "rest":
                             level = await load.run_rest(line.rasa_url, c, args.duration,
-                                                        seed=c)
+                                                        seed=c, token=RASA_TOKEN)
                         else:
                             level = await load.run_sms(line.rasa_url, tracker, c, args.duration,
                                                        seed=c, numbers=numbers)

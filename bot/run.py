@@ -55,6 +55,12 @@ def child_env(s: Settings, base: Optional[Dict[str, str]] = None) -> Dict[str, s
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         }
     )
+    # Resolved here because endpoints.yml reads them (Rasa refuses an unset ${VAR}): the
+    # address of the action server and the token the Rasa server sends it.
+    env["ACTIONS_URL"], env["ACTIONS_TOKEN"] = s.actions_url, s.actions_token
+    env["RASA_HOST"], env["ACTIONS_HOST"] = s.rasa_host, s.actions_host
+    # This process has said what production would refuse; its children need not say it again.
+    env["LINE_SUPERVISED"] = "1"
     # The staff relay needs a shared token between the duty service and the Rasa server; in
     # development, when none is configured, make one for this run only.
     if not s.relay_token:
@@ -87,6 +93,9 @@ def commands(s: Settings, model: Path) -> Dict[str, List[str]]:
     bin_dir = Path(sys.executable).parent
     rasa = [
         str(bin_dir / "rasa"), "run", "--enable-api",
+        # Rasa listens on every interface unless told; the line's HTTP API, REST channel and
+        # relay stay on the loopback behind the proxy (RASA_HOST to change it).
+        "--interface", s.rasa_host,
         "--port", str(s.rasa_port),
         "--model", str(model),
         "--credentials", "credentials.yml",
@@ -96,8 +105,8 @@ def commands(s: Settings, model: Path) -> Dict[str, List[str]]:
         rasa += ["--auth-token", s.rasa_auth_token]
     procs = {
         "rasa": rasa,
-        "actions": [str(bin_dir / "rasa"), "run", "actions", "--port", str(s.actions_port),
-                    "--actions", "actions"],
+        # rasa-sdk's server with the token check and ACTIONS_HOST (bot/action_server.py).
+        "actions": [sys.executable, "-m", "bot.action_server", "--actions", "actions"],
     }
     if (ROOT / "bot" / "duty" / "__main__.py").exists():
         procs["duty"] = [sys.executable, "-m", "bot.duty"]
@@ -158,6 +167,9 @@ def _demo_account():
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     s = settings_module.settings()
+    # Before anything starts: production stops here naming each unsafe setting (a SystemExit
+    # with the message), development says once what production would refuse.
+    settings_module.check(s, "make run")
     from bot.train import model_path
 
     model = model_path()

@@ -8,6 +8,7 @@ All values are optional in development; production sets at least ``DATABASE_URL`
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,17 @@ from typing import Mapping, Optional
 ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = ROOT / "var"
 DEFAULT_SQLITE_PATH = VAR_DIR / "line.db"
+
+logger = logging.getLogger(__name__)
+
+# Public defaults, for development only: production refuses to start with them (``check``).
+DEV_PSEUDONYM_KEY = "development-only-pseudonym-key"
+DEV_ACTIONS_TOKEN = "development-only-actions-token"
+# A pseudonym is an HMAC of a phone number: with a guessable key every one reverses by brute
+# force over UK mobile numbers (10^9, about an hour of one core), and every stored number
+# decrypts. 32 characters of a random key is far beyond that; a token is a password.
+MIN_KEY_CHARS = 32
+MIN_TOKEN_CHARS = 16
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -112,6 +124,28 @@ class Settings:
     # Bearer token of the Rasa server's staff-relay endpoint (bot/channels/relay.py); unset,
     # RASA_AUTH_TOKEN is used, and with neither the endpoint refuses every request.
     relay_token: Optional[str] = field(default=None)
+    # Addresses the Rasa server and the action server listen on: loopback unless a deployment
+    # puts them on other hosts (then behind a firewall, and the action server's token).
+    rasa_host: str = field(default="127.0.0.1")
+    actions_host: str = field(default="127.0.0.1")
+    # Bearer token the Rasa server sends with every action call and the action server
+    # requires (bot/action_server.py); default RASA_AUTH_TOKEN, and in development with
+    # neither set, a public development token (production refuses to run without
+    # RASA_AUTH_TOKEN, so never there).
+    actions_token: str = field(default=DEV_ACTIONS_TOKEN)
+    # Request bodies the Rasa server accepts at most (sanic's REQUEST_MAX_SIZE; its default,
+    # 100 MB, let one unsigned upload hold the server for seconds). The SMS webhook has its own,
+    # smaller cap (bot/channels/sms.py).
+    rasa_max_body_bytes: int = field(default=1_000_000)
+    # Set by bot.run for the processes it starts: it has already said what production would
+    # refuse, so they do not say it again.
+    supervised: bool = field(default=False)
+
+    @property
+    def production(self) -> bool:
+        """Production mode: Twilio configured, or an https address people reach the line at."""
+        return (self.twilio_configured or self.public_base_url.startswith("https://")
+                or self.duty_public_url.startswith("https://"))
 
     @property
     def twilio_configured(self) -> bool:
@@ -147,7 +181,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         tz_line=_opt(env, "TZ_LINE") or "Europe/London",
         # Key for pseudonymous identifiers (keyed hash of a phone number). The development
         # default is public; production must set its own secret.
-        pseudonym_key=_opt(env, "PSEUDONYM_KEY") or "development-only-pseudonym-key",
+        pseudonym_key=_opt(env, "PSEUDONYM_KEY") or DEV_PSEUDONYM_KEY,
         holiday_nation=_opt(env, "HOLIDAY_NATION") or "ENG",
         escalation_ack_timeout_s=(
             _int(env, "ESCALATION_ACK_TIMEOUT_S", 0) or None
@@ -185,7 +219,60 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         duty_session_hours=_int(env, "DUTY_SESSION_HOURS", 8),
         rota_file=_opt(env, "ROTA_FILE") or str(ROOT / "data" / "rota" / "rota.yml"),
         relay_token=_opt(env, "RELAY_TOKEN") or _opt(env, "RASA_AUTH_TOKEN"),
+        rasa_host=_opt(env, "RASA_HOST") or "127.0.0.1",
+        actions_host=_opt(env, "ACTIONS_HOST") or "127.0.0.1",
+        actions_token=(_opt(env, "ACTIONS_TOKEN") or _opt(env, "RASA_AUTH_TOKEN")
+                       or DEV_ACTIONS_TOKEN),
+        rasa_max_body_bytes=max(65_536, _int(env, "RASA_MAX_BODY_BYTES", 1_000_000)),
+        supervised=(_opt(env, "LINE_SUPERVISED") or "0") == "1",
     )
+
+
+class UnsafeSettings(SystemExit):
+    """Production mode with a setting that would put people at risk. A ``SystemExit``: the
+    process stops with this message, never a traceback."""
+
+
+def unsafe(s: Settings) -> list[str]:
+    """What production refuses in ``s``, one sentence per setting, each naming it."""
+    problems = []
+    if s.pseudonym_key == DEV_PSEUDONYM_KEY:
+        problems.append("PSEUDONYM_KEY is the public development key: set a random secret of "
+                        f"at least {MIN_KEY_CHARS} characters")
+    elif len(s.pseudonym_key) < MIN_KEY_CHARS:
+        problems.append(f"PSEUDONYM_KEY is shorter than {MIN_KEY_CHARS} characters")
+    if not s.rasa_auth_token:
+        problems.append("RASA_AUTH_TOKEN is not set: the Rasa HTTP API, the REST channel and "
+                        "the action server would be open to anyone who can reach them")
+    elif len(s.rasa_auth_token) < MIN_TOKEN_CHARS:
+        problems.append(f"RASA_AUTH_TOKEN is shorter than {MIN_TOKEN_CHARS} characters")
+    if s.actions_token == DEV_ACTIONS_TOKEN:
+        # Without RASA_AUTH_TOKEN this is the default, and refused above; with it, set so.
+        if s.rasa_auth_token:
+            problems.append("ACTIONS_TOKEN is the public development token")
+    elif s.actions_token != s.rasa_auth_token and len(s.actions_token) < MIN_TOKEN_CHARS:
+        problems.append(f"ACTIONS_TOKEN is shorter than {MIN_TOKEN_CHARS} characters")
+    return problems
+
+
+def check(s: Settings, process: str) -> None:
+    """Called as each process starts. Production: stop, naming every unsafe setting.
+    Development: say once what production would refuse, and carry on."""
+    problems = unsafe(s)
+    if not problems:
+        return
+    if s.production:
+        raise UnsafeSettings(
+            f"{process}: refusing to start in production mode (Twilio configured or an https "
+            "PUBLIC_BASE_URL / DUTY_PUBLIC_URL):\n  - " + "\n  - ".join(problems)
+        )
+    if not s.supervised and not _warned:
+        _warned.append(process)
+        logger.warning("%s: development mode; production would refuse to start: %s",
+                       process, "; ".join(problems))
+
+
+_warned: list = []  # once per process (the Rasa server loads several of our channels)
 
 
 _current: Optional[Settings] = None

@@ -35,6 +35,7 @@ from bot.channels.turnloop import TurnLoop
 from bot.channels.worker import InboxWorker
 from bot.escalation import staff_sms
 from bot.rasa_speedups import freeze_heap
+from bot.settings import check as check_settings
 from bot.settings import settings
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,16 @@ _ERROR_CODE = re.compile(r"[0-9]{1,32}")
 # Twilio's own limit is 1,600 characters; anything far beyond is not Twilio.
 MAX_BODY = 5000
 MAX_MEDIA = 10
+# A whole webhook request: Twilio's are a few KB (about 25 fields; 45 with ten pictures). An
+# unsigned 10 MB form once held the Rasa server for seconds while it was read and parsed, so
+# the signature header is looked for before the body is read, and a body is read only up to
+# this size (413 beyond), its fields counted as they are parsed (413 beyond MAX_FIELDS).
+MAX_REQUEST_BYTES = 64 * 1024
+MAX_FIELDS = 100
 
 
-STAFF = "staff"  # ``Received.kind`` of a text from a staff phone, answered by the staff handler
+# ``Received.kind`` of a text from a staff phone, answered (once per MessageSid) by the staff handler
+STAFF = staff_sms.STAFF_KIND
 # The outbox kinds this process writes: bot replies, the help and fail-safe replies, the
 # answers to staff texts (``staff_sms``) and staff members' messages through the relay.
 SERVER_KINDS = frozenset({"reply", "help", "failsafe", staff_sms.REPLY_KIND, outbox.STAFF_KIND})
@@ -63,9 +71,9 @@ def ingest_many(items: list[tuple]) -> list[Any]:
     """
     results: list[Any] = [None] * len(items)
     people: list[int] = []
-    for i, (_sid, number, body, _num_media) in enumerate(items):
+    for i, (sid, number, body, _num_media) in enumerate(items):
         try:
-            if staff_sms.handle_if_staff(number, body):
+            if staff_sms.handle_if_staff(number, body, sid):
                 results[i] = inbox.Received(None, "", STAFF)
                 continue
         except Exception as exc:  # noqa: BLE001  handed to that webhook only
@@ -82,6 +90,10 @@ def ingest_many(items: list[tuple]) -> list[Any]:
 def _retrieve(future: asyncio.Future) -> None:
     if not future.cancelled():
         future.exception()  # marks it retrieved: no "exception was never retrieved" log
+
+
+class TooManyFields(Exception):
+    """A form with more than ``MAX_FIELDS`` fields."""
 
 
 def _plain(status: int, text: str) -> HTTPResponse:
@@ -351,6 +363,9 @@ class SmsInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        # The Rasa server loads its channels as it starts: in production it stops here on an
+        # unsafe setting, naming it (bot.settings.check).
+        check_settings(settings(), "Rasa server")
         # Secrets stay in the environment; credentials.yml may only tune the channel.
         known = {k: v for k, v in (credentials or {}).items() if k in DEFAULTS}
         unknown = sorted(set(credentials or {}) - set(known))
@@ -375,21 +390,66 @@ class SmsInput(InputChannel):
     # -- request checks ----------------------------------------------------------------------
 
     @staticmethod
-    def _form(request: Request) -> RequestParameters | None:
-        """The form fields, blank ones kept; None when the body is not a readable form.
+    def _form(request: Request, raw: bytes) -> RequestParameters | None:
+        """The form fields of ``raw``, blank ones kept; None when it is not a readable form.
 
         Not ``request.form``: sanic 21.12 drops blank fields (``Body=`` of a picture message,
         Twilio's empty ``FromCity=``...) although Twilio's signature covers them, and it logs a
-        traceback for an undecodable body.
+        traceback for an undecodable body. Raises ``TooManyFields`` beyond ``MAX_FIELDS``.
         """
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
             return None
         try:
-            text = (request.body or b"").decode("utf-8")
-            return RequestParameters(parse_qs(text, keep_blank_values=True))
-        except (UnicodeDecodeError, ValueError):
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
             return None
+        try:
+            return RequestParameters(parse_qs(text, keep_blank_values=True,
+                                              max_num_fields=MAX_FIELDS))
+        except ValueError as exc:
+            if "Max number of fields exceeded" in str(exc):
+                raise TooManyFields() from None
+            return None
+
+    @staticmethod
+    def _may_be_signed(request: Request) -> bool:
+        """Whether reading the body could be worth it: False for a request that cannot pass
+        the signature check whatever its body (no X-Twilio-Signature, or local mode without
+        SMS_ALLOW_UNSIGNED), so it is refused before a byte of the body is read."""
+        cfg = settings()
+        if not cfg.twilio_auth_token:
+            return cfg.sms_allow_unsigned
+        return bool(request.headers.get("X-Twilio-Signature", ""))
+
+    @classmethod
+    async def _read_form(cls, request: Request) -> tuple[HTTPResponse | None,
+                                                          RequestParameters | None]:
+        """(a refusal, None) or (None, the form, or None when the body is not a form), for a
+        streamed request: the checks that need no body first, then at most
+        ``MAX_REQUEST_BYTES`` read, then the signature."""
+        length = request.headers.get("Content-Length")
+        if length is not None and (not length.strip().isdigit()
+                                   or int(length) > MAX_REQUEST_BYTES):
+            return _plain(413, f"request larger than {MAX_REQUEST_BYTES} bytes"), None
+        # The signature is checked first, so a caller without one learns nothing else.
+        if not cls._may_be_signed(request):
+            return _plain(403, "invalid signature"), None
+        raw = bytearray()
+        while True:
+            chunk = await request.stream.read() if request.stream is not None else None
+            if chunk is None:
+                break
+            raw += chunk
+            if len(raw) > MAX_REQUEST_BYTES:  # chunked, so no Content-Length said so
+                return _plain(413, f"request larger than {MAX_REQUEST_BYTES} bytes"), None
+        try:
+            form = cls._form(request, bytes(raw))
+        except TooManyFields:
+            return _plain(413, f"more than {MAX_FIELDS} form fields"), None
+        if not cls._signed(request, form):
+            return _plain(403, "invalid signature"), None
+        return None, form
 
     @staticmethod
     def _signed(request: Request, form: RequestParameters | None) -> bool:
@@ -412,6 +472,12 @@ class SmsInput(InputChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("sms_webhook", __name__)
         runtime = self.runtime
+
+        @bp.listener("before_server_start")
+        async def _limit(_app: Any, _loop: Any) -> None:
+            # The whole Rasa server's request size limit (sanic's default is 100 MB), set here
+            # because every Rasa server of the line loads this channel, however it is started.
+            _app.config.REQUEST_MAX_SIZE = settings().rasa_max_body_bytes
 
         @bp.listener("after_server_start")
         async def _start(_app: Any, _loop: Any) -> None:
@@ -438,7 +504,8 @@ class SmsInput(InputChannel):
                 "nlu": nluproc.state(),
             })
 
-        @bp.route("/webhook", methods=["POST"])
+        # Streamed: the handler runs before the body is read (``_read_form``).
+        @bp.route("/webhook", methods=["POST"], stream=True)
         async def webhook(request: Request) -> HTTPResponse:
             try:
                 return await self._webhook(request, on_new_message)
@@ -449,7 +516,7 @@ class SmsInput(InputChannel):
                              type(exc).__name__)
                 return _plain(500, "could not store the message")
 
-        @bp.route("/status", methods=["POST"])
+        @bp.route("/status", methods=["POST"], stream=True)
         async def status(request: Request) -> HTTPResponse:
             try:
                 return await self._status(request)
@@ -462,10 +529,9 @@ class SmsInput(InputChannel):
     async def _webhook(
         self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> HTTPResponse:
-        form = self._form(request)
-        # The signature is checked first, so a caller without one learns nothing else.
-        if not self._signed(request, form):
-            return _plain(403, "invalid signature")
+        refused, form = await self._read_form(request)
+        if refused is not None:
+            return refused
         if form is None:
             return _plain(400, "expected a form-encoded Twilio webhook")
         sid = form.get("MessageSid") or form.get("SmsSid") or ""
@@ -512,9 +578,9 @@ class SmsInput(InputChannel):
         return response.text(EMPTY_TWIML, content_type="text/xml")
 
     async def _status(self, request: Request) -> HTTPResponse:
-        form = self._form(request)
-        if not self._signed(request, form):
-            return _plain(403, "invalid signature")
+        refused, form = await self._read_form(request)
+        if refused is not None:
+            return refused
         if form is None:
             return _plain(400, "expected a form-encoded status callback")
         sid = form.get("MessageSid") or form.get("SmsSid") or ""

@@ -32,6 +32,7 @@ ACCESS_LOG_FORMAT = '"%r" %s %b %Tf'
 
 def serve() -> int:
     settings = settings_module.settings()
+    settings_module.check(settings, "duty service")
     try:
         # The schema must be current before any handler runs a query against it.
         migrate.upgrade(settings.database_url)

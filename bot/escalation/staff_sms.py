@@ -15,17 +15,23 @@ import re
 import threading
 from typing import Optional
 
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
 from bot.channels import outbox
-from bot.channels.pseudonym import BadNumber, normalise_number
+from bot.channels.models import INBOX_DONE, SmsInbox
+from bot.channels.pseudonym import BadNumber, normalise_number, pseudonym
 from bot.escalation import engine
 from bot.escalation.dispatch import RotaSource, mask_number, register_contact
 from bot.escalation.rota import Rota, StaffMember, normalise_phone
 from bot.settings import settings
 from bot.store.db import transaction
+from bot.store.models import utcnow
 
 logger = logging.getLogger(__name__)
 
 REPLY_KIND = "staff_reply"  # sms_outbox.kind of our answer to a staff text
+STAFF_KIND = "staff"  # sms_inbox.kind of a handled staff text (its MessageSid, never its words)
 # Roles that are alerted by the ladder and so may acknowledge; a sanctuary volunteer's phone
 # is known too (referrals) but an ACK from it would stop the ladder without a clinician.
 ACK_ROLES = ("peer_worker", "duty_manager", "crisis_team")
@@ -163,10 +169,49 @@ def handle_and_reply(number: str, body: str) -> str:
     return reply
 
 
-def handle_if_staff(number: str, body: str) -> bool:
+def _claim(message_sid: str, number: str) -> bool:
+    """Record ``message_sid`` as a handled staff text; False when it was recorded already.
+
+    The row sits in the SMS inbox beside people's messages, so one unique MessageSid covers
+    both: Twilio retrying a staff text's webhook (or two deliveries at once, on any process)
+    finds it and is not handled again. It is written finished and without the text: no worker
+    claims it, and the retention purge deletes it with the others.
+    """
+    now = utcnow()
+    try:
+        with transaction() as s:
+            s.add(SmsInbox(message_sid=message_sid, pseudonym=pseudonym(number), body=None,
+                           num_media=0, kind=STAFF_KIND, status=INBOX_DONE, attempts=1,
+                           received_at=now, started_at=now, done_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+def _unclaim(message_sid: str) -> None:
+    """Forget a claim whose handling failed, so that Twilio's retry is handled after all."""
+    with transaction() as s:
+        s.execute(delete(SmsInbox).where(SmsInbox.message_sid == message_sid,
+                                         SmsInbox.kind == STAFF_KIND))
+
+
+def handle_if_staff(number: str, body: str, message_sid: Optional[str] = None) -> bool:
     """For the SMS webhook, before the inbox: True when ``number`` is a staff phone and the
-    text was handled here (and answered); False sends it on to the inbox and the assistant."""
+    text was handled here (and answered); False sends it on to the inbox and the assistant.
+
+    With ``message_sid``, a text already handled (Twilio's retry of the same webhook) is
+    acknowledged without being handled or answered again, as the inbox does for people."""
     if not is_staff_number(number):
         return False
+    if message_sid is not None:
+        if not _claim(message_sid, number):
+            logger.info("staff sms: %s repeated; not handled again", message_sid)
+            return True
+        try:
+            handle_and_reply(number, body)
+        except BaseException:
+            _unclaim(message_sid)
+            raise
+        return True
     handle_and_reply(number, body)
     return True

@@ -108,3 +108,40 @@ async def test_ack_through_the_sms_webhook_goes_to_the_staff_handler_not_the_bot
         assert agent.messages == []  # the assistant never saw it
     finally:
         await server.stop()
+
+
+async def test_a_repeated_staff_webhook_is_answered_once(pg_env, fake_twilio, configure):
+    # Twilio retries a webhook it thinks failed, with the same MessageSid. An ACK retried
+    # must not be handled twice: one acknowledgement, one answer to the staff phone (the
+    # second would say "Cannot acknowledge ...: it is acknowledged" and confuse them).
+    from sqlalchemy import func, select
+
+    from bot.channels.models import SmsOutbox
+    from tests.channels.conftest import SmsServer, StubAgent, new_sid
+    from tests.handoff.conftest import ACCOUNT_SID, AUTH_TOKEN, LINE_NUMBER
+
+    configure(PUBLIC_BASE_URL="https://line.example.org")
+    rec = await asyncio.to_thread(record_escalation, "conv-retried", "urgent", [], "rest")
+    server = await SmsServer(StubAgent()).start()
+    try:
+        sid = new_sid()
+        params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": ACCOUNT_SID, "From": PEER,
+                  "To": LINE_NUMBER, "NumMedia": "0", "Body": f"ACK {rec.ref}"}
+        first, second = await asyncio.gather(
+            server.post("/webhooks/sms/webhook", params, token=AUTH_TOKEN),
+            server.post("/webhooks/sms/webhook", params, token=AUTH_TOKEN),
+        )
+        third = await server.post("/webhooks/sms/webhook", params, token=AUTH_TOKEN)
+        assert [r[0] for r in (first, second, third)] == [200, 200, 200]
+        await eventually(lambda: fake_twilio.to(PEER), what="the reply to the ACK")
+        await asyncio.sleep(0.5)  # time for a second answer, were one coming
+        assert len(fake_twilio.to(PEER)) == 1
+        assert fake_twilio.to(PEER)[0]["Body"].startswith(f"Acknowledged {rec.ref}")
+        with transaction() as s:
+            replies = s.execute(select(func.count()).select_from(SmsOutbox)
+                                .where(SmsOutbox.kind == staff_sms.REPLY_KIND)).scalar_one()
+            assert replies == 1
+            acks = [e for e in s.get(Escalation, rec.id).events if e.kind == "acknowledged"]
+            assert len(acks) == 1
+    finally:
+        await server.stop()

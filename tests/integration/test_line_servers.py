@@ -14,12 +14,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 import requests
 from sqlalchemy import create_engine, select
 
+from bot import settings as settings_module
+from bot.run import commands
 from bot.store import migrate
 from bot.store.models import Escalation
 from bot.train import model_path
@@ -27,6 +29,7 @@ from bot.train import model_path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TOKEN = "integration-test-token"
+ACTIONS_TOKEN = "integration-test-actions-token"
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +55,11 @@ class Line:
             RASA_PORT=str(self.rasa_port),
             PYTHONPATH=str(ROOT),
             RASA_TELEMETRY_ENABLED="false",
+            # endpoints.yml: where the Rasa server calls actions, and the token it sends.
+            ACTIONS_URL=f"http://127.0.0.1:{self.actions_port}",
+            ACTIONS_TOKEN=ACTIONS_TOKEN,
+            # As bot.run passes it: the setting, and Rasa's --auth-token below.
+            RASA_AUTH_TOKEN=TOKEN,
         )
 
     @property
@@ -59,13 +67,9 @@ class Line:
         return f"http://127.0.0.1:{self.rasa_port}"
 
     def start(self, name: str) -> None:
-        argv = {
-            "rasa": [str(BIN / "rasa"), "run", "--enable-api", "--port", str(self.rasa_port),
-                     "--model", str(model_path()), "--credentials", "credentials.yml",
-                     "--endpoints", "endpoints.yml", "--auth-token", TOKEN],
-            "actions": [str(BIN / "rasa"), "run", "actions", "--port", str(self.actions_port),
-                        "--actions", "actions"],
-        }[name]
+        # Exactly what make run starts (bot/run.py), with these settings: the Rasa server on
+        # RASA_HOST with --auth-token, the action server with its token check.
+        argv = commands(settings_module.load(self.env), model_path())[name]
         log = open(self.logs[name], "ab")
         self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=log)
 
@@ -94,13 +98,16 @@ class Line:
         raise TimeoutError("the line did not become ready")
 
     def parse(self, text: str) -> dict:
-        r = requests.post(f"{self.url}/model/parse?token={TOKEN}", json={"text": text}, timeout=30)
+        # The token as a header (the line's Rasa server takes it there as well as in ?token=).
+        r = requests.post(f"{self.url}/model/parse", json={"text": text}, timeout=30,
+                          headers={"Authorization": f"Bearer {TOKEN}"})
         r.raise_for_status()
         return r.json()
 
     def say(self, sender: str, text: str) -> List[str]:
         r = requests.post(
-            f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
+            f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
+            headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60,
         )
         r.raise_for_status()
         return [m.get("text", "") for m in r.json()]
@@ -228,6 +235,26 @@ def test_no_message_text_in_the_logs(line):
     time.sleep(0.5)
     for log in line.logs.values():
         assert "zebracorn" not in log.read_text(errors="replace")
+
+
+def outward_address() -> Optional[str]:
+    """This machine's address on its network (no packet is sent), or None without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_neither_server_is_on_the_network_by_default(line):
+    address = outward_address()
+    if address is None:
+        pytest.skip("this machine has no network address besides the loopback")
+    for port in (line.rasa_port, line.actions_port):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://{address}:{port}/", timeout=5)
 
 
 def test_with_the_action_server_down_the_person_still_gets_the_emergency_numbers(line):

@@ -1,0 +1,84 @@
+"""``python -m bot.action_server``: the action server, as ``bot.run`` starts it.
+
+rasa-sdk's own server (``rasa run actions``) listens on every interface, answers anyone, allows
+every origin (CORS ``*``), and returns the exception and the whole request body of a failed
+call. Anyone who could reach it could post a made-up tracker to ``/webhook`` and so record a
+"no" to sharing on a real escalation, or open an imminent escalation for a sender who does not
+exist, which alerts the crisis team. This entry point serves rasa-sdk's own app
+(``rasa_sdk.endpoint.create_app``, the same routes and executor) with:
+
+- the address ``ACTIONS_HOST`` (loopback by default) and port ``ACTIONS_PORT``;
+- every route but ``/health`` refusing, with 401, a request without
+  ``Authorization: Bearer $ACTIONS_TOKEN`` (default ``RASA_AUTH_TOKEN``); the Rasa server sends
+  it from ``endpoints.yml``;
+- no CORS headers (no browser page has any business here), and a failed call answered with
+  its error type only, never the tracker it was sent (message text).
+
+Production settings are checked first (``bot.settings.check``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import logging
+import sys
+from collections.abc import Sequence
+
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot import settings as settings_module
+from bot.settings import Settings
+
+logger = logging.getLogger("bot.action_server")
+
+OPEN_PATHS = frozenset({"/health"})  # the duty service's /health probes it without a token
+
+
+def authorised(request: Request, token: str) -> bool:
+    given = request.headers.get("Authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
+def create_app(s: Settings, actions: str = "actions") -> Sanic:
+    """rasa-sdk's app for the ``actions`` package, with the token check."""
+    from rasa_sdk.endpoint import create_app as sdk_app
+
+    app = sdk_app(actions, cors_origins=None)
+    token = s.actions_token
+
+    @app.on_request
+    async def require_token(request: Request) -> HTTPResponse | None:
+        if request.path in OPEN_PATHS or authorised(request, token):
+            return None
+        return response.json({"error": "unauthorized"}, status=401,
+                             headers={"WWW-Authenticate": "Bearer"})
+
+    # Replaces rasa-sdk's handler, which logs the request and answers with the tracker.
+    @app.exception(Exception)
+    async def failed(request: Request, exc: Exception) -> HTTPResponse:
+        logger.error("action call failed (%s)", type(exc).__name__)
+        return response.json({"error": type(exc).__name__}, status=500)
+
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot.action_server",
+                                     description="The action server (actions/), with its token.")
+    parser.add_argument("--actions", default="actions", help="the actions package (default actions)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    s = settings_module.settings()
+    settings_module.check(s, "action server")
+    app = create_app(s, args.actions)
+    logger.info("action server on %s:%s", s.actions_host, s.actions_port)
+    app.run(host=s.actions_host, port=s.actions_port, workers=1, access_log=False,
+            motd=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
