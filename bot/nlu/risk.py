@@ -411,18 +411,16 @@ class RiskDetector:
     def _with_model(self, risk: Risk, doc: Doc) -> Risk:
         """The higher of the lexicon's and the model's readings (the model never lowers).
 
-        An educational or general frame (an essay, a question of fact, a definition) caps the
-        model's reading at concern, but only when nothing in the message is in the first person:
-        the model has seen prose about suicide and may still be pulled by its words.
+        The frames that lower the lexicon cap the model's reading at concern too: an
+        educational or general frame (an essay, a question of fact, the news) only when nothing
+        in the message is in the first person, and a game or a joke (laughter with an "if").
         """
         reading = self.model.read(_prepared(doc, risk))
         level = reading.level
         if _RANK[level] >= _RANK["urgent"]:
-            keys = {t.lemma_ for t in doc}
-            first = bool(keys & _FIRST) or bool(keys & {"we", "us", "our"})
-            framed = "education" in risk.signals or bool(
-                keys & EDUCATION_CUES or {t.lower_ for t in doc} & EDUCATION_CUES)
-            if framed and not first:
+            words = {t.lemma_ for t in doc} | {t.lower_ for t in doc}
+            outside = unquoted_words([t.lemma_ for t in doc], [t.lower_ for t in doc])
+            if (educational(words) and not first_person(outside)) or joke_or_game(words):
                 level = "concern"
         if _RANK[level] <= risk.rank:
             return risk
@@ -582,16 +580,77 @@ _RECOVERED = frozenset(
     """recovered recovery clean better well ok okay alright fine good great stable thriving
     healed survived survivor""".split())
 #: words that put risk back in the present and switch the past frame off
-_PRESENT = frozenset("""again tonight relapse relapsed lately recently currently anymore
+_PRESENT = frozenset("""again relapse relapsed lately recently currently anymore
     struggle struggling urge urges tempt tempted""".split())
 #: a joke said in earnest: the joke frame is off
 _EARNEST = frozenset("tonight seriously srsly honestly genuinely actually".split())
 _YEAR = re.compile(r"(19|20)\d\d$")
 
 
+#: prose about suicide rather than a person: lectures, papers, guidance, case vignettes
+_ACADEMIC = frozenset(
+    """abstract methods results conclusion conclusions objective participants cohort sample
+    module slide slides lecture seminar tutorial vignette curriculum syllabus outcome outcomes
+    evidence clinician clinicians practitioner practitioners guideline guidelines guidance
+    postvention prevalence incidence associated association factor factors epidemiology
+    assessment screening protocol policy framework literature review meta-analysis
+    questionnaire scale c-ssrs cssrs nice""".split())
+
+
+def _words_of(doc_keys: Sequence[str], doc_lower: Sequence[str]) -> Set[str]:
+    return set(doc_keys) | set(doc_lower)
+
+
+def first_person(words: Set[str]) -> bool:
+    """Does the writer speak of themselves? "we/us/our" count, except in prose with two or
+    more academic markers ("we examined", "our findings")."""
+    if words & _FIRST:
+        return True
+    return bool(words & {"we", "us", "our", "ourselves"}) and len(words & _ACADEMIC) < 2
+
+
+def educational(words: Set[str]) -> bool:
+    return bool(words & EDUCATION_CUES or words & _ACADEMIC)
+
+
+def joke_or_game(words: Set[str]) -> bool:
+    """A game named, or laughter with an "if" or a chat it was not meant for."""
+    if words & _GAME_STRONG:
+        return True
+    return bool(words & _LAUGH) and bool(
+        "if" in words or {"chat", "group"} <= words or "wrong" in words) and not (
+        words & _EARNEST)
+
+
+_QUOTES = frozenset('"“”«»')
+
+
+def unquoted_words(keys: Sequence[str], lower: Sequence[str]) -> Set[str]:
+    """The message's words outside double quotation marks: a quoted patient ("I wish I
+    wouldn't wake up") in a lecture slide is not the writer speaking."""
+    out: Set[str] = set()
+    inside = False
+    for k, w in zip(keys, lower, strict=True):
+        if w in _QUOTES:
+            inside = not inside
+            continue
+        if not inside:
+            out.add(k)
+            out.add(w)
+    return out if not inside else set(keys) | set(lower)  # unbalanced: read it all
+
+
 def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
-    """Lower matches that a game, a joke or a recovered past explain (in place)."""
+    """Lower matches that a game, a joke, a recovered past or prose explain (in place)."""
     words = set(ctx.keys) | set(ctx.lower)
+    # Prose about suicide with no first person in it (a paper, a lecture, the news, a case
+    # vignette): nothing in it is about the writer, so nothing in it is above concern.
+    if educational(words) and not first_person(unquoted_words(ctx.keys, ctx.lower)):
+        for h in hits:
+            if _RANK[h.level] >= _RANK["urgent"]:
+                h.level, h.signals = "concern", ("education",)
+                markers.add("education")
+        return
     # "the urges are back", "it's come back": the past has returned
     returned = any(ctx.keys[i] == "back" and i > 0 and ctx.keys[i - 1] in (
         "be", "come", "creep", "crept", "came", "coming", "get", "got")
@@ -621,9 +680,10 @@ def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
             markers.add("idiom")
             continue
         # A recovered past: this sentence is in the past and the message says life is better.
-        clean_for = bool(sentence & {"clean", "free", "since"}) and bool(
+        clean_for = bool(sentence & {"clean", "free", "since", "back"}) and bool(
             sentence & {"year", "years", "month", "months"})
-        if (ctx.is_history(h.start, h.end) or sentence & {"ago"} or clean_for
+        old_scars = bool(sentence & {"scar", "scars"}) and "old" in sentence
+        if (ctx.is_history(h.start, h.end) or sentence & {"ago"} or clean_for or old_scars
                 or any(_YEAR.match(w) for w in sentence)) \
                 and words & _RECOVERED and not words & _PRESENT and not returned:
             h.level, h.signals = "concern", ("history",)

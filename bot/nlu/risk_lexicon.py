@@ -158,6 +158,7 @@ RULES: Tuple[Rule, ...] = (
       "take my (own/) life back", "take my life in my (own/) hands",
       "(cut/cutting/cuts) (back/down/out/corners/ties/costs/it fine/it close/the cord|in line|in front|through)",
       "=overdosed|=overdosing|=overdose|=od on (chocolate/sugar/caffeine/coffee/cake/sweets|candy|tv|netflix|carbs|junk|pizza|food|sun|exercise|cuteness)",
+      "=overdosed|=overdosing|=od on ~2 (chocolate/chocolates/sweets/biscuits/cake/cheese/crisps/pies/turkey/pudding/street/roses/celebrations/telly/tv/coffee/memes)",
       "end it|things with", "end it there|here", "end it on a", "hang in there",
       "safe to (drive/eat/use/travel/go/drink/swim/fly/say/assume)", "edge of my seat",
       "bridge of my|his|her|the nose", "on the edge of (town/the city/the village/the world)",

@@ -510,3 +510,30 @@ def test_frames_do_not_hide_present_risk(detector: RiskDetector, text: str) -> N
 ])
 def test_a_general_someone_is_not_a_person_at_risk(detector: RiskDetector, text: str) -> None:
     assert level(detector, text) in ("none", "concern")
+
+
+@pytest.mark.parametrize("text", [
+    'Slide 7: passive ideation ("I wish I could go to sleep and not wake up") is still risk.',
+    "Abstract. We examined suicidal ideation among 2,000 participants; results show the wish "
+    "to die was associated with debt.",
+    "Case vignette: a 40-year-old man tells his GP he wants to kill himself. Discuss the "
+    "assessment.",
+    "Saw on the news that another farmer took his own life",
+])
+def test_prose_with_no_first_person_is_at_most_concern(detector: RiskDetector,
+                                                        text: str) -> None:
+    assert level(detector, text) in ("none", "concern"), text
+
+
+@pytest.mark.parametrize("text", [
+    "doing an essay on suicide because i want to kill myself and nobody notices",
+    "we talked about it in the lecture and now I keep thinking about ending it",
+])
+def test_prose_with_the_writer_in_it_stays_urgent(detector: RiskDetector, text: str) -> None:
+    assert at_least(level(detector, text), "urgent"), text
+
+
+@pytest.mark.parametrize("text", ["overdosed on quality street again lol",
+                                  "overdosed on christmas chocolate"])
+def test_overdosing_on_sweets_is_an_idiom(detector: RiskDetector, text: str) -> None:
+    assert level(detector, text) == "none"
