@@ -231,12 +231,25 @@ class CellFigures:
         return " ".join(f"{lv[:3]}={got[lv]}" for lv in LEVEL_RANK if got[lv])
 
 
+HISTORY_FILE = BLIND_DIR / "history.json"
+
+
+def batch_history(path: Path = HISTORY_FILE) -> Dict[str, Dict]:
+    """Each batch's before-figures (measured blind, before any change made for it) and its
+    regression floors: ``{"batch-01": {"before": {...}, "floors": {...}}, ...}``."""
+    if not Path(path).is_file():
+        return {}
+    return json.loads(Path(path).read_text(encoding="utf-8"))["batches"]
+
+
 @dataclass
 class BatchReport:
     name: str
     metrics: List[Metric]
     cells: Dict[str, CellFigures]
     misses: List[Miss] = field(default_factory=list, repr=False)
+    #: the batch's before-figures, if recorded (``history.json``)
+    before: Dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -247,7 +260,13 @@ class BatchReport:
 
     def lines(self) -> List[str]:
         out = [f"blind batch {self.name}", "-" * 88]
-        out += [m.line() for m in self.metrics if m.n]
+        for m in self.metrics:
+            if not m.n:
+                continue
+            was = self.before.get(m.name)
+            out.append(m.line() + (f"   before: {was:.3f}" if was is not None else ""))
+        if self.before.get("recogniser"):
+            out.append(f"  (before-figures: {self.before['recogniser']})")
         out.append(f"  {'cell':<16} {'n':>4}  {'expected':<18} {'ok':>8}  got")
         for cell in sorted(self.cells.values(), key=lambda c: (c.ok / c.n, c.cell)):
             out.append(f"  {cell.cell:<16} {cell.n:>4}  {cell.expected:<18} "
@@ -308,7 +327,38 @@ def evaluate_batch(assess: Callable[[str], str], path: Path) -> BatchReport:
             if failed:
                 metric.failures[cell] += 1
                 misses.append(Miss(name, cell, got, text))
-    return BatchReport(path.stem, [metrics[n] for n in names], cells, misses)
+    before = batch_history().get(path.stem, {}).get("before", {})
+    return BatchReport(path.stem, [metrics[n] for n in names], cells, misses, before)
+
+
+def floors_of(report: BatchReport) -> Dict[str, float]:
+    """Regression floors: a recall two messages' worth below what was reached (rounded down),
+    a false-alarm rate two messages' worth above it (rounded up)."""
+    floors = {}
+    for m in report.metrics:
+        if not m.n:
+            continue
+        slack = 2 / m.n
+        value = m.value - slack if m.higher_is_better else m.value + slack
+        floors[m.name] = round(max(0.0, min(1.0, value)), 3)
+    return floors
+
+
+def record_history(reports: Sequence[BatchReport], before: Optional[str],
+                   floors: bool, path: Path = HISTORY_FILE) -> None:
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"batches": {}}
+    for report in reports:
+        entry = data["batches"].setdefault(report.name, {})
+        if before:
+            if "before" in entry:
+                raise SystemExit(f"{report.name} already has before-figures: they are kept")
+            entry["before"] = {"recogniser": before,
+                               **{m.name: round(m.value, 3) for m in report.metrics if m.n},
+                               "n": {m.name: m.n for m in report.metrics if m.n}}
+        if floors:
+            entry["floors"] = floors_of(report)
+    data["batches"] = dict(sorted(data["batches"].items()))
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def blind_batches(directory: Path = BLIND_DIR) -> List[Path]:
@@ -343,18 +393,28 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="blind batch file(s) to report by cell (default tests/risk_blind)")
     parser.add_argument("--json", type=Path, default=None,
                         help="also write the figures (counts only, no text) to this file")
+    parser.add_argument("--record-before", metavar="DESCRIPTION", default=None,
+                        help="a new batch (--batch) was just measured blind: keep these figures"
+                             " as its before-figures in tests/risk_blind/history.json, saying"
+                             " which recogniser measured it")
+    parser.add_argument("--write-floors", action="store_true",
+                        help="set every batch's regression floors in history.json from this run")
     args = parser.parse_args(argv)
     where = args.eval_dir or eval_dir()
     risk_model = None if str(args.risk_model) == "none" else args.risk_model
     assess = _detector_assess(args.model, risk_model)
     code = 0
     out: Dict = {}
+    reports = []
     for batch in args.batch or blind_batches():
         report = evaluate_batch(assess, batch)
         print_report(report, args.show_misses)
         print()
         out[report.name] = report.as_json()
+        reports.append(report)
         code = code or (0 if report.passed else 1)
+    if args.record_before or args.write_floors:
+        record_history(reports, args.record_before, args.write_floors)
     if where.is_dir():
         code = print_report(evaluate(assess, where), args.show_misses) or code
     else:
