@@ -413,14 +413,14 @@ class RiskDetector:
 
         The frames that lower the lexicon cap the model's reading at concern too: an
         educational or general frame (an essay, a question of fact, the news) only when nothing
-        in the message is in the first person, and a game or a joke (laughter with an "if").
+        in the message is in the first person, and a joke (laughter with an "if").
         """
         reading = self.model.read(_prepared(doc, risk))
         level = reading.level
         if _RANK[level] >= _RANK["urgent"]:
             words = {t.lemma_ for t in doc} | {t.lower_ for t in doc}
             outside = unquoted_words([t.lemma_ for t in doc], [t.lower_ for t in doc])
-            if (educational(words) and not first_person(outside)) or joke_or_game(words):
+            if (educational(words) and not first_person(outside)) or joke(words):
                 level = "concern"
         if _RANK[level] <= risk.rank:
             return risk
@@ -572,18 +572,25 @@ _GAME_STRONG = frozenset(
     """game games gaming gamer minecraft fortnite roblox gta warzone halo zelda skyrim elden
     pokemon npc npcs respawn respawned respawning multiplayer pvp pve xbox playstation ps4 ps5
     valorant overwatch apex sims tf2 csgo cs2 lobby noob noobs hitbox speedrun speedrunning
-    controller twitch streamer""".split())
+    controller twitch streamer spawn spawned oneshot one-shot potion potions loot fps""".split())
 #: laughter and "not meant for you": the joke frame needs one of these
 _LAUGH = frozenset("lol lool lmao lmfao haha hahaha hahah rofl jk jokes joking 😂 🤣 😆 😹".split())
 #: signs that a life is better now: the past frame needs one of these
 _RECOVERED = frozenset(
     """recovered recovery clean better well ok okay alright fine good great stable thriving
-    healed survived survivor""".split())
+    healed survived survivor proud milestone 🎉""".split())
+_SPANS = frozenset("""year years yr yrs month months day days week weeks ages""".split())
 #: words that put risk back in the present and switch the past frame off
 _PRESENT = frozenset("""again relapse relapsed lately recently currently anymore
     struggle struggling urge urges tempt tempted""".split())
 #: a joke said in earnest: the joke frame is off
 _EARNEST = frozenset("tonight seriously srsly honestly genuinely actually".split())
+
+
+def _earnest(words: Set[str]) -> bool:
+    """A joke said in earnest: "seriously", "not (even/fully) joking", "been thinking"."""
+    return bool(words & _EARNEST) or ({"not", "joking"} <= words) or (
+        {"been", "thinking"} <= words) or ({"be", "think"} <= words and "been" in words)
 _YEAR = re.compile(r"(19|20)\d\d$")
 
 
@@ -594,7 +601,9 @@ _ACADEMIC = frozenset(
     evidence clinician clinicians practitioner practitioners guideline guidelines guidance
     postvention prevalence incidence associated association factor factors epidemiology
     assessment screening protocol policy framework literature review meta-analysis
-    questionnaire scale c-ssrs cssrs nice""".split())
+    questionnaire scale c-ssrs cssrs nice study studies qualitative quantitative interviewed
+    interviews findings analysis trial background proportion significant elevated owing
+    population populations""".split())
 
 
 def _words_of(doc_keys: Sequence[str], doc_lower: Sequence[str]) -> Set[str]:
@@ -613,13 +622,11 @@ def educational(words: Set[str]) -> bool:
     return bool(words & EDUCATION_CUES or words & _ACADEMIC)
 
 
-def joke_or_game(words: Set[str]) -> bool:
-    """A game named, or laughter with an "if" or a chat it was not meant for."""
-    if words & _GAME_STRONG:
-        return True
+def joke(words: Set[str]) -> bool:
+    """Laughter with an "if" or a chat it was not meant for, not said in earnest. (A game
+    named anywhere is not enough to cap the model: "gave my PS5 to my cousin" is a farewell.)"""
     return bool(words & _LAUGH) and bool(
-        "if" in words or {"chat", "group"} <= words or "wrong" in words) and not (
-        words & _EARNEST)
+        "if" in words or {"chat", "group"} <= words or "wrong" in words) and not _earnest(words)
 
 
 _QUOTES = frozenset('"“”«»')
@@ -675,17 +682,23 @@ def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
                 and not {"act_in_progress", "overdose"} & set(h.signals)
                 and (h.level == "urgent" or "if" in sentence)
                 and ("if" in sentence or {"chat", "group"} <= words or "wrong" in words)
-                and not words & _EARNEST):
+                and not _earnest(words)):
             h.level, h.signals = "concern", ("distress",)
             markers.add("idiom")
             continue
         # A recovered past: this sentence is in the past and the message says life is better.
-        clean_for = bool(sentence & {"clean", "free", "since", "back"}) and bool(
-            sentence & {"year", "years", "month", "months"})
+        # "4 years clean", "500 days sh free", "2 yrs since I last hurt myself", "haven't for
+        # years": a span free of it is a past, and is itself the sign of a life better now
+        spans = bool(sentence & _SPANS)
+        clean_for = spans and bool(sentence & {"clean", "free", "without"}) \
+            and "again" not in sentence
+        since_then = spans and bool(sentence & {"since", "back"})
         old_scars = bool(sentence & {"scar", "scars"}) and "old" in sentence
-        if (ctx.is_history(h.start, h.end) or sentence & {"ago"} or clean_for or old_scars
+        if (ctx.is_history(h.start, h.end) or sentence & {"ago"} or clean_for or since_then
+                or old_scars
                 or any(_YEAR.match(w) for w in sentence)) \
-                and words & _RECOVERED and not words & _PRESENT and not returned:
+                and (words & _RECOVERED or clean_for) and not words & _PRESENT \
+                and not returned:
             h.level, h.signals = "concern", ("history",)
             markers.add("history")
 

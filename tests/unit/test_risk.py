@@ -537,3 +537,32 @@ def test_prose_with_the_writer_in_it_stays_urgent(detector: RiskDetector, text: 
                                   "overdosed on christmas chocolate"])
 def test_overdosing_on_sweets_is_an_idiom(detector: RiskDetector, text: str) -> None:
     assert level(detector, text) == "none"
+
+
+@pytest.mark.parametrize("text", [
+    "500 days sh free today 🎉",
+    "hit 2 years without hurting myself today",
+    "2 yrs since i last hurt myself today 🎉 felt like telling someone",
+])
+def test_a_span_free_of_it_is_a_recovered_past(detector: RiskDetector, text: str) -> None:
+    assert level(detector, text) == "concern"
+
+
+@pytest.mark.parametrize("text", [
+    "been feeling suicidal for months",
+    "i havent slept for days and i want to die",
+    "its been 3 days since i started cutting again",
+    "haha if i fail this exam im jumping off the roof 😂 not fully joking tho",
+])
+def test_spans_of_time_in_the_present_stay_urgent(detector: RiskDetector, text: str) -> None:
+    assert at_least(level(detector, text), "urgent"), text
+
+
+@pytest.mark.parametrize("text", [
+    "dad has cut his arm on purpose, im holding a towel on it and its soaking through",
+    "my partner has locked himself in the bathroom and wont answer, earlier he said he "
+    "wanted to kill himself",
+])
+def test_an_act_told_by_what_is_happening_is_imminent(detector: RiskDetector,
+                                                       text: str) -> None:
+    assert level(detector, text) == "imminent"
