@@ -26,6 +26,7 @@ from aiohttp import web
 from bot.duty import auth, console_db, staff, transcripts
 from bot.duty.errors import ApiError
 from bot.duty.keys import DB_EXECUTOR_KEY, LIMITER_KEY, SETTINGS_KEY, TAKEOVER_KEY
+from bot.duty.ratelimit import client_address
 from bot.duty.rundb import run_db
 from bot.duty.takeover import MAX_REPLY_CHARS, TakeoverError
 from bot.settings import ROOT
@@ -74,8 +75,8 @@ def home_for(who: staff.Principal) -> str:
 
 
 def _address(request: web.Request) -> str:
-    # Used only as a rate-limit key in memory; never logged or stored.
-    return request.remote or "unknown"
+    # Used only as a rate-limit key in memory (hashed); never logged or stored in clear.
+    return client_address(request, request.app[SETTINGS_KEY].trusted_proxies)
 
 
 def _login_page(request: web.Request, status: int = 200, error: str = "", username: str = "") -> web.Response:
@@ -100,20 +101,28 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     username = staff.normalise_username(str(form.get("username", "")))[:64]
     password = str(form.get("password", ""))[:1024]
     limiter = request.app[LIMITER_KEY]
-    wait = limiter.retry_after(username, _address(request))
+    address = _address(request)
+    wait = limiter.retry_after(username, address)
     if wait:
+        # Tags, not names: a username box sometimes holds a password typed in the wrong place.
+        log.warning(
+            "console sign-in limit hit (user %s, address %s): retry in %d s",
+            limiter.tag(username), limiter.tag(address), wait,
+        )
         resp = _login_page(
-            request, 429, "Too many attempts. Wait a few minutes, or ask the duty manager.", username
+            request, 429,
+            f"Too many attempts with this username from here. Try again in {wait} seconds, "
+            "or ask the duty manager.",
+            username,
         )
         resp.headers["Retry-After"] = str(wait)
         return resp
     staff_id = await run_db(request, staff.authenticate, username, password)
     if staff_id is None:
-        limiter.failed(username, _address(request))
-        # Username only: never the password, never the address.
-        log.info("console sign-in refused for %r", username)
+        limiter.failed(username, address)
+        log.info("console sign-in refused (user %s)", limiter.tag(username))
         return _login_page(request, 401, "That username and password did not match.", username)
-    limiter.succeeded(username)
+    limiter.succeeded(username, address)
     hours = request.app[SETTINGS_KEY].duty_session_hours
     token = await run_db(request, staff.open_session, staff_id, hours)
     who = await run_db(request, staff.load_session, token)
