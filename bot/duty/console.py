@@ -23,7 +23,7 @@ from typing import Any, Optional
 import jinja2
 from aiohttp import web
 
-from bot.duty import auth, console_db, staff, transcripts
+from bot.duty import auth, console_db, notices, staff, transcripts
 from bot.duty.errors import ApiError
 from bot.duty.keys import DB_EXECUTOR_KEY, LIMITER_KEY, SETTINGS_KEY, TAKEOVER_KEY
 from bot.duty.ratelimit import client_address
@@ -60,7 +60,10 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     context.setdefault("csrf", who.csrf_token if who else "")
     context.setdefault("level_labels", LEVEL_LABELS)
     context.setdefault("role_labels", ROLE_LABELS)
-    context.setdefault("notice", request.query.get("notice", "")[:200])
+    # A fixed text chosen by code, never the query's own words (bot/duty/notices.py).
+    ref = request.match_info.get("ref", "").upper()
+    context.setdefault("notice", notices.text(
+        request.query.get("notice", ""), ref if ref.isalnum() and len(ref) <= 12 else ""))
     html = _env().get_template(template).render(**context)
     return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
 
@@ -273,7 +276,7 @@ async def read_anyway(request: web.Request) -> web.StreamResponse:
     try:
         found = await run_db(request, console_db.read_despite_refusal, ref, who.actor, reason)
     except console_db.ActionRefused as exc:
-        raise _back(ref, str(exc)) from None
+        raise _back(ref, notices.code_for(str(exc), ref)) from None
     if not found:
         raise ApiError(404, "not_found", "No such escalation.")
     log.info("held-back transcript of %s read by %s despite a refusal to share", ref, who.actor)
@@ -286,10 +289,9 @@ def _wants_json(request: web.Request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _back(ref: str, notice: str = "") -> web.HTTPSeeOther:
-    from urllib.parse import quote
-
-    return web.HTTPSeeOther(f"/duty/e/{ref}" + (f"?notice={quote(notice)}" if notice else ""))
+def _back(ref: str, code: str = "") -> web.HTTPSeeOther:
+    """Back to the conversation page, with a notice code (``bot/duty/notices.py``)."""
+    return web.HTTPSeeOther(f"/duty/e/{ref}" + notices.query(code))
 
 
 async def acknowledge(request: web.Request) -> web.StreamResponse:
@@ -298,8 +300,8 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     try:
         await run_db(request, console_db.acknowledge, ref, who.actor)
     except console_db.ActionRefused as exc:
-        raise _back(ref, str(exc)) from None
-    raise _back(ref, f"{ref} acknowledged.")
+        raise _back(ref, notices.code_for(str(exc), ref)) from None
+    raise _back(ref, "acknowledged")
 
 
 async def resolve(request: web.Request) -> web.StreamResponse:
@@ -309,8 +311,8 @@ async def resolve(request: web.Request) -> web.StreamResponse:
     try:
         await run_db(request, console_db.resolve, ref, who.actor, str(form.get("outcome", "")))
     except console_db.ActionRefused as exc:
-        raise _back(ref, str(exc)) from None
-    raise _back(ref, f"{ref} resolved.")
+        raise _back(ref, notices.code_for(str(exc), ref)) from None
+    raise _back(ref, "resolved")
 
 
 async def _takeover_step(request: web.Request, step: str) -> web.StreamResponse:
@@ -321,28 +323,28 @@ async def _takeover_step(request: web.Request, step: str) -> web.StreamResponse:
     try:
         if step == "take_over":
             await engine.take_over(ref, who)
-            notice = "You have taken over this conversation."
+            notice = "taken_over"
         elif step == "reply":
             text = str(form.get("text", "")).strip()
             if not text or len(text) > MAX_REPLY_CHARS:
                 raise TakeoverError(f"Write a reply of 1 to {MAX_REPLY_CHARS} characters.")
             await engine.reply(ref, who, text)
-            notice = "Reply sent."
+            notice = "reply_sent"
         elif step == "hand_back":
             await engine.hand_back(ref, who)
-            notice = "Handed back to the assistant."
+            notice = "handed_back"
         else:
             house = str(form.get("house", ""))
             if house not in dict(engine.referral_houses()):
                 raise TakeoverError("Choose a house from the list.")
             await engine.refer(ref, who, house)
-            notice = "Referral sent."
+            notice = "referred"
     except TakeoverError as exc:
         if _wants_json(request):
             return web.json_response({"ok": False, "notice": str(exc)}, status=409)
-        raise _back(ref, str(exc)) from None
+        raise _back(ref, notices.code_for(str(exc), ref)) from None
     if _wants_json(request):
-        return web.json_response({"ok": True, "notice": notice})
+        return web.json_response({"ok": True, "notice": notices.text(notice, ref)})
     raise _back(ref, notice)
 
 
@@ -393,13 +395,13 @@ async def sanctuary_beds(request: web.Request) -> web.StreamResponse:
         raise ApiError(403, "forbidden", "You can update your own house only.")
     names = await _houses(request)
     if who.role != "sanctuary_volunteer" and names and house not in names:
-        raise web.HTTPSeeOther("/duty/sanctuary?notice=Unknown+house.")
+        raise web.HTTPSeeOther("/duty/sanctuary?notice=unknown_house")
     raw = str(form.get("free_beds", "")).strip()
     if not raw.isdigit():
-        raise web.HTTPSeeOther("/duty/sanctuary?notice=Free+beds+must+be+a+number.")
+        raise web.HTTPSeeOther("/duty/sanctuary?notice=beds_not_a_number")
     night = console_db.tonight(request.app[SETTINGS_KEY].tz_line)
     try:
         await run_db(request, console_db.set_beds, house, night, int(raw), who.actor)
     except console_db.ActionRefused:
-        raise web.HTTPSeeOther("/duty/sanctuary?notice=Free+beds+out+of+range.") from None
-    raise web.HTTPSeeOther("/duty/sanctuary?notice=Free+beds+updated.")
+        raise web.HTTPSeeOther("/duty/sanctuary?notice=beds_out_of_range") from None
+    raise web.HTTPSeeOther("/duty/sanctuary?notice=beds_updated")
