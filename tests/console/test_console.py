@@ -195,14 +195,16 @@ async def test_volunteers_see_only_their_house_and_set_its_beds(client, make_sta
 async def test_metrics(client, seed, db_url):
     seed("urgent", status="acknowledged", ack_after_s=45)
     seed("imminent")
+    # Turn latency counts from this process's first scrape on (tests/console/test_metrics.py).
+    assert (await client.get("/metrics", headers=AUTH)).status == 200
     add_rasa_events(db_url, "conv-x", [("user", {"text": "hi"}), ("bot", {"text": "hello"})])
     text = await (await client.get("/metrics", headers=AUTH)).text()
-    assert 'line_escalations{level="urgent",status="acknowledged"} 1' in text
-    assert 'line_escalations{level="imminent",status="open"} 1' in text
-    assert 'line_escalation_ack_seconds_bucket{le="60"} 1' in text
-    assert 'line_escalation_ack_seconds_bucket{le="30"} 0' in text
-    assert 'line_messages{type="user"} 2' in text  # conv-x and someone-else
-    assert "line_turn_latency_seconds_count 1" in text
+    assert 'line_escalations{level="urgent",status="acknowledged"} 1.0' in text
+    assert 'line_escalations{level="imminent",status="open"} 1.0' in text
+    assert 'line_escalation_ack_seconds_bucket{le="60.0"} 1.0' in text
+    assert 'line_escalation_ack_seconds_bucket{le="30.0"} 0.0' in text
+    assert 'line_messages{type="user"} 2.0' in text  # conv-x and someone-else
+    assert "line_turn_latency_seconds_count 1.0" in text
     assert "hi" not in text.replace("histogram", "")
 
 
