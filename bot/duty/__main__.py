@@ -42,6 +42,10 @@ def serve() -> int:
         return 1
     if not settings.duty_api_token:
         log.warning("DUTY_API_TOKEN is not set: /api refuses every token-based request")
+    if settings.duty_public_url.startswith("https://") and not settings.trusted_proxies:
+        # Not a refusal: the limit still works, per username only (deploy/README.md step 2).
+        log.warning("TRUSTED_PROXIES is not set: behind a proxy every client has the proxy's "
+                    "address, so the console's sign-in limit cannot tell staff apart")
     from bot.duty.handoff import RelayTakeover
 
     web.run_app(
