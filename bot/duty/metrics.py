@@ -20,7 +20,9 @@ grow, so ``rate()`` and ``histogram_quantile()`` work. (It used to be recomputed
 counter reset, and it started the clock when the turn began, after the queue.) Each scrape
 observes the turns the tracker store gained since the last one (a cursor on the ``events``
 table's id), so the count starts at 0 when this process starts, like any Prometheus counter.
-Every duty service replica counts every turn: scrape one, or aggregate with ``max``.
+Every duty service replica counts every turn: scrape one, or aggregate with ``max``. A row
+committed after a row with a higher id was already read (two turns' transactions crossing
+within a scrape's instant) is not observed: a metric, not a record, loses one turn then.
 
 Only counts and durations: no references, conversation ids or text.
 """
