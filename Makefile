@@ -5,13 +5,14 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 SPACY_MODEL := build/spacy_en
+RISK_MODEL := build/risk_model
 
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: help setup venv spacy train run test eval bench faults lint lock shell clean
+.PHONY: help setup venv spacy risk-model train run test eval bench faults lint lock shell clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,7 +32,15 @@ $(SPACY_MODEL)/.built: $(VENV)/.installed bot/nlu/spacy_pipeline.py $(wildcard b
 
 spacy: $(SPACY_MODEL)/.built ## Build the spaCy pipeline (blank English + lookup lemmas + places)
 
-train: spacy ## Train the assistant if its inputs changed (cached by hash in models/)
+# The statistical risk reading (docs/risk.md): trained on data/risk/train and the NLU examples,
+# never on tests/risk_blind or ../shared/eval. Seconds to train; rebuilt when its inputs change.
+$(RISK_MODEL)/.built: $(SPACY_MODEL)/.built bot/nlu/risk_model.py bot/nlu/risk.py bot/nlu/risk_lexicon.py bot/nlu/risk_normalise.py $(wildcard data/risk/train/*.tsv) $(wildcard data/nlu/*.yml)
+	$(PY) -m bot.nlu.risk_model train --out $(RISK_MODEL)
+	@touch $@
+
+risk-model: $(RISK_MODEL)/.built ## Train the statistical risk model (build/risk_model)
+
+train: spacy risk-model ## Train the assistant if its inputs changed (cached by hash in models/)
 	$(PY) -m bot.train
 
 setup: train ## Everything run and test need: venv, spaCy pipeline, trained model, database
@@ -46,10 +55,10 @@ test: setup ## Set everything up and run every test
 	bash scripts/ensure-chromium || echo "Chromium could not be installed: the browser tests will skip"
 	$(PY) -m pytest
 
-eval: setup ## NLU cross-validation and the risk report over ../shared/eval
+eval: setup ## NLU cross-validation; the risk report per taxonomy cell (tests/risk_blind) and over ../shared/eval
 	$(VENV)/bin/rasa test nlu --config config_crossval.yml --nlu data/nlu --cross-validation --folds 3 --out var/results/nlu
 	@echo; cat var/results/nlu/intent_report.json | $(PY) -c "import json,sys; r=json.load(sys.stdin); print('intent cross-validation (3 folds): weighted F1 %.3f, accuracy %.3f' % (r['weighted avg']['f1-score'], r['accuracy']))"
-	$(PY) -m bot.nlu.risk_eval
+	$(PY) -m bot.nlu.risk_eval --json var/results/risk/report.json
 	$(PY) -m bot.nlu.model_eval
 
 bench: setup ## Latency, throughput, alerts, cold start, memory vs a stock Rasa bot (~14 min; BENCH_QUICK=1 for a short run)

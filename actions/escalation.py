@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import replace
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -10,6 +12,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import channel_of, escalation_level, in_thread, latest_risk
+from bot.escalation import memory
 from bot.escalation.engine import flag_for_staff, record_consent, record_escalation
 from bot.escalation.summary import build_summary
 
@@ -48,9 +51,27 @@ async def escalate(
     except Exception:  # noqa: BLE001 - the person must hear the truth, whatever failed
         logger.exception("could not record a %s escalation", level)
         dispatcher.utter_message(text=COULD_NOT_REACH_TEAM)
-        return [SlotSet("risk_level", level)]
+        return remembered(tracker, level)
     logger.info("escalation %s level=%s created=%s", record.ref, record.level, record.created)
-    return [SlotSet("risk_level", record.level), SlotSet("escalation_ref", record.ref)]
+    return remembered(tracker, record.level, level) + [SlotSet("escalation_ref", record.ref)]
+
+
+def remembered(tracker: Tracker, level: str, judged: Optional[str] = None) -> List[Dict[Text, Any]]:
+    """The conversation's memory of risk (bot/escalation/memory.py) raised to the escalation's
+    ``level``; ``judged``: the level this turn judged (only an imminent one starts an
+    emergency: a live imminent escalation the person has since stood down does not)."""
+    before = memory.from_slots(tracker.get_slot(memory.SLOT_LEVEL),
+                               tracker.get_slot(memory.SLOT_EMERGENCY),
+                               tracker.get_slot(memory.SLOT_SIGNALS))
+    after = memory.raised_to(before, judged or level)
+    if level in memory.RANK:
+        after = replace(after, level=memory.higher(after.level, level))
+    events: List[Dict[Text, Any]] = []
+    if after.level in memory.RANK and after.level != "none":
+        events.append(SlotSet(memory.SLOT_LEVEL, after.level))
+    if after.emergency and not before.emergency:
+        events += [SlotSet(memory.SLOT_EMERGENCY, True), SlotSet(memory.SLOT_SINCE, time.time())]
+    return events
 
 
 class ActionRecordEscalation(Action):
@@ -99,6 +120,8 @@ def consent_question(tracker: Tracker) -> Optional[str]:
     assistant said was one."""
     for event in reversed(tracker.events or []):
         if event.get("event") == "bot":
+            if (event.get("metadata") or {}).get("line_guard"):
+                continue  # the emergency numbers the Rasa server added, not a question
             utter = (event.get("metadata") or {}).get("utter_action")
             return CONSENT_QUESTIONS.get(utter or "")
     return None
@@ -156,3 +179,30 @@ class ActionOptOut(Action):
         if flagged is not None:
             logger.info("opt-out on escalation %s raised to staff", flagged.ref)
         return []
+
+
+class ActionStandDown(Action):
+    """The person said, and then confirmed, that they are safe now: the emergency stands down.
+
+    Only the *active* flag (``risk_emergency``) goes: the conversation's ``risk_level`` stays
+    imminent and its signals stay, so a means or a place named later is imminent again. Staff
+    are told on the live escalation, which stays live until a human resolves it.
+    """
+
+    def name(self) -> Text:
+        return "action_stand_down"
+
+    async def run(self, dispatcher, tracker: Tracker, domain) -> List[Dict[Text, Any]]:
+        try:
+            await in_thread(
+                flag_for_staff,
+                tracker.sender_id,
+                "said_safe",
+                "the person said they are safe now, and confirmed it when asked",
+                channel=channel_of(tracker),
+                actor="assistant",
+            )
+        except Exception:  # noqa: BLE001 - their word stands; staff see it in the transcript
+            logger.exception("could not tell staff that the person confirmed they are safe")
+        logger.info("emergency stood down on the person's confirmation")
+        return [SlotSet(memory.SLOT_EMERGENCY, False)]

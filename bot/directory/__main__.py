@@ -160,6 +160,10 @@ def _capacity(args) -> int:
         if service is None or service.capacity_total is None:
             print(f"{args.service!r} is not a loaded service with capacity.", file=sys.stderr)
             return 1
+        if not 0 <= args.available <= service.capacity_total:
+            print(f"{service.name} has {service.capacity_total} beds: give a number from 0 to "
+                  f"{service.capacity_total}.", file=sys.stderr)
+            return 1
         set_capacity(args.service, args.available, session)
     print(f"{service.name}: {args.available} of {service.capacity_total} free tonight.")
     return 0

@@ -9,9 +9,9 @@ directory does not forget tonight's bed count.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Column, Date, DateTime, ForeignKey, Integer, String
 from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import Mapped, relationship
 
@@ -84,12 +84,23 @@ class DirectoryServiceArea(Base):
     area: Mapped[str] = Column(String(64), nullable=False, index=True)
 
 
-class DirectoryCapacity(Base):
-    """Live places free tonight (sanctuary beds), set by staff; survives directory reloads."""
+class SanctuaryBeds(Base):
+    """The one count of free beds at a sanctuary house for one night (the local date the night
+    started on: ``bot/directory/beds.py``).
 
-    __tablename__ = "directory_capacity"
+    ``house`` is the house's id, the same in the service directory (its ``key``) and in the
+    rota's ``sanctuaries``. Set by the house on the console's sanctuary page (or
+    ``python -m bot.directory capacity``), read for signposting ("beds free tonight") and for
+    referrals, taken one at a time when a house accepts a referral and given back when it
+    declines after all or the person leaves (``bot/escalation/engine.py``).
+    """
 
-    service_key: Mapped[str] = Column(String(64), primary_key=True)
-    available: Mapped[int] = Column(Integer, nullable=False)
+    __tablename__ = "sanctuary_beds"
+    __table_args__ = (UniqueConstraint("house", "night"),)
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    house: Mapped[str] = Column(String(64), nullable=False)
+    night: Mapped[dt.date] = Column(Date, nullable=False)
+    free_beds: Mapped[int] = Column(Integer, nullable=False)
+    updated_by: Mapped[str] = Column(String(64), nullable=False)
     updated_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
-    note: Mapped[Optional[str]] = Column(Text, nullable=True)

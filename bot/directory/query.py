@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from bot.directory import bank_holidays
 from bot.directory.hours import HORIZON_DAYS, Schedule, open_state
 from bot.directory.messages import item, pack, when_open
+from bot.directory import beds as beds_module
 from bot.directory.models import (
-    DirectoryCapacity,
     DirectoryService,
     DirectoryServiceArea,
     DirectoryServiceNeed,
@@ -34,8 +34,6 @@ from bot.settings import settings
 
 log = logging.getLogger(__name__)
 
-# Live capacity older than this is not trusted ("2 beds free" from last night means nothing).
-CAPACITY_FRESH = dt.timedelta(hours=12)
 
 # Used only when neither the database nor the data files can be read.
 BUILT_IN_NATIONAL = (
@@ -163,17 +161,11 @@ def _candidates_mem(directory: Directory, need: Optional[str], areas: Sequence[s
 
 
 def _capacity(session: Optional[Session], keys: Sequence[str], at: dt.datetime) -> dict:
+    """Free beds tonight, from the one count referrals take beds from (``beds.py``); a count
+    for another night is not used ("2 beds free" from last night means nothing)."""
     if session is None or not keys:
         return {}
-    rows = session.execute(
-        select(DirectoryCapacity).where(DirectoryCapacity.service_key.in_(list(keys)))
-    ).scalars()
-    out = {}
-    for row in rows:
-        updated = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=dt.timezone.utc)
-        if abs(at - updated) <= CAPACITY_FRESH:
-            out[row.service_key] = row.available
-    return out
+    return beds_module.free(session, keys, beds_module.tonight(line_tz().key, at))
 
 
 def match_services(
@@ -278,18 +270,14 @@ def _find_in(need, place, audience, at, session, directory) -> Results:
     return Results(matches, need=need, place=resolved, place_status=status, at=at)
 
 
-def set_capacity(service_key: str, available: int, session: Session, note: Optional[str] = None) -> None:
-    """Record places free tonight (staff at a sanctuary house, or the CLI)."""
+def set_capacity(service_key: str, available: int, session: Session,
+                 actor: str = "directory-cli") -> None:
+    """Record beds free tonight at a sanctuary house (the CLI; the console's sanctuary page
+    writes the same count)."""
     if available < 0:
         raise ValueError("available places cannot be negative")
-    row = session.get(DirectoryCapacity, service_key)
-    now = dt.datetime.now(dt.timezone.utc)
-    if row is None:
-        session.add(
-            DirectoryCapacity(service_key=service_key, available=available, updated_at=now, note=note)
-        )
-    else:
-        row.available, row.updated_at, row.note = available, now, note
+    night = beds_module.tonight(line_tz().key)
+    beds_module.set_free(session, service_key, night, available, actor)
 
 
 # ---- the SMS answer -------------------------------------------------------------------------

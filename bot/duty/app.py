@@ -30,6 +30,7 @@ from bot.duty.middlewares import (
 )
 from bot.duty.metrics import METRICS_KEY, LineMetrics
 from bot.duty.ratelimit import LoginLimiter
+from bot.duty.rota_gaps import rota_gaps_ctx
 from bot.duty.takeover import TakeoverEngine
 from bot.duty.routes import setup_routes
 from bot.settings import Settings
@@ -83,6 +84,8 @@ def create_app(
     app.on_response_prepare.append(on_prepare)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(http_ctx)
+    # Warns at start-up (log) and on console pages when the rota leaves a gap within 14 days.
+    app.cleanup_ctx.append(rota_gaps_ctx)
     if takeover is not None and hasattr(takeover, "app_ctx"):
         # After the database and HTTP contexts: the engine binds to both (bot/duty/handoff.py).
         app.cleanup_ctx.append(takeover.app_ctx)

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from bot.duty import auth, console_db, notices, staff, transcripts
 from bot.duty.errors import ApiError
-from bot.duty.keys import DB_EXECUTOR_KEY, LIMITER_KEY, SETTINGS_KEY, TAKEOVER_KEY
+from bot.duty.keys import DB_EXECUTOR_KEY, LIMITER_KEY, ROTA_GAPS_KEY, SETTINGS_KEY, TAKEOVER_KEY
 from bot.duty.ratelimit import client_address
 from bot.duty.rundb import run_db
 from bot.duty.takeover import MAX_REPLY_CHARS, TakeoverError
@@ -64,6 +64,8 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     ref = request.match_info.get("ref", "").upper()
     context.setdefault("notice", notices.text(
         request.query.get("notice", ""), ref if ref.isalnum() and len(ref) <= 12 else ""))
+    gaps = request.app.get(ROTA_GAPS_KEY)
+    context.setdefault("rota_gaps", gaps.lines if gaps is not None and auth.can(who, "queue") else [])
     html = _env().get_template(template).render(**context)
     return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
 
@@ -227,6 +229,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         held_back=view.held_back,
         held_back_risk=view.held_back_risk,
         overridden=view.overridden,
+        conversation_risk=view.conversation_risk,
         max_reason=console_db.MAX_OVERRIDE_REASON,
         outcomes=console_db.OUTCOMES,
         takeover=takeover is not None,

@@ -11,24 +11,24 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload
 
+from bot.directory import beds as beds_module
 from bot.duty import queries, transcripts
 from bot.duty.models import SanctuaryBeds
 from bot.escalation import audit
 from bot.escalation import engine as escalation_engine
 from bot.escalation.engine import LIVE_STATUSES
-from bot.store.models import Escalation, EscalationEvent, utcnow
+from bot.store.models import Escalation, EscalationEvent
 
 Message = transcripts.Message
 
 # Fixed outcome codes, one list for the console and the engine.
 OUTCOMES = escalation_engine.OUTCOMES
-MAX_FREE_BEDS = 50
+MAX_FREE_BEDS = beds_module.MAX_FREE_BEDS
 # "Read what they said anyway" after a refusal to share: the audit entry, and how long the
 # typed reason may be (it goes on the trail, which the API shows).
 OVERRIDE_KIND = "transcript_read_despite_refusal"  # kind is at most 32 characters
@@ -62,6 +62,9 @@ class ConversationView:
     held_back_risk: Optional[str] = None  # the highest risk the guard read in them
     overridden: bool = False
     read_upto: int = 0  # the last tracker row read, shown or held back
+    # The conversation's memory of risk (its highest level, and whether the emergency is still
+    # on): shown whatever the person said about sharing, as the risk level is.
+    conversation_risk: Optional[dict[str, Any]] = None
 
     @property
     def cursor(self) -> int:
@@ -170,6 +173,8 @@ def open_conversation(
         view = ConversationView(queries.escalation_json(esc, now))
         held = hold_back(esc, actor, signed_in_at)
     view.sharing_refused, view.overridden = held.refused, held.overridden
+    with engine.connect() as conn:
+        view.conversation_risk = transcripts.conversation_risk(conn, conversation_id)
     if with_transcript:
         with engine.connect() as conn:
             view.transcript_available = transcripts.events_table_exists(conn)
@@ -265,10 +270,7 @@ def _transition(engine: Engine, step, ref: str, actor: str, **kwargs: Any) -> st
             raise ActionRefused(str(exc)) from None
 
 
-def tonight(tz_name: str, now: Optional[dt.datetime] = None) -> dt.date:
-    """The date a night started on: before noon local time we are still in last night."""
-    local = (now or utcnow()).astimezone(ZoneInfo(tz_name))
-    return (local - dt.timedelta(hours=12)).date()
+tonight = beds_module.tonight  # the night's date, shared with the directory's count
 
 
 def referrals(engine: Engine, house: Optional[str], now: dt.datetime) -> list[dict[str, Any]]:
@@ -310,21 +312,11 @@ def beds(engine: Engine, night: dt.date) -> dict[str, dict[str, Any]]:
 
 
 def set_beds(engine: Engine, house: str, night: dt.date, free_beds: int, actor: str) -> None:
+    """The house's count for the night: the one count signposting and referrals use."""
     if not 0 <= free_beds <= MAX_FREE_BEDS:
         raise ActionRefused(f"Free beds must be a number from 0 to {MAX_FREE_BEDS}.")
     with Session(engine, future=True) as session, session.begin():
-        row = session.execute(
-            select(SanctuaryBeds)
-            .where(SanctuaryBeds.house == house, SanctuaryBeds.night == night)
-            .with_for_update()
-        ).scalar_one_or_none()
-        if row is None:
-            session.add(SanctuaryBeds(house=house, night=night, free_beds=free_beds,
-                                      updated_by=actor, updated_at=utcnow()))
-        else:
-            row.free_beds = free_beds
-            row.updated_by = actor
-            row.updated_at = utcnow()
+        beds_module.set_free(session, house, night, free_beds, actor)
 
 
 def audit_count(engine: Engine, ref: str, kind: str) -> int:

@@ -33,7 +33,6 @@ from typing import Any, Optional
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.channels.outbox import OUTBOX_CHANNEL, OutboxSender
@@ -249,14 +248,10 @@ def _audit_message(session: Session, ref: str, actor: str, chars: int) -> None:
 
 def _refer_and_alert(session: Session, ref: str, actor: str, house: str,
                      people: list[rota_module.StaffMember], public_url: str, tz_name: str) -> None:
-    from bot.duty.console_db import tonight
-    from bot.duty.models import SanctuaryBeds
+    from bot.directory import beds as beds_module
 
-    beds = session.execute(
-        select(SanctuaryBeds.free_beds)
-        .where(SanctuaryBeds.house == house, SanctuaryBeds.night == tonight(tz_name))
-    ).scalar_one_or_none()
-    if not beds:
+    free = beds_module.free(session, [house], beds_module.tonight(tz_name)).get(house)
+    if not free:
         # The house keeps its free beds in the console; no number tonight is no bed offered.
         raise engine.TransitionError("That house has no free bed recorded for tonight.")
     if not people:

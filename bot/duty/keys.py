@@ -13,6 +13,7 @@ from aiohttp import web
 from sqlalchemy.engine import Engine
 
 from bot.duty.ratelimit import LoginLimiter
+from bot.duty.rota_gaps import RotaGaps
 from bot.duty.takeover import TakeoverEngine
 from bot.settings import Settings
 
@@ -27,3 +28,5 @@ HTTP_KEY = web.AppKey("http", aiohttp.ClientSession)
 LIMITER_KEY = web.AppKey("login_limiter", LoginLimiter)
 # The takeover engine (issue 5), when one is configured; absent, the console hides takeover.
 TAKEOVER_KEY = web.AppKey("takeover", TakeoverEngine)
+# Gaps in the rota within 14 days, for the console's banner (bot/duty/rota_gaps.py).
+ROTA_GAPS_KEY = web.AppKey("rota_gaps", RotaGaps)

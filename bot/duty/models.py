@@ -1,5 +1,5 @@
-"""Tables of the duty console: staff accounts, their sessions, tonight's sanctuary beds, and
-the audit trail of rota edits.
+"""Tables of the duty console: staff accounts, their sessions and the audit trail of rota
+edits. Tonight's sanctuary beds are the directory's (``bot/directory/models.py``), re-exported.
 
 On the project's one ``Base`` so that Alembic sees them (``bot/store/registry.py`` imports
 this module); created only by migrations (``0004_staff.py``, ``0007_rota_changes.py``).
@@ -14,16 +14,15 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
-    Date,
     DateTime,
     ForeignKey,
     Integer,
     String,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped
 
+from bot.directory.models import SanctuaryBeds  # noqa: F401  the one bed count, re-exported
 from bot.store.models import Base, utcnow
 
 ROLES = ("peer_worker", "duty_manager", "sanctuary_volunteer", "admin")
@@ -63,20 +62,6 @@ class StaffSession(Base):
     created_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     # Absolute expiry (DUTY_SESSION_HOURS after sign-in); checked on every request.
     expires_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, index=True)
-
-
-class SanctuaryBeds(Base):
-    """Free beds a sanctuary house reports for one night (the night's start date, local time)."""
-
-    __tablename__ = "sanctuary_beds"
-    __table_args__ = (UniqueConstraint("house", "night"),)
-
-    id: Mapped[int] = Column(Integer, primary_key=True)
-    house: Mapped[str] = Column(String(64), nullable=False)
-    night: Mapped[dt.date] = Column(Date, nullable=False)
-    free_beds: Mapped[int] = Column(Integer, nullable=False)
-    updated_by: Mapped[str] = Column(String(64), nullable=False)
-    updated_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class RotaChange(Base):

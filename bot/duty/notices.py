@@ -40,6 +40,8 @@ NOTICES: dict[str, str] = {
     "house_closed": "That house is not taking referrals now.",
     "no_free_bed": "That house has no free bed recorded for tonight.",
     "nobody_at_house": "Nobody is on duty at that house to take the referral.",
+    "no_sanctuary_consent": "The person has not consented to a sanctuary referral for {ref}; "
+                            "ask them first.",
     "relay_down": "The assistant server could not be reached; nothing was changed. Try again.",
     "refused": "That step is not possible now: the conversation's status (shown below) has "
                "changed. Reload and check before trying again.",

@@ -122,7 +122,7 @@ def _time_label(t: Optional[dt.time]) -> str:
 
 def describe(shift: dict[str, Any]) -> str:
     """One line for the page and the audit trail: ``mon, tue 18:00-02:00: aisha, ben``."""
-    days = shift.get("days")
+    days = shift.get("days") if "days" in shift else shift.get("dates")
     days_text = days if isinstance(days, str) else ", ".join(map(str, days or []))
     staff = ", ".join(map(str, shift.get("staff") or []))
     return f"{days_text} {shift.get('from')}-{shift.get('to')}: {staff}"
@@ -210,7 +210,7 @@ def read_view(path: str, now: Optional[dt.datetime] = None) -> RotaView:
 
 
 def _row(index: int, shift: rota_module.Shift, staff: list[tuple[str, str]]) -> ShiftRow:
-    return ShiftRow(index, shift.days, days_label(shift.days), _time_label(shift.start),
+    return ShiftRow(index, shift.days, shift.days_label(), _time_label(shift.start),
                     _time_label(shift.end), staff)
 
 

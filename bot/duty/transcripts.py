@@ -118,3 +118,37 @@ def read_after(conn: Connection, sender_id: str, after: int) -> tuple[list[Messa
     found = (_message(row) for row in rows)
     return [m for m in found if m is not None], (rows[-1].id if rows else after)
 
+
+
+# The conversation's memory of risk, kept by the Rasa server in these slots
+# (bot/escalation/memory.py; the names are repeated here so the duty service does not load it).
+RISK_SLOTS = ("risk_level", "risk_emergency")
+# Slot rows read back at most: each turn writes a slot row only when a value changes.
+MAX_SLOT_ROWS = 2000
+
+
+def conversation_risk(conn: Connection, sender_id: str) -> Optional[dict]:
+    """``{"level", "emergency"}`` from the conversation's latest risk slots, or None when the
+    assistant never set them (or Rasa's table is not there)."""
+    if not events_table_exists(conn):
+        return None
+    rows = conn.execute(
+        select(RASA_EVENTS.c.data)
+        .where(RASA_EVENTS.c.sender_id == sender_id, RASA_EVENTS.c.type_name == "slot")
+        .order_by(RASA_EVENTS.c.id.desc())
+        .limit(MAX_SLOT_ROWS)
+    ).scalars()
+    found: dict = {}
+    for data in rows:
+        try:
+            slot = json.loads(data or "{}")
+        except ValueError:
+            continue
+        name = slot.get("name")
+        if name in RISK_SLOTS and name not in found:
+            found[name] = slot.get("value")
+            if len(found) == len(RISK_SLOTS):
+                break
+    if not found.get("risk_level"):
+        return None
+    return {"level": found["risk_level"], "emergency": found.get("risk_emergency") is True}

@@ -7,6 +7,13 @@ reasons, data or anything else from the entries, only where the chain breaks.
 
 ``python -m bot.escalation rota [--file F] [--at ISO-TIME]`` validates the rota and prints who
 is on call (names and ids, never phone numbers). Exit 0, or 1 listing every problem.
+
+``python -m bot.escalation rota check [--file F] [--days N] [--from ISO-TIME]`` checks that
+the rota covers the line's hours (``bot/escalation/coverage.py``): for the next N (400) days,
+whenever ``data/hours.yml`` says the out-of-hours team is on duty, every tier of every ladder
+has someone on call. Prints each gap (local time range, tier, ladders); exit 0 when there is
+none, 1 when there is a gap or the rota is invalid. It also checks that the rota's sanctuary
+houses are the directory's (``data/services/``), one id per house.
 """
 
 from __future__ import annotations
@@ -105,9 +112,7 @@ def _show_rota(path: str, at_text: str | None, out: TextIO) -> int:
         print(str(exc), file=out)
         return 1
     if at_text:
-        at = dt.datetime.fromisoformat(at_text)
-        if at.tzinfo is None:  # a bare time is read as the line's local time
-            at = at.replace(tzinfo=loaded.timezone)
+        at = _parse_time(at_text, loaded)
     else:
         at = dt.datetime.now(loaded.timezone)
     print(f"{path}: valid. On call at {at.astimezone(loaded.timezone).isoformat()}:", file=out)
@@ -125,16 +130,54 @@ def _show_rota(path: str, at_text: str | None, out: TextIO) -> int:
     return 0
 
 
+def _check_rota(path: str, days: int, from_text: str | None, out: TextIO) -> int:
+    from bot.escalation import coverage
+
+    try:
+        loaded = rota.load(path)
+    except rota.RotaError as exc:
+        print(str(exc), file=out)
+        return 1
+    start = _parse_time(from_text, loaded) if from_text else None
+    gaps = coverage.find_gaps(loaded, start, days)
+    houses = coverage.house_problems(loaded)
+    for problem in houses:
+        print(f"{path}: {problem}", file=out)
+    if not gaps:
+        print(f"{path}: covers the line's hours: every tier of every ladder has someone on call "
+              f"whenever the line is out of hours, for the next {days} days.", file=out)
+        return 1 if houses else 0
+    print(f"{path}: {len(gaps)} gap(s) in the next {days} days, when the line says its "
+          f"out-of-hours team is on duty but nobody is on call for a tier:", file=out)
+    for gap in gaps:
+        print(f"  {gap.describe(loaded.timezone)}", file=out)
+    return 1
+
+
+def _parse_time(text: str, loaded: rota.Rota) -> dt.datetime:
+    at = dt.datetime.fromisoformat(text)
+    if at.tzinfo is None:  # a bare time is read as the line's local time
+        at = at.replace(tzinfo=loaded.timezone)
+    return at
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # looked up at call time so that tests can capture it
     parser = argparse.ArgumentParser(prog="python -m bot.escalation")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("verify", help="check the hash chain of every escalation's audit trail")
-    rota_cmd = sub.add_parser("rota", help="validate the rota and show who is on call")
+    rota_cmd = sub.add_parser("rota", help="validate the rota and show who is on call, or "
+                                           "check it covers the line's hours (rota check)")
+    rota_cmd.add_argument("action", nargs="?", choices=("show", "check"), default="show")
     rota_cmd.add_argument("--file", default=str(rota.DEFAULT_PATH))
-    rota_cmd.add_argument("--at", default=None, help="ISO time (default: now)")
+    rota_cmd.add_argument("--at", default=None, help="show: ISO time (default: now)")
+    rota_cmd.add_argument("--days", type=int, default=400, help="check: days ahead (400)")
+    rota_cmd.add_argument("--from", dest="from_", default=None,
+                          help="check: ISO time to start from (default: now)")
     args = parser.parse_args(argv)
     if args.command == "rota":
+        if args.action == "check":
+            return _check_rota(args.file, args.days, args.from_, out)
         return _show_rota(args.file, args.at, out)
     return _verify(out)
 

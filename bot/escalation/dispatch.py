@@ -251,6 +251,29 @@ def _duty_managers(r: rota_module.Rota, now: dt.datetime) -> list[rota_module.St
     return list(found.values())
 
 
+def reminder_recipients(r: rota_module.Rota, level: str,
+                        now: dt.datetime) -> tuple[list[rota_module.StaffMember], str]:
+    """Who hears "NOBODY ACKNOWLEDGED" now, and who they are (for the trail).
+
+    The duty managers on call; with none on call (office hours, a gap in the rota), whoever
+    is on call now in the escalation's ladder, last tier first; with nobody there either,
+    anyone on call in any tier. So a ladder never ends on nobody while anyone is on call at
+    all, and the rota is read at each reminder, so the next person to come on shift is told.
+    """
+    managers = _duty_managers(r, now)
+    if managers:
+        return managers, "duty manager"
+    for tiers, who in ((list(reversed(r.ladder(level))), "on call in the ladder"),
+                       (list(r.tiers.values()), "on call")):
+        found: dict[str, rota_module.StaffMember] = {}
+        for tier in tiers:
+            for member in r.on_call(tier, now):
+                found.setdefault(member.id, member)
+        if found:
+            return list(found.values()), who
+    return [], "nobody"
+
+
 def process_job(job_id: int, owner: str, r: rota_module.Rota,
                 timeout_override: Optional[int] = None) -> Outcome:
     """Do one claimed job, in one transaction (see the module docstring)."""
@@ -314,13 +337,14 @@ def process_job(job_id: int, owner: str, r: rota_module.Rota,
                 engine.schedule_alert(s, esc, job.level, len(ladder), next_due, KIND_EXHAUSTED)
             return out
 
-        managers = _duty_managers(r, now)
+        managers, who = reminder_recipients(r, job.level, now)
         interval = engine.realert_interval_s(job.level, timeout_override)
         manager_rows: list[int] = []
         if job.kind == KIND_REALERT:
-            # Still nobody: the duty managers again, at a steady interval, until someone
-            # acknowledges. The person is not messaged again (they were told once, honestly,
-            # with the numbers; repeating it every few minutes would only add to the noise).
+            # Still nobody: the duty managers (or whoever is on call now) again, at a steady
+            # interval, until someone acknowledges. The person is not messaged again (they
+            # were told once, honestly, with the numbers; repeating it every few minutes
+            # would only add to the noise).
             repeat = max(1, job.step - len(ladder))
             text = exhausted_text(esc, now, cfg.duty_public_url, repeat=repeat)
             for member in managers:
@@ -330,13 +354,16 @@ def process_job(job_id: int, owner: str, r: rota_module.Rota,
             out.staff = [m.id for m in managers]
             if managers:
                 audit.append(s, esc, "re_alerted", "system:dispatcher",
-                             reason=f"still unacknowledged; duty manager alerted again "
+                             reason=f"still unacknowledged; {who} alerted again "
                                     f"(reminder {repeat})",
                              data={"level": job.level, "repeat": repeat, "staff": out.staff,
                                    "outbox_ids": manager_rows, "next_in_s": interval})
             else:
+                # The rota has nobody on call at all: tried again at the next reminder.
+                logger.error("dispatcher: escalation %s unacknowledged and nobody on call "
+                             "in the rota; trying again in %ss", esc.ref, int(interval))
                 audit.append(s, esc, "re_alert_skipped", "system:dispatcher",
-                             reason="still unacknowledged and no duty manager on call",
+                             reason="still unacknowledged and nobody on call in the rota",
                              data={"level": job.level, "repeat": repeat, "next_in_s": interval})
             engine.schedule_alert(s, esc, job.level, job.step + 1,
                                   now + dt.timedelta(seconds=interval), KIND_REALERT)
@@ -352,13 +379,13 @@ def process_job(job_id: int, owner: str, r: rota_module.Rota,
         out.outbox_ids += manager_rows
         out.staff = [m.id for m in managers]
         audit.append(s, esc, "ladder_exhausted", "system:dispatcher",
-                     reason="no tier acknowledged in time; duty manager alerted",
+                     reason=f"no tier acknowledged in time; {who} alerted",
                      data={"level": job.level, "staff": out.staff, "outbox_ids": manager_rows,
                            "realert_in_s": interval})
         audit.append(s, esc, "person_told", "system:dispatcher",
                      reason="told honestly that nobody is free yet; given 999, 111 option 2, "
                             "Samaritans 116 123", data=told)
-        # Until someone acknowledges, the duty managers are reminded every ``interval``.
+        # Until someone acknowledges, whoever is on call then is reminded every ``interval``.
         engine.schedule_alert(s, esc, job.level, len(ladder) + 1,
                               now + dt.timedelta(seconds=interval), KIND_REALERT)
         esc.updated_at = now

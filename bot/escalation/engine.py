@@ -225,8 +225,9 @@ def ack_timeout_s(level: str, override: Optional[int] = None) -> float:
     return float(override) if override else float(DEFAULT_ACK_TIMEOUT_S[level])
 
 
-# After the whole ladder went unacknowledged, the duty managers on call are alerted again at
-# this interval until someone acknowledges. ESCALATION_ACK_TIMEOUT_S scales it with the same
+# After the whole ladder went unacknowledged, the duty managers on call (or, with none, whoever
+# is on call then: ``dispatch.reminder_recipients``) are alerted again at this interval until
+# someone acknowledges. ESCALATION_ACK_TIMEOUT_S scales it with the same
 # ratio to the level's tier timeout (imminent 5x, urgent 2.5x, support 1x), so tests and drills
 # see the repeats in seconds.
 DEFAULT_REALERT_S = {"imminent": 5 * 60, "urgent": 5 * 60, "support": 15 * 60}
@@ -515,7 +516,55 @@ def referred_house(session: Session, escalation_id: int) -> Optional[Dict[str, A
     return dict(last.data or {}) if last is not None else None
 
 
+class NoBed(TransitionError):
+    """The house has no free bed recorded for tonight: the referral was not accepted."""
+
+
+def held_bed(session: Session, escalation_id: int) -> Optional[Dict[str, Any]]:
+    """The bed the latest referral holds (``{"house", "night"}``), or None.
+
+    Taken by ``referral_accepted``; given back by ``referral_declined`` or ``discharged``
+    after it. Read from the trail, so the bed and the trail cannot disagree.
+    """
+    from bot.store.models import EscalationEvent
+
+    rows = session.execute(
+        select(EscalationEvent.kind, EscalationEvent.data)
+        .where(EscalationEvent.escalation_id == escalation_id,
+               EscalationEvent.kind.in_(("referred", "referral_accepted", "referral_declined",
+                                         "discharged")))
+        .order_by(EscalationEvent.seq)
+    ).all()
+    held: Optional[Dict[str, Any]] = None
+    for kind, data in rows:
+        data = data or {}
+        if kind == "referral_accepted" and data.get("night"):
+            held = {"house": data.get("house"), "night": data["night"]}
+        elif kind in ("referred", "referral_declined", "discharged"):
+            held = None
+    return held
+
+
+def _tonight() -> dt.date:
+    from bot.directory import beds
+    from bot.settings import settings
+
+    return beds.tonight(settings().tz_line)
+
+
+def _give_back(session: Session, esc: Escalation, actor: str) -> Optional[Dict[str, Any]]:
+    from bot.directory import beds
+
+    held = held_bed(session, esc.id)
+    if held is None:
+        return None
+    beds.give_back(session, held["house"], dt.date.fromisoformat(held["night"]), actor)
+    return held
+
+
 def _referral_response(session: Session, ref_or_id, actor: str, house: str, accepted: bool):
+    from bot.directory import beds
+
     esc = load(session, ref_or_id)
     _require(esc, ("referred",), "answer the referral of")
     referral = referred_house(session, esc.id) or {}
@@ -523,14 +572,28 @@ def _referral_response(session: Session, ref_or_id, actor: str, house: str, acce
         raise TransitionError(f"{esc.ref} is not referred to your house.")
     now = utcnow()
     if accepted:
+        night = _tonight()
+        # One conditional UPDATE: of two acceptances of the last bed, the database lets one
+        # through; the other is refused here and its transaction writes nothing.
+        taken = beds.take(session, house, night, actor)
+        # Read after the UPDATE, which waited for any other writer of the count (PostgreSQL's
+        # row lock, SQLite's one writer): an ACCEPT sent twice at once sees the first one.
+        # Raising rolls the bed back with the rest of the transaction.
+        if held_bed(session, esc.id) is not None:
+            raise TransitionError(f"{esc.ref} is already accepted.")
+        if not taken:
+            raise NoBed(f"No bed is free at your house tonight, so {esc.ref} was not accepted. "
+                        f"Reply DECLINE {esc.ref}, or correct the free beds on the sanctuary page.")
         audit.append(session, esc, "referral_accepted", actor, reason="the house can take them",
-                     data={"house": house})
+                     data={"house": house, "night": night.isoformat()})
         kind = KIND_TELL_ACCEPTED
     else:
+        # Declined after accepting: the bed it took is free again.
+        returned = _give_back(session, esc, actor)
         # Back to a human's hands: the person is still with whoever held or acknowledged it.
         esc.status = "active" if taken_by(session, esc.id) else "acknowledged"
         audit.append(session, esc, "referral_declined", actor, reason="the house cannot take them",
-                     data={"house": house})
+                     data={"house": house, "bed_returned": returned["night"] if returned else None})
         kind = KIND_TELL_DECLINED
     esc.updated_at = now
     # The person is told by the dispatcher (SMS outbox or the web chat relay), durably.
@@ -539,6 +602,30 @@ def _referral_response(session: Session, ref_or_id, actor: str, house: str, acce
     ).scalars().all()
     schedule_alert(session, esc, esc.level, max(steps, default=-1) + 1, now, kind=kind)
     return _record(esc)
+
+
+def _discharge(session: Session, ref_or_id, actor: str, house: Optional[str]):
+    esc = load(session, ref_or_id)
+    held = held_bed(session, esc.id)
+    if held is None or (house is not None and held["house"] != house):
+        raise TransitionError(f"{esc.ref} holds no bed at your house.")
+    _give_back(session, esc, actor)
+    if esc.status == "referred":
+        # The stay is over: back to a human's hands, as after a decline.
+        esc.status = "active" if taken_by(session, esc.id) else "acknowledged"
+    esc.updated_at = utcnow()
+    audit.append(session, esc, "discharged", actor, reason="the person has left the house; "
+                 "the bed is free again", data={"house": held["house"], "night": held["night"]})
+    return _record(esc)
+
+
+def discharge(
+    ref_or_id: "str | int", actor: str, house: Optional[str] = None,
+    session: Optional[Session] = None,
+) -> EscalationRecord:
+    """The person has left the house (or never arrived): the bed their referral took is
+    given back. ``house``: the answering house, which must be the one holding the bed."""
+    return _in_txn(_discharge, session, ref_or_id, actor, house)
 
 
 def referral_response(

@@ -14,6 +14,12 @@ day; ``to`` equal to ``from`` means 24 hours (a 09:00 to 09:00 on-call day). Tim
 wall-clock times, so a night shift across a clock change really is an hour longer (October)
 or shorter (March) than usual.
 
+A shift may start on named days, on bank holidays (``days: bank_holidays``, the nation in
+``HOLIDAY_NATION``, as the line's own hours use) or on given dates (``dates: [2026-12-24]``
+instead of ``days``), so that the rota can cover the times ``data/hours.yml`` counts as out of
+hours although they are not weekday evenings or weekends. ``bot/escalation/coverage.py``
+checks that it does.
+
 Validation collects every problem and names the file, the entry and the field. Phone numbers
 are never echoed in errors or in ``repr``, because both end up in logs.
 """
@@ -42,7 +48,11 @@ DAY_GROUPS = {
     "weekdays": tuple(range(5)),
     "weekends": (5, 6),
 }
+BANK_HOLIDAYS = "bank_holidays"  # days: the bank holidays of HOLIDAY_NATION
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+# A house's id is its key in the service directory (``taunton-haven``): one house, one id,
+# one bed count (``bot/directory/beds.py``).
+_HOUSE_ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 _UTC = dt.timezone.utc  # not datetime.UTC: that is Python 3.11+, and Rasa 3.6 needs 3.10
 
@@ -72,6 +82,31 @@ class Shift:
     start: dt.time
     end: dt.time | None  # None: midnight at the end of the start day ("24:00")
     staff: tuple[str, ...]
+    dates: frozenset[dt.date] = frozenset()  # ... or these dates
+    bank_holidays: bool = False  # ... or every bank holiday
+
+    def starts_on(self, day: dt.date) -> bool:
+        if day.weekday() in self.days or day in self.dates:
+            return True
+        if self.bank_holidays:
+            from bot.directory.bank_holidays import is_bank_holiday
+
+            return is_bank_holiday(day)
+        return False
+
+    def days_label(self) -> str:
+        """``mon, tue``, ``weekends``, ``bank holidays`` or ``2026-12-24``: for pages and CLIs."""
+        parts = []
+        for name, group in DAY_GROUPS.items():
+            if self.days == frozenset(group):
+                parts.append(name)
+                break
+        else:
+            parts += [DAY_NAMES[d] for d in sorted(self.days)]
+        if self.bank_holidays:
+            parts.append("bank holidays")
+        parts += [d.isoformat() for d in sorted(self.dates)]
+        return ", ".join(parts)
 
     def window(self, day: dt.date, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
         """The shift starting on ``day``, as a UTC interval [start, end)."""
@@ -132,7 +167,7 @@ class Rota:
             # A shift lasts at most a day (25 hours in October), so only shifts that started
             # today or yesterday (local dates) can cover this moment.
             for day in (local_day - dt.timedelta(days=1), local_day):
-                if day.weekday() not in shift.days:
+                if not shift.starts_on(day):
                     continue
                 start, end = shift.window(day, self.timezone)
                 if start <= moment < end:
@@ -166,6 +201,12 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
 )
+# Dates stay text, checked by ``_Checker.dates``: PyYAML would raise a bare ValueError on an
+# impossible one (2027-02-30) instead of a problem naming the shift.
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def normalise_phone(raw: str) -> str | None:
@@ -207,11 +248,14 @@ class _Checker:
             return ""
         return (value or "").strip() if isinstance(value, str) else ""
 
-    def ident(self, entry: dict, where: str) -> str:
+    def ident(self, entry: dict, where: str, house: bool = False) -> str:
         value = entry.get("id")
-        if "id" in entry and (not isinstance(value, str) or not _ID_RE.match(value)):
+        pattern = _HOUSE_ID_RE if house else _ID_RE
+        if "id" in entry and (not isinstance(value, str) or not pattern.match(value)):
+            allowed = "_ or -" if house else "_"
             self.problem(
-                where, "field 'id' must be lower-case letters, digits and _ (starting with a letter)"
+                where,
+                f"field 'id' must be lower-case letters, digits and {allowed} (starting with a letter)",
             )
             return ""
         return value or ""
@@ -237,23 +281,45 @@ class _Checker:
             return "bad"
         return dt.time(int(match.group(1)), int(match.group(2)))
 
-    def days(self, value: Any, where: str) -> frozenset[int]:
+    def days(self, value: Any, where: str) -> tuple[frozenset[int], bool]:
+        """Weekdays, and whether bank holidays are named (``bank_holidays``)."""
         if isinstance(value, str) and value in DAY_GROUPS:
-            return frozenset(DAY_GROUPS[value])
+            return frozenset(DAY_GROUPS[value]), False
+        if value == BANK_HOLIDAYS:
+            return frozenset(), True
         if not isinstance(value, list) or not value:
             self.problem(
                 where,
-                "field 'days' must be daily, weekdays, weekends or a list of "
+                "field 'days' must be daily, weekdays, weekends, bank_holidays or a list of "
                 + ", ".join(DAY_NAMES),
             )
-            return frozenset()
+            return frozenset(), False
         out = set()
+        holidays = False
         for day in value:
+            if day == BANK_HOLIDAYS:
+                holidays = True
+                continue
             # YAML 1.1 would read an unquoted no/yes/on/off as booleans; day names are safe.
             if not isinstance(day, str) or day.lower()[:3] not in DAY_NAMES:
                 self.problem(where, f"field 'days': {day!r} is not a day ({', '.join(DAY_NAMES)})")
                 continue
             out.add(DAY_NAMES.index(day.lower()[:3]))
+        return frozenset(out), holidays
+
+    def dates(self, value: Any, where: str) -> frozenset[dt.date]:
+        if not isinstance(value, list) or not value:
+            self.problem(where, "field 'dates' must be a list of dates (2026-12-24)")
+            return frozenset()
+        out = set()
+        for item in value:
+            if isinstance(item, dt.datetime) or not isinstance(item, (dt.date, str)):
+                self.problem(where, f"field 'dates': {item!r} is not a date (2026-12-24)")
+                continue
+            try:
+                out.add(item if isinstance(item, dt.date) else dt.date.fromisoformat(item))
+            except ValueError:
+                self.problem(where, f"field 'dates': {item!r} is not a date (2026-12-24)")
         return frozenset(out)
 
     def shifts(
@@ -266,10 +332,16 @@ class _Checker:
         out = []
         for i, raw in enumerate(self.list_of(entry, "shifts", where)):
             here = f"{where}.shifts[{i}]"
-            shift = self.mapping(raw, here, ("days", "from", "to", "staff"))
+            shift = self.mapping(raw, here, ("from", "to", "staff"), ("days", "dates"))
             if not shift:
                 continue
-            days = self.days(shift.get("days"), here) if "days" in shift else frozenset()
+            days, holidays, dates = frozenset(), False, frozenset()
+            if ("days" in shift) == ("dates" in shift):
+                self.problem(here, "give either field 'days' or field 'dates' (not both)")
+            elif "days" in shift:
+                days, holidays = self.days(shift.get("days"), here)
+            else:
+                dates = self.dates(shift.get("dates"), here)
             start = self.time(shift.get("from"), here, "from") if "from" in shift else "bad"
             end = self.time(shift.get("to"), here, "to", allow_24=True) if "to" in shift else "bad"
             who = self.list_of(shift, "staff", here)
@@ -282,8 +354,9 @@ class _Checker:
                     self.problem(here, f"field 'staff': {name!r} is not one of this house's volunteers")
             if len(set(who)) != len(who):
                 self.problem(here, "field 'staff' names someone twice")
-            if isinstance(start, dt.time) and end != "bad" and days:
-                out.append(Shift(days, start, end, tuple(dict.fromkeys(w for w in who if w in staff))))
+            if isinstance(start, dt.time) and end != "bad" and (days or holidays or dates):
+                out.append(Shift(days, start, end, tuple(dict.fromkeys(w for w in who if w in staff)),
+                                 dates, holidays))
         return tuple(out)
 
 
@@ -368,7 +441,7 @@ def parse(data: Any, path: str = "<rota>") -> Rota:
         entry = c.mapping(raw, where, ("id", "name", "area", "volunteers", "shifts"))
         if not entry:
             continue
-        ident = c.ident(entry, where)
+        ident = c.ident(entry, where, house=True)
         if ident:
             where = f"sanctuaries[{i}] (id {ident!r})"
         name = c.text(entry, "name", where)

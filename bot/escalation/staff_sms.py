@@ -30,10 +30,11 @@ REPLY_KIND = "staff_reply"  # sms_outbox.kind of our answer to a staff text
 # is known too (referrals) but an ACK from it would stop the ladder without a clinician.
 ACK_ROLES = ("peer_worker", "duty_manager", "crisis_team")
 _COMMAND = re.compile(
-    r"^\s*(ack|accept|decline)\s*[:#-]?\s*([a-z0-9]{4,12})\s*[.!]?\s*$", re.IGNORECASE
+    r"^\s*(ack|accept|decline|discharge)\s*[:#-]?\s*([a-z0-9]{4,12})\s*[.!]?\s*$", re.IGNORECASE
 )
 HELP = "Not understood. To acknowledge an alert, reply ACK and its reference, e.g. ACK E7K2Q."
-VOLUNTEER_HELP = "Not understood. Reply ACCEPT or DECLINE and the referral's reference."
+VOLUNTEER_HELP = ("Not understood. Reply ACCEPT or DECLINE and the referral's reference, or "
+                  "DISCHARGE and it when the person has left.")
 
 _sources: dict[str, RotaSource] = {}
 _lock = threading.Lock()
@@ -90,6 +91,8 @@ def handle_staff_sms(number: str, body: str) -> str:
     command, ref = match.group(1).lower(), match.group(2).upper()
     if command in ("accept", "decline"):
         return _referral_answer(member, ref, command == "accept")
+    if command == "discharge":
+        return _discharge(member, ref)
     if member.role not in ACK_ROLES:
         return f"Only on-call staff can acknowledge escalations; {ref} was not acknowledged."
     try:
@@ -108,22 +111,43 @@ def _referral_answer(member: StaffMember, ref: str, accepted: bool) -> str:
     houses = [h.id for h in _rota().sanctuaries.values() if member.id in h.volunteers]
     if not houses:
         return "Only sanctuary house volunteers can answer referrals."
-    with transaction() as s:
-        try:
+    # Errors are caught outside the transaction, so that a refusal rolls back whatever the
+    # answer had written (a bed taken for a referral that turns out to be accepted already).
+    try:
+        with transaction() as s:
             esc = engine.load(s, ref)
             house = (engine.referred_house(s, esc.id) or {}).get("house")
             if house not in houses:
                 return f"{ref} is not referred to your house."
             engine.referral_response(esc.id, f"staff:{member.id}", house, accepted, session=s)
-        except engine.NotFound:
-            return f"No referral {ref}. Check the reference in the alert."
-        except engine.TransitionError as exc:
-            return str(exc)
+    except engine.NotFound:
+        return f"No referral {ref}. Check the reference in the alert."
+    except engine.TransitionError as exc:
+        return str(exc)
     logger.info("staff sms: referral %s %s by staff %s", ref,
                 "accepted" if accepted else "declined", member.id)
     if accepted:
         return f"Accepted {ref}. The person is being told; the duty team will arrange arrival."
     return f"Declined {ref}. The person is being told; the duty team will look at other options."
+
+
+def _discharge(member: StaffMember, ref: str) -> str:
+    houses = [h.id for h in _rota().sanctuaries.values() if member.id in h.volunteers]
+    if not houses:
+        return "Only sanctuary house volunteers can discharge."
+    try:
+        with transaction() as s:
+            esc = engine.load(s, ref)
+            held = engine.held_bed(s, esc.id)
+            if held is None or held["house"] not in houses:
+                return f"{ref} holds no bed at your house."
+            engine.discharge(esc.id, f"staff:{member.id}", held["house"], session=s)
+    except engine.NotFound:
+        return f"No referral {ref}. Check the reference in the alert."
+    except engine.TransitionError as exc:
+        return str(exc)
+    logger.info("staff sms: referral %s discharged by staff %s", ref, member.id)
+    return f"Discharged {ref}. The bed is free again tonight."
 
 
 def handle_and_reply(number: str, body: str) -> str:

@@ -32,7 +32,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from spacy.language import Language
 from spacy.matcher import Matcher
@@ -50,6 +50,9 @@ from bot.nlu.risk_lexicon import (
     Rule,
 )
 from bot.nlu.risk_normalise import Normaliser
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.nlu.risk_model import RiskModel
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +76,8 @@ NONE = Risk("none", ())
 _SIGNAL_ORDER = (
     "act_in_progress", "overdose", "at_height", "means", "plan", "suicidal_ideation", "self_harm",
     "unsafe", "risk_to_others", "safeguarding", "third_party_risk", "hopelessness", "distress",
-    "negated", "education", "idiom", "detector_error",
+    "negated", "education", "idiom", "history", "model_imminent", "model_urgent", "model_concern",
+    "detector_error",
 )
 
 # ------------------------------------------------------------------------- word classes (keys) --
@@ -232,8 +236,10 @@ def loaded_detector() -> Optional["RiskDetector"]:
 class RiskDetector:
     """Scores one message. Build once (about a second); ``assess`` takes a few milliseconds."""
 
-    def __init__(self, nlp: Language) -> None:
+    def __init__(self, nlp: Language, model: Optional["RiskModel"] = None) -> None:
         self.nlp = nlp
+        #: the statistical reading (``bot/nlu/risk_model.py``); ``None``: the lexicon alone
+        self.model = model
         self._table = _lemma_table(nlp)
         self._key = lru_cache(maxsize=50000)(self._key_uncached)
         self._memo: "OrderedDict[str, Risk]" = OrderedDict()
@@ -262,24 +268,41 @@ class RiskDetector:
         )
 
     @classmethod
-    def load(cls, path: Union[str, Path]) -> "RiskDetector":
+    def load(cls, path: Union[str, Path],
+             model_path: Optional[Union[str, Path]] = None) -> "RiskDetector":
+        """The spaCy pipeline at ``path``, and the risk model at ``model_path`` if given.
+
+        A risk model that cannot be loaded is logged as an error and the lexicon works alone:
+        the line must answer, and ``make setup`` rebuilds the model.
+        """
         import spacy
 
-        return cls(spacy.load(path))
+        model = None
+        if model_path is not None:
+            from bot.nlu.risk_model import RiskModel
+
+            try:
+                model = RiskModel.load(Path(model_path))
+            except Exception as exc:  # noqa: BLE001 - a missing model must not stop the line
+                log.error("risk model at %s not loaded (%s): the lexicon reads risk alone",
+                          model_path, exc)
+        return cls(spacy.load(path), model)
 
     @classmethod
-    def shared(cls, path: Union[str, Path]) -> "RiskDetector":
+    def shared(cls, path: Union[str, Path],
+               model_path: Optional[Union[str, Path]] = None) -> "RiskDetector":
         """One detector per pipeline path in this process, loaded on first use.
 
         The NLU's risk guard and the channels' turn gate (``bot/channels/gate.py``) ask the
         same detector, so a message the gate rated is not rated again by the NLU.
         """
         global _loaded
-        key = str(Path(path).resolve())
+        key = str(Path(path).resolve()) + "|" + (
+            str(Path(model_path).resolve()) if model_path is not None else "")
         with _shared_lock:
             detector = _shared.get(key)
             if detector is None:
-                detector = _shared[key] = cls.load(path)
+                detector = _shared[key] = cls.load(path, model_path)
             _loaded = detector
             return detector
 
@@ -363,7 +386,11 @@ class RiskDetector:
                 text = text[:half] + "\n" + text[-half:]
             if not text.strip():
                 return NONE
-            return self._assess(self.normaliser.normalise(text))
+            doc = self._doc(self.normaliser.normalise(text))
+            risk = self._assess(doc)
+            if self.model is not None:
+                risk = self._with_model(risk, doc)
+            return risk
         except Exception as exc:  # pragma: no cover - defensive: a bug must not lose a message
             # Unread is not safe: a message the detector could not read goes to a human.
             log.error("risk detector failed (%s); reporting urgent", type(exc).__name__)
@@ -373,14 +400,42 @@ class RiskDetector:
         """Just the level (for ``risk_eval.evaluate``)."""
         return self.assess(text).level
 
+    def prepare(self, text: str) -> str:
+        """The text as the risk model reads it: normalised, each word its lemma key, then
+        the lexicon's own reading as marker words (its level and signals: ``negated``,
+        ``idiom``, ``education`` ...), so the model learns how far to trust the lexicon's
+        silence and its frames."""
+        doc = self._doc(self.normaliser.normalise(text))
+        return _prepared(doc, self._assess(doc))
+
+    def _with_model(self, risk: Risk, doc: Doc) -> Risk:
+        """The higher of the lexicon's and the model's readings (the model never lowers).
+
+        An educational or general frame (an essay, a question of fact, a definition) caps the
+        model's reading at concern, but only when nothing in the message is in the first person:
+        the model has seen prose about suicide and may still be pulled by its words.
+        """
+        reading = self.model.read(_prepared(doc, risk))
+        level = reading.level
+        if _RANK[level] >= _RANK["urgent"]:
+            keys = {t.lemma_ for t in doc}
+            first = bool(keys & _FIRST) or bool(keys & {"we", "us", "our"})
+            framed = "education" in risk.signals or bool(
+                keys & EDUCATION_CUES or {t.lower_ for t in doc} & EDUCATION_CUES)
+            if framed and not first:
+                level = "concern"
+        if _RANK[level] <= risk.rank:
+            return risk
+        signals = tuple(s for s in risk.signals if s not in ("education", "idiom", "negated"))
+        return Risk(level, tuple(sorted(set(signals) | {"model_" + level}, key=_signal_rank)))
+
     def _doc(self, text: str) -> Doc:
         doc = self.nlp.make_doc(text)
         for tok in doc:
             tok.lemma_ = self._key(tok.lower_)
         return doc
 
-    def _assess(self, text: str) -> Risk:
-        doc = self._doc(text)
+    def _assess(self, doc: Doc) -> Risk:
         if len(doc) == 0:
             return NONE
         ctx = _Context(doc, self._sets)
@@ -421,6 +476,7 @@ class RiskDetector:
                     h.level = "imminent"
                     h.signals = tuple(dict.fromkeys(h.signals + ("plan",)))
         # Being at a weak place (a station, a river) is imminent only with risk beside it.
+        _apply_frames(hits, ctx, markers)
         return _combine(hits, markers)
 
     def _score(self, rule: Rule, start: int, end: int, ctx: "_Context",
@@ -505,6 +561,73 @@ class RiskDetector:
             markers.add("negated")
             return _Hit(rule, start, end, "concern", ("negated",), True, subject)
         return _Hit(rule, start, end, "urgent", signals, False, subject)
+
+
+# ------------------------------------------------------------------- message frames --
+# Frames read the whole message and can lower a match the words alone made urgent, each for a
+# reason a clinician would accept; each leaves a marker in the signals so the console (and the
+# risk model, which reads them) can see why. None of them touches a message that also says
+# something about now ("again", "tonight") or that names an act under way outside the frame.
+
+#: strong signs that a message is about a video game (not "level", "boss", "character")
+_GAME_STRONG = frozenset(
+    """game games gaming gamer minecraft fortnite roblox gta warzone halo zelda skyrim elden
+    pokemon npc npcs respawn respawned respawning multiplayer pvp pve xbox playstation ps4 ps5
+    valorant overwatch apex sims tf2 csgo cs2 lobby noob noobs hitbox speedrun speedrunning
+    controller twitch streamer""".split())
+#: laughter and "not meant for you": the joke frame needs one of these
+_LAUGH = frozenset("lol lool lmao lmfao haha hahaha hahah rofl jk jokes joking 😂 🤣 😆 😹".split())
+#: signs that a life is better now: the past frame needs one of these
+_RECOVERED = frozenset(
+    """recovered recovery clean better well ok okay alright fine good great stable thriving
+    healed survived survivor""".split())
+#: words that put risk back in the present and switch the past frame off
+_PRESENT = frozenset("""again tonight relapse relapsed lately recently currently anymore
+    struggle struggling urge urges tempt tempted""".split())
+#: a joke said in earnest: the joke frame is off
+_EARNEST = frozenset("tonight seriously srsly honestly genuinely actually".split())
+_YEAR = re.compile(r"(19|20)\d\d$")
+
+
+def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
+    """Lower matches that a game, a joke or a recovered past explain (in place)."""
+    words = set(ctx.keys) | set(ctx.lower)
+    # "the urges are back", "it's come back": the past has returned
+    returned = any(ctx.keys[i] == "back" and i > 0 and ctx.keys[i - 1] in (
+        "be", "come", "creep", "crept", "came", "coming", "get", "got")
+        for i in range(len(ctx.keys)))
+    for h in hits:
+        if _RANK[h.level] < _RANK["urgent"] or h.negated:
+            continue
+        sid = ctx.sent_id[h.start]
+        sentence = {ctx.keys[i] for i in range(len(ctx.keys)) if ctx.sent_id[i] == sid} | {
+            ctx.lower[i] for i in range(len(ctx.lower)) if ctx.sent_id[i] == sid}
+        about_other = bool({"safeguarding", "risk_to_others", "third_party_risk"}
+                           & set(h.signals))
+        # A game: the same sentence names one ("kms so I respawn", "jumped off the cliff in
+        # zelda"). Risk to or from a real person is not a game.
+        if sentence & _GAME_STRONG and not about_other:
+            h.level, h.signals = "none", ()
+            markers.add("idiom")
+            continue
+        # A joke: laughter, and a trigger that is an "if" or a chat it was not meant for.
+        # A conditional "if they lose I'm jumping off" is not under way; an act is never a joke.
+        if (words & _LAUGH and not about_other
+                and not {"act_in_progress", "overdose"} & set(h.signals)
+                and (h.level == "urgent" or "if" in sentence)
+                and ("if" in sentence or {"chat", "group"} <= words or "wrong" in words)
+                and not words & _EARNEST):
+            h.level, h.signals = "concern", ("distress",)
+            markers.add("idiom")
+            continue
+        # A recovered past: this sentence is in the past and the message says life is better.
+        clean_for = bool(sentence & {"clean", "free", "since"}) and bool(
+            sentence & {"year", "years", "month", "months"})
+        if (ctx.is_history(h.start, h.end) or sentence & {"ago"} or clean_for
+                or any(_YEAR.match(w) for w in sentence)) \
+                and words & _RECOVERED and not words & _PRESENT and not returned:
+            h.level, h.signals = "concern", ("history",)
+            markers.add("history")
 
 
 def _combine(hits: Sequence[_Hit], markers: Set[str]) -> Risk:
@@ -619,11 +742,28 @@ class _Context:
                 return "third"
             if k in _FIRST:
                 return "first"
+            if k in _PLURAL and self._generic_antecedent(j):
+                return "generic"  # "if someone says they want to ...", "ask someone if they're"
             if k in _THIRD or k in _PLURAL:
                 return "third"
             if k in _GENERIC:
                 return "generic"
         return "unknown"
+
+    def _generic_antecedent(self, j: int) -> bool:
+        """A "they" whose nearest person before it, in its sentence, is someone in general."""
+        for i in range(j - 1, max(-1, j - 15), -1):
+            if self.sent_id[i] != self.sent_id[j]:
+                return False
+            k = self.keys[i]
+            if k in ("me", "us"):
+                continue  # "if someone tells me they ...": the listener, not the subject
+            if k in _FIRST or k in _THIRD or k in self.rel:
+                return False
+            if k in ("someone", "somebody", "anyone", "anybody", "person", "people", "student",
+                     "patient", "client", "caller", "pupil", "colleague", "customer"):
+                return True
+        return False
 
     def person(self, start: int, end: int) -> str:
         span = set(self.keys[start:end])
@@ -690,6 +830,12 @@ class _Context:
         has_now = any(self.keys[i] in ("now", "tonight", "today") for i in in_sent)
         has_intent = any(self.keys[j] in _INTENT_MARKERS for j in in_sent if j < start)
         return has_now and has_intent
+
+
+def _prepared(doc: Doc, lexicon: Risk) -> str:
+    words = [t.lemma_ for t in doc if not t.is_space]
+    markers = ["zzlex" + lexicon.level] + ["zzsig" + s.replace("_", "") for s in lexicon.signals]
+    return " ".join(words + markers)
 
 
 def _words(macro: str) -> Set[str]:

@@ -22,6 +22,7 @@ The report counts failures by category only. Message text is printed to the term
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections import Counter
@@ -32,6 +33,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EVAL_DIR = ROOT.parent / "shared" / "eval"
 DEFAULT_MODEL = ROOT / "build" / "spacy_en"
+DEFAULT_RISK_MODEL = ROOT / "build" / "risk_model"
 
 URGENT_OR_MORE = frozenset({"urgent", "imminent"})
 AT_LEAST_CONCERN = frozenset({"concern", "urgent", "imminent"})
@@ -180,11 +182,144 @@ def evaluate(assess: Callable[[str], str], eval_dir: Optional[Path] = None) -> R
     return Report(metrics, misses)
 
 
-def _detector_assess(model: Path) -> Callable[[str], str]:
+# ------------------------------------------------------------ blind batches, by cell --
+BLIND_DIR = ROOT / "tests" / "risk_blind"
+LEVEL_RANK = {"none": 0, "concern": 1, "urgent": 2, "imminent": 3}
+#: cells whose prose may be long and technical: their false alarms have their own target
+ACADEMIC_CELLS = frozenset({"academic"})
+BATCH_TARGETS = {
+    "urgent recall": 0.98,           # urgent or imminent on messages that must be urgent+
+    "imminent rated imminent": 0.95,  # on messages that must be imminent
+    "false alarms, realistic": 0.05,  # urgent+ on not-urgent messages other than academic
+    "false alarms, academic": 0.15,   # urgent+ on academic or training prose
+}
+
+
+@dataclass
+class CellFigures:
+    cell: str
+    n: int = 0
+    #: what each message got, by its expected level then the level given
+    confusion: Counter = field(default_factory=Counter)
+
+    def count(self, want: str, got: str) -> None:
+        self.n += 1
+        self.confusion[(want, got)] += 1
+
+    @property
+    def expected(self) -> str:
+        wants = Counter()
+        for (want, _), k in self.confusion.items():
+            wants[want] += k
+        return "/".join(w for w, _ in sorted(wants.items(), key=lambda x: -LEVEL_RANK[x[0]]))
+
+    @property
+    def ok(self) -> int:
+        """Messages read at their level or above (urgent+ cells), or not urgent (the rest)."""
+        good = 0
+        for (want, got), k in self.confusion.items():
+            if LEVEL_RANK[want] >= 2:
+                good += k if LEVEL_RANK[got] >= LEVEL_RANK[want] else 0
+            else:
+                good += k if LEVEL_RANK[got] < 2 else 0
+        return good
+
+    def got(self) -> str:
+        got = Counter()
+        for (_, g), k in self.confusion.items():
+            got[g] += k
+        return " ".join(f"{lv[:3]}={got[lv]}" for lv in LEVEL_RANK if got[lv])
+
+
+@dataclass
+class BatchReport:
+    name: str
+    metrics: List[Metric]
+    cells: Dict[str, CellFigures]
+    misses: List[Miss] = field(default_factory=list, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return all(m.passed for m in self.metrics if m.n)
+
+    def metric(self, name: str) -> Metric:
+        return next(m for m in self.metrics if m.name == name)
+
+    def lines(self) -> List[str]:
+        out = [f"blind batch {self.name}", "-" * 88]
+        out += [m.line() for m in self.metrics if m.n]
+        out.append(f"  {'cell':<16} {'n':>4}  {'expected':<18} {'ok':>8}  got")
+        for cell in sorted(self.cells.values(), key=lambda c: (c.ok / c.n, c.cell)):
+            out.append(f"  {cell.cell:<16} {cell.n:>4}  {cell.expected:<18} "
+                       f"{cell.ok:>3}/{cell.n:<4}  {cell.got()}")
+        out.append("PASSED" if self.passed else "FAILED: at least one target missed")
+        return out
+
+    def as_json(self) -> Dict:
+        """Counts only (never message text): safe to write beside the results."""
+        return {
+            "batch": self.name,
+            "metrics": {m.name: {"value": round(m.value, 4), "hits": m.hits, "n": m.n,
+                                 "target": m.target, "passed": m.passed}
+                        for m in self.metrics if m.n},
+            "cells": {c.cell: {"n": c.n, "ok": c.ok,
+                               "confusion": {f"{w}->{g}": k for (w, g), k in
+                                             sorted(c.confusion.items())}}
+                      for c in self.cells.values()},
+        }
+
+
+def read_batch(path: Path) -> List[Tuple[str, str, str]]:
+    """(cell, level, text) rows of a blind batch (``cell<TAB>level<TAB>text``)."""
+    rows = []
+    for row in read_tsv(path):
+        level = row.get("level", "").strip()
+        if level not in LEVEL_RANK:
+            raise ValueError(f"{path.name}: unknown level {level!r}")
+        rows.append((row.get("cell", "").strip(), level, row.get("text", "")))
+    return rows
+
+
+def evaluate_batch(assess: Callable[[str], str], path: Path) -> BatchReport:
+    """Per-cell figures and the issue's targets for one batch of blind test messages."""
+    rows = read_batch(path)
+    names = list(BATCH_TARGETS)
+    metrics = {n: Metric(n, 0, 0, BATCH_TARGETS[n], not n.startswith("false"))
+               for n in names}
+    cells: Dict[str, CellFigures] = {}
+    misses: List[Miss] = []
+    for cell, want, text in rows:
+        got = assess(text)
+        cells.setdefault(cell, CellFigures(cell)).count(want, got)
+        checks = []
+        if LEVEL_RANK[want] >= 2:
+            checks.append(("urgent recall", LEVEL_RANK[got] >= 2))
+        if want == "imminent":
+            checks.append(("imminent rated imminent", got == "imminent"))
+        if LEVEL_RANK[want] < 2:
+            name = ("false alarms, academic" if cell in ACADEMIC_CELLS
+                    else "false alarms, realistic")
+            checks.append((name, LEVEL_RANK[got] >= 2))
+        for name, hit in checks:
+            metric = metrics[name]
+            metric.n += 1
+            metric.hits += int(hit)
+            failed = hit if name.startswith("false") else not hit
+            if failed:
+                metric.failures[cell] += 1
+                misses.append(Miss(name, cell, got, text))
+    return BatchReport(path.stem, [metrics[n] for n in names], cells, misses)
+
+
+def blind_batches(directory: Path = BLIND_DIR) -> List[Path]:
+    return sorted(Path(directory).glob("batch-*.tsv"))
+
+
+def _detector_assess(model: Path, risk_model: Optional[Path] = None) -> Callable[[str], str]:
     from bot.nlu.risk import RiskDetector
 
     if model.is_dir():
-        detector = RiskDetector.load(model)
+        detector = RiskDetector.load(model, risk_model)
     else:  # no saved pipeline yet: build the same one in memory
         from bot.nlu.spacy_pipeline import build
 
@@ -200,17 +335,38 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="print each failed item's text to the terminal (never to logs)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                         help="saved spaCy pipeline (default build/spacy_en)")
+    parser.add_argument("--risk-model", type=Path, default=DEFAULT_RISK_MODEL,
+                        help="trained risk model (default build/risk_model; 'none': lexicon only)")
     parser.add_argument("--eval-dir", type=Path, default=None,
                         help="evaluation sets (default $RISK_EVAL_DIR or ../shared/eval)")
+    parser.add_argument("--batch", type=Path, action="append", default=None,
+                        help="blind batch file(s) to report by cell (default tests/risk_blind)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the figures (counts only, no text) to this file")
     args = parser.parse_args(argv)
     where = args.eval_dir or eval_dir()
-    if not where.is_dir():
+    risk_model = None if str(args.risk_model) == "none" else args.risk_model
+    assess = _detector_assess(args.model, risk_model)
+    code = 0
+    out: Dict = {}
+    for batch in args.batch or blind_batches():
+        report = evaluate_batch(assess, batch)
+        print_report(report, args.show_misses)
+        print()
+        out[report.name] = report.as_json()
+        code = code or (0 if report.passed else 1)
+    if where.is_dir():
+        code = print_report(evaluate(assess, where), args.show_misses) or code
+    else:
         print(f"evaluation sets not found at {where}", file=sys.stderr)
-        return 2
-    return print_report(evaluate(_detector_assess(args.model), where), args.show_misses)
+        code = 2
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return code
 
 
-def print_report(report: Report, show_misses: bool = False) -> int:
+def print_report(report, show_misses: bool = False) -> int:
     """Print the report to the terminal (misses only on request); the CLI's exit code."""
     for line in report.lines():
         print(line)

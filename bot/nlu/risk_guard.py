@@ -4,7 +4,8 @@ It runs last in the pipeline, so no later component can change what it decides. 
 message it combines
 
 - the rule-based detector (``bot.nlu.risk.RiskDetector``: lemma matchers that understand SMS
-  spelling, typos, negation and idiom), and
+  spelling, typos, negation and idiom) with the statistical risk model trained on the risk
+  corpus (``bot/nlu/risk_model.py``; the detector takes the higher of the two), and
 - the intent classifier's own guess of a risk intent,
 
 into ``"risk": {"level": ..., "signals": [...]}`` on the parse result (``POST /model/parse``
@@ -89,7 +90,8 @@ class RiskGuard(GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        return {"spacy_model": "build/spacy_en", "classifier_threshold": 0.85}
+        return {"spacy_model": "build/spacy_en", "risk_model": "build/risk_model",
+                "classifier_threshold": 0.85}
 
     def __init__(self, config: Dict[Text, Any], detector: RiskDetector) -> None:
         self._threshold = float(config["classifier_threshold"])
@@ -105,7 +107,7 @@ class RiskGuard(GraphComponent):
     ) -> "RiskGuard":
         config = {**cls.get_default_config(), **config}
         # Shared with the channels' turn gate in this process (bot/channels/gate.py).
-        return cls(config, RiskDetector.shared(config["spacy_model"]))
+        return cls(config, RiskDetector.shared(config["spacy_model"], config["risk_model"]))
 
     def assess(self, message: Message) -> Risk:
         intent = message.get(INTENT) or {}

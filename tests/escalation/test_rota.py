@@ -63,7 +63,8 @@ def test_example_rota_loads_with_a_ladder_for_every_level():
         assert loaded.ladder(level), level
     assert [t.id for t in loaded.ladder("urgent")] == ["peer_workers", "duty_manager", "crisis_team"]
     assert [t.id for t in loaded.ladder("imminent")] == ["duty_manager", "crisis_team"]
-    assert set(loaded.sanctuaries) == {"harbour_house", "willow_house"}
+    # The houses are the service directory's, under the same keys (one bed count each).
+    assert set(loaded.sanctuaries) == {"bridgwater-sanctuary", "taunton-haven"}
     # Fictional numbers only: Ofcom's drama range.
     assert all(p.phone.startswith("+447700900") for p in loaded.staff.values())
 
@@ -85,21 +86,24 @@ def test_example_night_shift_crosses_midnight():
     loaded = rota.load()
     # Tuesday 24 November 2026, 23:30: Tuesday's peer workers.
     assert ids(loaded.on_call("peer_workers", london(2026, 11, 24, 23, 30))) == ["aisha", "ben"]
-    # Wednesday 01:30: still Tuesday's shift (18:00 to 02:00).
-    assert ids(loaded.on_call("peer_workers", london(2026, 11, 25, 1, 30))) == ["aisha", "ben"]
-    # Wednesday 02:00: the shift has ended, nobody until 18:00 on a weekday.
-    assert loaded.on_call("peer_workers", london(2026, 11, 25, 2, 0)) == []
-    # Friday 01:00 belongs to Thursday night; Saturday 01:00 to Friday night.
-    assert ids(loaded.on_call("peer_workers", london(2026, 11, 27, 1, 0))) == ["aisha", "ben"]
-    assert ids(loaded.on_call("peer_workers", london(2026, 11, 28, 1, 0))) == ["chloe", "dev"]
+    # Wednesday 00:30: still Tuesday's shift (17:00 to 01:00).
+    assert ids(loaded.on_call("peer_workers", london(2026, 11, 25, 0, 30))) == ["aisha", "ben"]
+    # Wednesday 01:00: the night peer worker until the office opens at 09:00.
+    assert ids(loaded.on_call("peer_workers", london(2026, 11, 25, 1, 0))) == ["mo"]
+    assert ids(loaded.on_call("peer_workers", london(2026, 11, 25, 8, 59))) == ["mo"]
+    # Office hours: nobody (the line is not on duty then; the crisis team still is).
+    assert loaded.on_call("peer_workers", london(2026, 11, 25, 12, 0)) == []
+    # Friday 00:30 belongs to Thursday night; Saturday 00:30 to Friday night.
+    assert ids(loaded.on_call("peer_workers", london(2026, 11, 27, 0, 30))) == ["aisha", "ben"]
+    assert ids(loaded.on_call("peer_workers", london(2026, 11, 28, 0, 30))) == ["chloe", "dev"]
 
 
 def test_tiers_and_houses_can_be_passed_as_objects_and_houses_open():
     loaded = rota.load()
     friday_night = london(2026, 11, 27, 23, 0)
-    house = loaded.sanctuaries["willow_house"]
-    assert ids(loaded.on_call(house, friday_night)) == ["kemi", "liam"]
-    assert [h.id for h in loaded.houses_open(friday_night)] == ["harbour_house", "willow_house"]
+    house = loaded.sanctuaries["taunton-haven"]
+    assert ids(loaded.on_call(house, friday_night)) == ["liam"]
+    assert [h.id for h in loaded.houses_open(friday_night)] == ["bridgwater-sanctuary", "taunton-haven"]
     assert loaded.houses_open(london(2026, 11, 27, 12, 0)) == []
 
 

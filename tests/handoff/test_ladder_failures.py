@@ -142,3 +142,35 @@ def test_reminder_interval_is_five_minutes_for_risk_and_scales_for_tests():
     assert engine.realert_interval_s("support", 0) == 900
     assert engine.realert_interval_s("imminent", 2) == 10
     assert engine.realert_interval_s("support", 2) == 2
+
+
+# Monday morning: the office is open, so no peer worker or duty manager is on call; the one
+# crisis-team clinician is the whole urgent ladder.
+MONDAY_MORNING = ROTA.replace(
+    'shifts: [{days: daily, from: "00:00", to: "00:00", staff: [pia]}]', "shifts: []"
+).replace('shifts: [{days: daily, from: "00:00", to: "00:00", staff: [sam]}]', "shifts: []")
+
+
+async def test_an_alert_nobody_acknowledges_is_repeated_to_whoever_is_then_on_call(
+    pg_env, fake_twilio, handoff, configure, tmp_path
+):
+    rota = tmp_path / "monday.yml"
+    rota.write_text(MONDAY_MORNING)
+    # Tier timeout 1 s; reminders every 2.5 s (urgent: 2.5 times the tier timeout).
+    configure(ESCALATION_ACK_TIMEOUT_S="1", ROTA_FILE=str(rota))
+    await handoff()
+    rec = await asyncio.to_thread(record_escalation, "conv-monday", "urgent", ["self_harm"], "rest")
+    crisis = await eventually(lambda: len(fake_twilio.to(CRISIS)) >= 3 and fake_twilio.to(CRISIS),
+                              timeout=8, what="tier alert, nobody acknowledged, a reminder")
+    bodies = [m["Body"] for m in crisis]
+    assert "URGENT" in bodies[0] and "NOBODY ACKNOWLEDGED" in bodies[1]
+    assert bodies[2].startswith("REMINDER 1: STILL ") and rec.ref in bodies[2]
+    assert entries(rec.ref, "re_alerted")[0]["staff"] == ["cal"]
+
+    # A duty manager comes on shift: the next reminder goes to them, read from the rota then.
+    rota.write_text(ROTA.replace('shifts: [{days: daily, from: "00:00", to: "00:00", staff: [pia]}]',
+                                 "shifts: []"))
+    manager = await eventually(lambda: fake_twilio.to(MANAGER), timeout=6, what="the new duty manager")
+    assert manager[0]["Body"].startswith("REMINDER ") and rec.ref in manager[0]["Body"]
+    assert fake_twilio.to(PEER) == []
+    assert "re_alert_skipped" not in kinds(rec.ref)

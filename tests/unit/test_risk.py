@@ -457,3 +457,56 @@ def test_lexicon_compiles_without_bad_patterns() -> None:
 )
 def test_swallowing_everything_is_an_overdose_unless_it_is_belief(detector, text, level):
     assert detector.assess(text).level == level
+
+
+# ----------------------------------------------------------------------- message frames --
+# Written for these tests. Each frame lowers what the words alone made urgent, for a reason a
+# clinician would accept, and switches off when the message puts risk back in the present.
+@pytest.mark.parametrize("text", [
+    "kms in minecraft so i respawn at home lol",
+    "my character jumped off the tower in skyrim and died, reloading now",
+    "got killed by a noob in the lobby again, gonna kms and respawn",
+])
+def test_a_game_frame_is_not_risk(detector: RiskDetector, text: str) -> None:
+    assert detector.assess(text).level in ("none", "concern")
+
+
+@pytest.mark.parametrize("text", [
+    "if the spurs lose again on sat im jumping off the bridge 😂😂",
+    "lol if i have to sit through one more of his powerpoints im gonna kms",
+    "sorry wrong chat!! meant for the group, if she sings that song again I'll end it all haha",
+])
+def test_a_joke_frame_is_concern_not_urgent(detector: RiskDetector, text: str) -> None:
+    assert detector.assess(text).level == "concern"
+
+
+@pytest.mark.parametrize("text", [
+    "I self harmed years ago at school but I'm doing well now, how do I tell my partner",
+    "tried to end my life in 2014. in a good place now and want to volunteer",
+    "5 years clean from self harm today and feeling good about it",
+    "It's six years since I overdosed, I'm stable now and I'd like to give something back",
+])
+def test_a_recovered_past_is_concern(detector: RiskDetector, text: str) -> None:
+    risk = detector.assess(text)
+    assert risk.level == "concern"
+    assert "history" in risk.signals
+
+
+@pytest.mark.parametrize("text", [
+    # the present is back: no frame
+    "urges to cut are back after 8 months clean, really struggling",
+    "i was doing well for years but i want to kill myself again",
+    "lol i want to kill myself",  # laughter alone is not a joke
+    "if he comes home drunk again i want to die",  # a trigger with no laughter
+    "my son keeps playing minecraft and yesterday he said he wants to kill himself",
+])
+def test_frames_do_not_hide_present_risk(detector: RiskDetector, text: str) -> None:
+    assert at_least(level(detector, text), "urgent"), text
+
+
+@pytest.mark.parametrize("text", [
+    "how do I ask someone if they're thinking about suicide without making it worse",
+    "what should I say if someone tells me they want to end their life",
+])
+def test_a_general_someone_is_not_a_person_at_risk(detector: RiskDetector, text: str) -> None:
+    assert level(detector, text) in ("none", "concern")

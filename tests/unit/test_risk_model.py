@@ -1,0 +1,122 @@
+"""The statistical risk reading: trained from the corpus files, it reads words no pattern has,
+never lowers the lexicon, and a fault in it still sends the person to a human.
+
+Content warning: the examples describe suicide and self-harm as people text them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.nlu import risk_model
+from bot.nlu.risk import Risk, RiskDetector
+from bot.nlu.risk_model import Example, RiskModel, read_corpus
+
+
+def test_corpus_rows_name_a_cell_and_a_known_level(tmp_path: Path) -> None:
+    (tmp_path / "a.tsv").write_text("cell\tlevel\ttext\nsetting\tdire\tsample\n", "utf-8")
+    with pytest.raises(ValueError, match="a.tsv:2"):
+        read_corpus(tmp_path)
+    (tmp_path / "a.tsv").write_text("text\tlevel\n", "utf-8")
+    with pytest.raises(ValueError, match="first line"):
+        read_corpus(tmp_path)
+
+
+def test_the_project_corpus_covers_every_cell_of_the_taxonomy() -> None:
+    """docs/risk.md names the cells; the training corpus has examples of each."""
+    doc = (risk_model.ROOT / "docs" / "risk.md").read_text(encoding="utf-8")
+    import re
+
+    cells = set(re.findall(r"^\| `([a-z_]+)` \|", doc, flags=re.M))
+    assert len(cells) >= 25
+    have = {e.cell for e in read_corpus()}
+    assert cells - have == set(), f"cells without training examples: {sorted(cells - have)}"
+
+
+def test_thresholds_keep_the_recall_asked_for() -> None:
+    scores = [0.9, 0.8, 0.7, 0.3, 0.1]
+    positive = [True, True, True, True, False]
+    assert risk_model.choose_threshold(scores, positive, 0.75) == 0.5  # capped at 0.5
+    assert risk_model.choose_threshold(scores, positive, 1.0) == 0.3
+    assert risk_model.choose_threshold([0.05, 0.01], [True, True], 1.0) == risk_model.MIN_THRESHOLD
+
+
+@pytest.fixture(scope="module")
+def tiny(full_detector: RiskDetector) -> RiskModel:
+    """A model trained on a handful of examples written here (no lexicon word in them)."""
+    rows = [Example("sat in the motor in the lock up with the engine going", "imminent"),
+            Example("in the motor with the engine going and the door shut", "imminent"),
+            Example("engine going in the lock up, door down", "imminent"),
+            Example("the motor needs a new engine, garage says friday", "none"),
+            Example("lock up the shop before you go home", "none"),
+            Example("what time does the garage shut", "none"),
+            Example("feeling rubbish and tearful today", "concern"),
+            Example("so tearful and rubbish all week", "concern"),
+            Example("nothing matters and im done with all of it for good", "urgent"),
+            Example("done with all of it for good, nothing matters", "urgent")]
+    prepare = full_detector.prepare
+    return RiskModel.fit([prepare(e.text) for e in rows], [e.level for e in rows], 0.5, 0.5)
+
+
+def test_the_model_reads_a_setting_no_pattern_names(full_detector: RiskDetector,
+                                                      tiny: RiskModel) -> None:
+    text = "im sat in the motor in the lock up engine going"
+    lexicon_only = RiskDetector(full_detector.nlp)
+    assert lexicon_only.assess(text).level in ("none", "concern")
+    with_model = RiskDetector(full_detector.nlp, tiny)
+    risk = with_model.assess(text)
+    assert risk.level == "imminent"
+    assert "model_imminent" in risk.signals
+
+
+def test_the_model_never_lowers_the_lexicon(full_detector: RiskDetector, tiny: RiskModel) -> None:
+    text = "i have taken all my tablets"
+    lexicon_only = RiskDetector(full_detector.nlp).assess(text)
+    assert lexicon_only.level == "imminent"
+    assert RiskDetector(full_detector.nlp, tiny).assess(text) == lexicon_only
+
+
+def test_an_academic_frame_caps_the_model_only_without_first_person(
+        full_detector: RiskDetector, tiny: RiskModel) -> None:
+    detector = RiskDetector(full_detector.nlp, tiny)
+    framed = "essay question: why is the engine going in the lock up with the door down"
+    assert detector.assess(framed).level in ("none", "concern")
+    mine = "for my essay i sat in the motor in the lock up with the engine going"
+    assert detector.assess(mine).level == "imminent"
+
+
+class _Broken:
+    def read(self, prepared: str):
+        raise RuntimeError("model fault")
+
+
+def test_a_fault_in_the_model_counts_as_urgent(full_detector: RiskDetector) -> None:
+    detector = RiskDetector(full_detector.nlp, _Broken())  # type: ignore[arg-type]
+    risk = detector.assess("hello, what time is it")
+    assert risk == Risk("urgent", ("detector_error",))
+
+
+@pytest.mark.parametrize("text", ["x" * 10000, "😢😢😢", "Ich will nicht mehr leben",
+                                  "\x00\x07\x1b[31m", "", "   "])
+def test_any_input_gets_a_level(full_detector: RiskDetector, text: str) -> None:
+    assert full_detector.assess(text).level in ("none", "concern", "urgent", "imminent")
+
+
+def test_saved_model_loads_and_reads_the_same(tmp_path: Path, tiny: RiskModel,
+                                              full_detector: RiskDetector) -> None:
+    tiny.save(tmp_path)
+    again = RiskModel.load(tmp_path)
+    prepared = full_detector.prepare("engine going in the lock up")
+    assert again.read(prepared) == tiny.read(prepared)
+
+
+def test_a_missing_model_leaves_the_lexicon_working(tmp_path: Path, caplog) -> None:
+    detector = RiskDetector.load(risk_model.ROOT / "build" / "spacy_en", tmp_path / "absent") \
+        if (risk_model.ROOT / "build" / "spacy_en").is_dir() else None
+    if detector is None:
+        pytest.skip("build/spacy_en not built (make setup)")
+    assert detector.model is None
+    assert "risk model" in caplog.text
+    assert detector.assess("i want to kill myself").level == "urgent"
