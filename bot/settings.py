@@ -8,7 +8,6 @@ All values are optional in development; production sets at least ``DATABASE_URL`
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +60,8 @@ def _origins(raw: Optional[str], default: tuple) -> tuple:
 def _networks(env: Mapping[str, str], name: str) -> tuple:
     """Comma-separated addresses or networks (``127.0.0.1``, ``10.0.0.0/8``), checked here so
     that a typo stops the service at start-up rather than silently trusting nobody."""
+    import ipaddress
+
     values = [v.strip() for v in env.get(name, "").split(",") if v.strip()]
     try:
         return tuple(str(ipaddress.ip_network(v, strict=False)) for v in values)
@@ -113,14 +114,14 @@ class Settings:
     webchat_allowed_origins: tuple = field(default=())
     # Absolute lifetime of a staff console session.
     duty_session_hours: int = field(default=8)
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client, for the console's
+    # sign-in limit (bot/duty/ratelimit.py). Empty: the header is ignored.
+    trusted_proxies: tuple = field(default=())
     # The rota (tiers, ladders, staff numbers, sanctuary houses) the dispatcher reads.
     rota_file: str = field(default="")
     # Bearer token of the Rasa server's staff-relay endpoint (bot/channels/relay.py); unset,
     # RASA_AUTH_TOKEN is used, and with neither the endpoint refuses every request.
     relay_token: Optional[str] = field(default=None)
-    # Proxies (addresses or networks) whose X-Forwarded-For names the client, for the console's
-    # sign-in limit (bot/duty/ratelimit.py). Empty: the header is ignored.
-    trusted_proxies: tuple = field(default=())
 
     @property
     def twilio_configured(self) -> bool:
@@ -189,9 +190,9 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
             ),
         ),
         duty_session_hours=_int(env, "DUTY_SESSION_HOURS", 8),
+        trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
         rota_file=_opt(env, "ROTA_FILE") or str(ROOT / "data" / "rota" / "rota.yml"),
         relay_token=_opt(env, "RELAY_TOKEN") or _opt(env, "RASA_AUTH_TOKEN"),
-        trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
     )
 
 
