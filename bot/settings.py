@@ -69,6 +69,18 @@ def _origins(raw: Optional[str], default: tuple) -> tuple:
     return tuple(dict.fromkeys(values))
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple:
+    """Comma-separated addresses or networks (``127.0.0.1``, ``10.0.0.0/8``), checked here so
+    that a typo stops the service at start-up rather than silently trusting nobody."""
+    import ipaddress
+
+    values = [v.strip() for v in env.get(name, "").split(",") if v.strip()]
+    try:
+        return tuple(str(ipaddress.ip_network(v, strict=False)) for v in values)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be IP addresses or networks, comma-separated ({exc})") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -119,6 +131,9 @@ class Settings:
     webchat_new_sessions_per_min: int = field(default=1)
     # Absolute lifetime of a staff console session.
     duty_session_hours: int = field(default=8)
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client, for the console's
+    # sign-in limit (bot/duty/ratelimit.py). Empty: the header is ignored.
+    trusted_proxies: tuple = field(default=())
     # The rota (tiers, ladders, staff numbers, sanctuary houses) the dispatcher reads.
     rota_file: str = field(default="")
     # Bearer token of the Rasa server's staff-relay endpoint (bot/channels/relay.py); unset,
@@ -217,6 +232,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         webchat_new_session_burst=max(1, _int(env, "WEBCHAT_NEW_SESSION_BURST", 5)),
         webchat_new_sessions_per_min=max(1, _int(env, "WEBCHAT_NEW_SESSIONS_PER_MIN", 1)),
         duty_session_hours=_int(env, "DUTY_SESSION_HOURS", 8),
+        trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
         rota_file=_opt(env, "ROTA_FILE") or str(ROOT / "data" / "rota" / "rota.yml"),
         relay_token=_opt(env, "RELAY_TOKEN") or _opt(env, "RASA_AUTH_TOKEN"),
         rasa_host=_opt(env, "RASA_HOST") or "127.0.0.1",

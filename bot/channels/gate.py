@@ -210,11 +210,37 @@ def reset() -> None:
 
 Handler = Callable[[UserMessage], Awaitable[Any]]
 
+# Where a message's arrival is kept: Rasa stores a message's metadata with its user event, so
+# the duty service's turn latency (bot/duty/metrics.py) starts its clock here, not when the
+# turn begins after the queue. Epoch seconds, as the tracker's own timestamps.
+ARRIVED_AT = "arrived_at"
+
+
+def mark_arrival(message: UserMessage, now: float | None = None) -> None:
+    """Stamp ``message.metadata["arrived_at"]``: when the line received the message.
+
+    For SMS, the moment the webhook stored it in the inbox (the worker passes it as
+    ``metadata.sms.received_at``), so the inbox wait counts too; for any other channel, now,
+    before the gate's queue. Always overwritten: metadata from a web chat client is the
+    client's, and must not set the line's own measurements.
+    """
+    now = time.time() if now is None else now
+    metadata = message.metadata if isinstance(message.metadata, dict) else {}
+    arrived = now
+    if message.input_channel == "sms":
+        sms = metadata.get("sms")
+        received = sms.get("received_at") if isinstance(sms, dict) else None
+        if isinstance(received, (int, float)) and not isinstance(received, bool) and received <= now:
+            arrived = float(received)
+    metadata[ARRIVED_AT] = arrived
+    message.metadata = metadata
+
 
 def gated(handler: Handler, gate: TurnGate | None = None) -> Handler:
     """``handler`` run under the gate, the message's priority decided before it queues."""
 
     async def run(message: UserMessage) -> Any:
+        mark_arrival(message)
         g = gate or shared_gate()
         conversation = message.sender_id or ""
         priority = RISK if shows_risk(message.text) else ORDINARY

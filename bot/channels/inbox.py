@@ -65,6 +65,8 @@ class Claimed:
     num_media: int
     kind: str
     attempts: int
+    # When the webhook stored it: the start of the turn latency people feel (bot/duty/metrics.py).
+    received_at: "dt.datetime | None" = None
 
 
 def _showed_risk(session: Session, pid: str, now: dt.datetime) -> bool:
@@ -310,7 +312,7 @@ _TAKE = (
     )
 )
 _TAKEN_COLUMNS = (SmsInbox.id, SmsInbox.message_sid, SmsInbox.pseudonym, SmsInbox.body,
-                  SmsInbox.num_media, SmsInbox.kind, SmsInbox.attempts)
+                  SmsInbox.num_media, SmsInbox.kind, SmsInbox.attempts, SmsInbox.received_at)
 # PostgreSQL hands the claimed rows back from the UPDATE itself; SQLite reads them again.
 _TAKE_RETURNING = _TAKE.returning(*_TAKEN_COLUMNS)
 _TAKEN = (
@@ -386,7 +388,7 @@ def claim(
             conn.execute(_TAKE, params)
             claimed = conn.execute(_TAKEN, params).all()
     return [Claimed(r.id, r.message_sid, r.pseudonym, r.body or "", r.num_media, r.kind,
-                    r.attempts) for r in claimed]
+                    r.attempts, r.received_at) for r in claimed]
 
 
 @group_safe

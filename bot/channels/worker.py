@@ -40,6 +40,13 @@ PURGE_EVERY_S = 3600.0
 PURGE_FIRST_AFTER_S = 300.0
 
 
+def _epoch(at: dt.datetime | None) -> float | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    if at is None:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+
 class InboxWorker:
     def __init__(
         self,
@@ -213,8 +220,10 @@ class InboxWorker:
             sender_id=row.pseudonym,
             input_channel="sms",
             message_id=row.message_sid,
-            # No phone number here: metadata is stored in the tracker.
-            metadata={"sms": {"num_media": row.num_media, "message_sid": row.message_sid}},
+            # No phone number here: metadata is stored in the tracker. received_at: the turn
+            # gate stamps it as the message's arrival (gate.mark_arrival).
+            metadata={"sms": {"num_media": row.num_media, "message_sid": row.message_sid,
+                              "received_at": _epoch(row.received_at)}},
         )
         started = time.monotonic()
         task = asyncio.ensure_future(self.handler(message))

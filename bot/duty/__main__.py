@@ -1,6 +1,7 @@
 """``python -m bot.duty [serve]``: migrate the database, then serve on DUTY_HOST:DUTY_PORT.
 
-``python -m bot.duty add-staff --username U --password-stdin --role ROLE [--house H]``
+``python -m bot.duty add-staff --username U --display-name NAME --password-stdin --role ROLE
+[--house H]``
 creates a console account (the password is read from the first line of standard input, so
 it never appears in the process list or shell history).
 
@@ -42,6 +43,10 @@ def serve() -> int:
         return 1
     if not settings.duty_api_token:
         log.warning("DUTY_API_TOKEN is not set: /api refuses every token-based request")
+    if settings.duty_public_url.startswith("https://") and not settings.trusted_proxies:
+        # Not a refusal: the limit still works, per username only (deploy/README.md step 2).
+        log.warning("TRUSTED_PROXIES is not set: behind a proxy every client has the proxy's "
+                    "address, so the console's sign-in limit cannot tell staff apart")
     from bot.duty.handoff import RelayTakeover
 
     web.run_app(
@@ -68,7 +73,7 @@ def add_staff(args: argparse.Namespace) -> int:
         cause = getattr(exc, "orig", None) or exc
         print(f"error: cannot reach the database ({type(cause).__name__})", file=sys.stderr)
         return 1
-    return accounts.add_staff(args.username, args.role, args.house, args.display_name or "")
+    return accounts.add_staff(args.username, args.role, args.house, args.display_name)
 
 
 def verify_rota() -> int:
@@ -101,7 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add.add_argument("--username", required=True)
     add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--house", help="sanctuary volunteers: the rota's sanctuary house id")
-    add.add_argument("--display-name", help="what people are told when you join (a first name or a role)")
+    add.add_argument(
+        "--display-name", required=True,
+        help="what people are told when you join (a first name or a role; never the username)",
+    )
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )

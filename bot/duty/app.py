@@ -28,6 +28,7 @@ from bot.duty.middlewares import (
     on_prepare,
     quiet_malformed_requests,
 )
+from bot.duty.metrics import METRICS_KEY, LineMetrics
 from bot.duty.ratelimit import LoginLimiter
 from bot.duty.rota_gaps import rota_gaps_ctx
 from bot.duty.takeover import TakeoverEngine
@@ -77,6 +78,7 @@ def create_app(
     quiet_malformed_requests()
     app[SETTINGS_KEY] = settings or settings_module.settings()
     app[LIMITER_KEY] = LoginLimiter()
+    app[METRICS_KEY] = LineMetrics()
     if takeover is not None:
         app[TAKEOVER_KEY] = takeover
     app.on_response_prepare.append(on_prepare)

@@ -23,9 +23,10 @@ from typing import Any, Optional
 import jinja2
 from aiohttp import web
 
-from bot.duty import auth, console_db, staff, transcripts
+from bot.duty import auth, console_db, notices, staff, transcripts
 from bot.duty.errors import ApiError
 from bot.duty.keys import DB_EXECUTOR_KEY, LIMITER_KEY, ROTA_GAPS_KEY, SETTINGS_KEY, TAKEOVER_KEY
+from bot.duty.ratelimit import client_address
 from bot.duty.rundb import run_db
 from bot.duty.takeover import MAX_REPLY_CHARS, TakeoverError
 from bot.settings import ROOT
@@ -59,7 +60,10 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     context.setdefault("csrf", who.csrf_token if who else "")
     context.setdefault("level_labels", LEVEL_LABELS)
     context.setdefault("role_labels", ROLE_LABELS)
-    context.setdefault("notice", request.query.get("notice", "")[:200])
+    # A fixed text chosen by code, never the query's own words (bot/duty/notices.py).
+    ref = request.match_info.get("ref", "").upper()
+    context.setdefault("notice", notices.text(
+        request.query.get("notice", ""), ref if ref.isalnum() and len(ref) <= 12 else ""))
     gaps = request.app.get(ROTA_GAPS_KEY)
     context.setdefault("rota_gaps", gaps.lines if gaps is not None and auth.can(who, "queue") else [])
     html = _env().get_template(template).render(**context)
@@ -76,8 +80,8 @@ def home_for(who: staff.Principal) -> str:
 
 
 def _address(request: web.Request) -> str:
-    # Used only as a rate-limit key in memory; never logged or stored.
-    return request.remote or "unknown"
+    # Used only as a rate-limit key in memory (hashed); never logged or stored in clear.
+    return client_address(request, request.app[SETTINGS_KEY].trusted_proxies)
 
 
 def _login_page(request: web.Request, status: int = 200, error: str = "", username: str = "") -> web.Response:
@@ -102,20 +106,28 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     username = staff.normalise_username(str(form.get("username", "")))[:64]
     password = str(form.get("password", ""))[:1024]
     limiter = request.app[LIMITER_KEY]
-    wait = limiter.retry_after(username, _address(request))
+    address = _address(request)
+    wait = limiter.retry_after(username, address)
     if wait:
+        # Tags, not names: a username box sometimes holds a password typed in the wrong place.
+        log.warning(
+            "console sign-in limit hit (user %s, address %s): retry in %d s",
+            limiter.tag(username), limiter.tag(address), wait,
+        )
         resp = _login_page(
-            request, 429, "Too many attempts. Wait a few minutes, or ask the duty manager.", username
+            request, 429,
+            f"Too many attempts with this username from here. Try again in {wait} seconds, "
+            "or ask the duty manager.",
+            username,
         )
         resp.headers["Retry-After"] = str(wait)
         return resp
     staff_id = await run_db(request, staff.authenticate, username, password)
     if staff_id is None:
-        limiter.failed(username, _address(request))
-        # Username only: never the password, never the address.
-        log.info("console sign-in refused for %r", username)
+        limiter.failed(username, address)
+        log.info("console sign-in refused (user %s)", limiter.tag(username))
         return _login_page(request, 401, "That username and password did not match.", username)
-    limiter.succeeded(username)
+    limiter.succeeded(username, address)
     hours = request.app[SETTINGS_KEY].duty_session_hours
     token = await run_db(request, staff.open_session, staff_id, hours)
     who = await run_db(request, staff.load_session, token)
@@ -267,7 +279,7 @@ async def read_anyway(request: web.Request) -> web.StreamResponse:
     try:
         found = await run_db(request, console_db.read_despite_refusal, ref, who.actor, reason)
     except console_db.ActionRefused as exc:
-        raise _back(ref, str(exc)) from None
+        raise _back(ref, notices.code_for(str(exc), ref)) from None
     if not found:
         raise ApiError(404, "not_found", "No such escalation.")
     log.info("held-back transcript of %s read by %s despite a refusal to share", ref, who.actor)
@@ -280,10 +292,9 @@ def _wants_json(request: web.Request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _back(ref: str, notice: str = "") -> web.HTTPSeeOther:
-    from urllib.parse import quote
-
-    return web.HTTPSeeOther(f"/duty/e/{ref}" + (f"?notice={quote(notice)}" if notice else ""))
+def _back(ref: str, code: str = "") -> web.HTTPSeeOther:
+    """Back to the conversation page, with a notice code (``bot/duty/notices.py``)."""
+    return web.HTTPSeeOther(f"/duty/e/{ref}" + notices.query(code))
 
 
 async def acknowledge(request: web.Request) -> web.StreamResponse:
@@ -292,8 +303,8 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     try:
         await run_db(request, console_db.acknowledge, ref, who.actor)
     except console_db.ActionRefused as exc:
-        raise _back(ref, str(exc)) from None
-    raise _back(ref, f"{ref} acknowledged.")
+        raise _back(ref, notices.code_for(str(exc), ref)) from None
+    raise _back(ref, "acknowledged")
 
 
 async def resolve(request: web.Request) -> web.StreamResponse:
@@ -303,8 +314,8 @@ async def resolve(request: web.Request) -> web.StreamResponse:
     try:
         await run_db(request, console_db.resolve, ref, who.actor, str(form.get("outcome", "")))
     except console_db.ActionRefused as exc:
-        raise _back(ref, str(exc)) from None
-    raise _back(ref, f"{ref} resolved.")
+        raise _back(ref, notices.code_for(str(exc), ref)) from None
+    raise _back(ref, "resolved")
 
 
 async def _takeover_step(request: web.Request, step: str) -> web.StreamResponse:
@@ -315,28 +326,28 @@ async def _takeover_step(request: web.Request, step: str) -> web.StreamResponse:
     try:
         if step == "take_over":
             await engine.take_over(ref, who)
-            notice = "You have taken over this conversation."
+            notice = "taken_over"
         elif step == "reply":
             text = str(form.get("text", "")).strip()
             if not text or len(text) > MAX_REPLY_CHARS:
                 raise TakeoverError(f"Write a reply of 1 to {MAX_REPLY_CHARS} characters.")
             await engine.reply(ref, who, text)
-            notice = "Reply sent."
+            notice = "reply_sent"
         elif step == "hand_back":
             await engine.hand_back(ref, who)
-            notice = "Handed back to the assistant."
+            notice = "handed_back"
         else:
             house = str(form.get("house", ""))
             if house not in dict(engine.referral_houses()):
                 raise TakeoverError("Choose a house from the list.")
             await engine.refer(ref, who, house)
-            notice = "Referral sent."
+            notice = "referred"
     except TakeoverError as exc:
         if _wants_json(request):
             return web.json_response({"ok": False, "notice": str(exc)}, status=409)
-        raise _back(ref, str(exc)) from None
+        raise _back(ref, notices.code_for(str(exc), ref)) from None
     if _wants_json(request):
-        return web.json_response({"ok": True, "notice": notice})
+        return web.json_response({"ok": True, "notice": notices.text(notice, ref)})
     raise _back(ref, notice)
 
 
@@ -387,13 +398,13 @@ async def sanctuary_beds(request: web.Request) -> web.StreamResponse:
         raise ApiError(403, "forbidden", "You can update your own house only.")
     names = await _houses(request)
     if who.role != "sanctuary_volunteer" and names and house not in names:
-        raise web.HTTPSeeOther("/duty/sanctuary?notice=Unknown+house.")
+        raise web.HTTPSeeOther("/duty/sanctuary?notice=unknown_house")
     raw = str(form.get("free_beds", "")).strip()
     if not raw.isdigit():
-        raise web.HTTPSeeOther("/duty/sanctuary?notice=Free+beds+must+be+a+number.")
+        raise web.HTTPSeeOther("/duty/sanctuary?notice=beds_not_a_number")
     night = console_db.tonight(request.app[SETTINGS_KEY].tz_line)
     try:
         await run_db(request, console_db.set_beds, house, night, int(raw), who.actor)
     except console_db.ActionRefused:
-        raise web.HTTPSeeOther("/duty/sanctuary?notice=Free+beds+out+of+range.") from None
-    raise web.HTTPSeeOther("/duty/sanctuary?notice=Free+beds+updated.")
+        raise web.HTTPSeeOther("/duty/sanctuary?notice=beds_out_of_range") from None
+    raise web.HTTPSeeOther("/duty/sanctuary?notice=beds_updated")

@@ -1,8 +1,10 @@
 """``GET /health``: is the database up, and can this service reach Rasa and the action server?
 
 200 while the database answers (the duty service can still show the queue and record
-acknowledgements without Rasa); 503 when it does not. The body never carries URLs or error
-messages, only what failed and how: it is unauthenticated.
+acknowledgements without Rasa); 503 when it does not. To anyone, the body is only
+``{"status": "ok" | "degraded"}``: which part is down, its backend and
+latencies are for monitors with the API token or signed-in staff (issue 23: an attacker
+learns nothing from them). Even then the body never carries URLs or error messages.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.engine import make_url
 
+from bot.duty.auth import principal
 from bot.duty.keys import DB_EXECUTOR_KEY, HTTP_KEY, SETTINGS_KEY
+from bot.duty.middlewares import has_bearer
 from bot.store import db
 
 log = logging.getLogger(__name__)
@@ -84,12 +88,11 @@ async def health(request: web.Request) -> web.Response:
         check_http(app[HTTP_KEY], f"{settings.actions_url}/health"),
     )
     all_ok = database["ok"] and rasa["ok"] and actions["ok"]
-    body = {
-        "status": "ok" if all_ok else "degraded",
-        "database": database,
-        "rasa": rasa,
-        "actions": actions,
-    }
+    status = "ok" if all_ok else "degraded"
+    body: dict[str, Any] = {"status": status}
+    # The session (if any) was loaded by auth_middleware; the token is checked here.
+    if principal(request) is not None or has_bearer(request):
+        body.update(database=database, rasa=rasa, actions=actions)
     return web.json_response(
         body,
         status=200 if database["ok"] else 503,

@@ -32,7 +32,8 @@ CONSOLE_PREFIX = "/duty"
 # Paths answered in JSON; everything else (the console and web chat pages) gets text.
 JSON_PREFIXES = ("/api/", "/health", "/metrics")
 # Paths where a staff session cookie is read (nowhere else, so the carer's page never does).
-SESSION_PATHS = ("/api", "/duty", "/metrics", "/login", "/logout")
+# /health reads it only to decide how much to say (bot/duty/health.py).
+SESSION_PATHS = ("/api", "/duty", "/metrics", "/login", "/logout", "/health")
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 __all__ = [
@@ -126,6 +127,15 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="duty"'})
 
 
+def has_bearer(request: web.Request) -> bool:
+    """Whether the request carries the right API token (no error either way)."""
+    try:
+        check_bearer(request)
+    except ApiError:
+        return False
+    return True
+
+
 def check_bearer(request: web.Request) -> None:
     """Raise a 401 unless the request carries ``Authorization: Bearer $DUTY_API_TOKEN``."""
     expected = request.app[SETTINGS_KEY].duty_api_token
@@ -208,6 +218,11 @@ BASE_CSP = (
 # Pages that show what people wrote, and sign-in forms, are never kept in a browser's cache
 # or its back-forward cache (a shared family computer, a shared office PC).
 NO_STORE_PREFIXES = ("/duty", "/login", "/logout", "/api", "/metrics")
+# Two years, as the shipped nginx sends: once a browser has seen the console over HTTPS it
+# never tries plain HTTP for it again (a café's network cannot strip TLS from a sign-in).
+HSTS = "max-age=63072000"
+# aiohttp's default names Python's and its own version; this says only what answers.
+SERVER = "crisis-line"
 
 
 async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
@@ -220,3 +235,9 @@ async def on_prepare(request: web.Request, response: web.StreamResponse) -> None
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if request.path == "/" or request.path.startswith(NO_STORE_PREFIXES):
         headers["Cache-Control"] = "no-store"
+    # Set here, before aiohttp adds its default (it only sets Server when absent).
+    headers["Server"] = SERVER
+    if request.app[SETTINGS_KEY].duty_public_url.startswith("https://"):
+        # The duty service itself speaks plain HTTP behind the TLS proxy; the public URL says
+        # whether browsers reach it over HTTPS (as for the cookies' Secure flag).
+        headers.setdefault("Strict-Transport-Security", HSTS)

@@ -63,7 +63,8 @@ def document() -> dict[str, Any]:
             "/health": {
                 "get": {
                     "operationId": "health",
-                    "summary": "State of the database, the Rasa server and the action server",
+                    "summary": "State of the database, the Rasa server and the action server "
+                    "(each part's state only with the bearer token or a staff session)",
                     "security": [],
                     "responses": {
                         "200": {
@@ -301,7 +302,8 @@ def document() -> dict[str, Any]:
                 },
                 "Health": {
                     "type": "object",
-                    "required": ["status", "database", "rasa", "actions"],
+                    "description": "Without the bearer token or a staff session, `status` only.",
+                    "required": ["status"],
                     "properties": {
                         "status": {"type": "string", "enum": ["ok", "degraded"]},
                         "database": {"$ref": "#/components/schemas/Check"},

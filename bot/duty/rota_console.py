@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Optional
-from urllib.parse import quote
 
 from aiohttp import web
 
@@ -79,8 +78,9 @@ async def _edit(request: web.Request, action: str) -> web.StreamResponse:
         return await _page(request, status=exc.status, error=exc.message, problems=exc.problems)
     # Ids only: the log never carries a phone number (nor does the summary).
     log.info("rota edited by %s: %s (team %s, change %d)", who.actor, action, edit.team, done.change_id)
-    notice = {"add": "Shift added.", "change": "Shift changed.", "remove": "Shift removed."}[action]
-    raise web.HTTPSeeOther(f"/duty/rota?notice={quote(notice + ' ' + done.summary[:150])}")
+    # A fixed notice code (bot/duty/notices.py); the change itself is under "Recent changes".
+    notice = {"add": "shift_added", "change": "shift_changed", "remove": "shift_removed"}[action]
+    raise web.HTTPSeeOther(f"/duty/rota?notice={notice}")
 
 
 async def add_shift(request: web.Request) -> web.StreamResponse:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from argon2 import PasswordHasher
+from zxcvbn import zxcvbn
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
@@ -29,6 +30,10 @@ hasher = PasswordHasher()
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD_CHARS = 12
+# zxcvbn's score (0-4): 3 is "safely unguessable" (about 10^10 guesses), what a console that
+# opens transcripts of people in crisis needs; 2 lets through "Summer2026!".
+MIN_PASSWORD_SCORE = 3
+MAX_DISPLAY_NAME_CHARS = 40
 _dummy_hash: Optional[str] = None
 
 
@@ -67,7 +72,38 @@ def normalise_username(raw: str) -> str:
     return raw.strip().lower()
 
 
-def validate_new_account(username: str, password: str, role: str, house: Optional[str]) -> None:
+def password_problem(password: str, username: str, display_name: str = "") -> Optional[str]:
+    """Why a password is too easy to guess (a sentence for the person choosing it), or None.
+
+    zxcvbn (Dropbox's estimator) knows common passwords, names, words, dates, keyboard walks
+    and repeats; given the username and display name it also refuses passwords made of them.
+    """
+    if len(password) < MIN_PASSWORD_CHARS:
+        return f"password must be at least {MIN_PASSWORD_CHARS} characters"
+    lowered = password.lower()
+    for own in {username, display_name.strip()}:
+        if own and own.lower() in lowered:
+            return "password must not contain the username or display name"
+    # zxcvbn's time grows with length; its strength is settled long before 100 characters.
+    result = zxcvbn(password[:100], user_inputs=[username, display_name])
+    if result["score"] >= MIN_PASSWORD_SCORE:
+        return None
+    feedback = result.get("feedback") or {}
+    reason = feedback.get("warning") or next(iter(feedback.get("suggestions") or []), "")
+    return "password is too easy to guess" + (f": {reason}" if reason else "") + (
+        " Try three or four unrelated words."
+    )
+
+
+def validate_new_account(
+    username: str, password: str, role: str, house: Optional[str], display_name: str = ""
+) -> None:
+    if not display_name.strip():
+        # What people are told when this person joins a conversation ("Ellen has joined");
+        # a username (ellen.smith2) is not a name to show the public.
+        raise AccountError("a display name is needed (--display-name: a first name or a role)")
+    if len(display_name.strip()) > MAX_DISPLAY_NAME_CHARS:
+        raise AccountError(f"display name: at most {MAX_DISPLAY_NAME_CHARS} characters")
     if not USERNAME_RE.match(username):
         raise AccountError(
             "username: 2-64 characters, lower-case letters, digits, '.', '_' or '-'"
@@ -78,8 +114,9 @@ def validate_new_account(username: str, password: str, role: str, house: Optiona
         raise AccountError("a sanctuary volunteer needs --house (the rota's sanctuary id)")
     if role != "sanctuary_volunteer" and house:
         raise AccountError("only sanctuary volunteers belong to a house")
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise AccountError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
+    problem = password_problem(password, username, display_name)
+    if problem:
+        raise AccountError(problem)
 
 
 def create_staff(
@@ -91,9 +128,13 @@ def create_staff(
     display_name: str = "",
     replace_password: bool = False,
 ) -> int:
-    """Create an account (or, with ``replace_password``, reset an existing one's password)."""
+    """Create an account (or, with ``replace_password``, reset an existing one's password).
+
+    ``display_name`` is required: it is what the person in the conversation is told.
+    """
     username = normalise_username(username)
-    validate_new_account(username, password, role, house)
+    display_name = display_name.strip()
+    validate_new_account(username, password, role, house, display_name)
     encoded = hasher.hash(password)
     with Session(engine, future=True) as session, session.begin():
         existing = session.execute(
@@ -104,6 +145,7 @@ def create_staff(
                 raise AccountError(f"an account named {username!r} already exists")
             existing.password_hash = encoded
             existing.role = role
+            existing.display_name = display_name
             existing.house = house
             existing.active = True
             existing.password_changed_at = utcnow()
@@ -112,7 +154,7 @@ def create_staff(
             return existing.id
         staff = Staff(
             username=username,
-            display_name=display_name or username,
+            display_name=display_name,
             password_hash=encoded,
             role=role,
             house=house,

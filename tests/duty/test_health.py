@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.duty.app import create_app
 
-from .conftest import UNREACHABLE_PG, make_settings
+from .conftest import AUTH, UNREACHABLE_PG, make_settings
 
 
 def _fake_upstream(status: int = 200, delay_s: float = 0.0) -> web.Application:
@@ -40,7 +40,7 @@ async def test_all_up_is_ok(db_url, aiohttp_client, aiohttp_server):
     client = await aiohttp_client(
         create_app(make_settings(db_url, RASA_URL=upstream, ACTIONS_URL=upstream))
     )
-    resp = await client.get("/health")
+    resp = await client.get("/health", headers=AUTH)
     assert resp.status == 200
     assert resp.headers["Cache-Control"] == "no-store"
     body = await resp.json()
@@ -53,7 +53,7 @@ async def test_all_up_is_ok(db_url, aiohttp_client, aiohttp_server):
 
 async def test_rasa_and_actions_down_is_degraded_but_200(db_url, aiohttp_client):
     client = await aiohttp_client(create_app(make_settings(db_url)))  # both at port 1
-    resp = await client.get("/health")
+    resp = await client.get("/health", headers=AUTH)
     assert resp.status == 200
     body = await resp.json()
     assert body["status"] == "degraded" and body["database"]["ok"] is True
@@ -66,7 +66,7 @@ async def test_upstream_error_status_is_not_ok(sqlite_url, aiohttp_client, aioht
     client = await aiohttp_client(
         create_app(make_settings(sqlite_url, RASA_URL=upstream, ACTIONS_URL=upstream))
     )
-    body = await (await client.get("/health")).json()
+    body = await (await client.get("/health", headers=AUTH)).json()
     assert body["rasa"] == {
         "ok": False, "status_code": 500, "error": "HTTP 500", "latency_ms": body["rasa"]["latency_ms"]
     }
@@ -79,7 +79,7 @@ async def test_a_hanging_upstream_times_out_quickly(sqlite_url, aiohttp_client, 
         create_app(make_settings(sqlite_url, RASA_URL=upstream, ACTIONS_URL=upstream))
     )
     started = time.monotonic()
-    body = await (await client.get("/health")).json()
+    body = await (await client.get("/health", headers=AUTH)).json()
     assert time.monotonic() - started < 3
     assert body["rasa"]["error"] == "timeout" and body["actions"]["error"] == "timeout"
 
@@ -88,12 +88,12 @@ async def test_a_hanging_upstream_times_out_quickly(sqlite_url, aiohttp_client, 
 async def test_database_down_is_503(aiohttp_client, tmp_path, kind):
     url = UNREACHABLE_PG if kind == "postgresql" else f"sqlite:///{tmp_path}"
     client = await aiohttp_client(create_app(make_settings(url)))
-    resp = await client.get("/health")
+    resp = await client.get("/health", headers=AUTH)
     assert resp.status == 503
     body = await resp.json()
     assert body["status"] == "degraded"
     assert body["database"]["ok"] is False
     assert body["database"]["backend"] == kind
     assert body["database"]["error"].startswith("unavailable")
-    # No connection details in an unauthenticated answer.
+    # No connection details, even for a monitor with the token.
     assert "127.0.0.1" not in await resp.text() and str(tmp_path) not in await resp.text()

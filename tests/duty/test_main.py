@@ -45,7 +45,10 @@ def test_serves_health_on_a_fresh_database(tmp_path):
         body = None
         while time.monotonic() < deadline and body is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                probe = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/health", headers={"Authorization": "Bearer t0ken"}
+                )
+                with urllib.request.urlopen(probe, timeout=2) as resp:
                     body = json.load(resp)
             except (urllib.error.URLError, ConnectionError):
                 assert proc.poll() is None, proc.stdout.read().decode()

@@ -271,16 +271,16 @@ async def test_console_takeover_end_to_end_on_web_chat(
             assert resp.status == 303
             return resp.headers["Location"]
 
-        assert "taken%20over" in await post("takeover")
+        assert "notice=taken_over" in await post("takeover")
         assert (await page.reply())["text"].startswith("Pia from the on-call team has joined")
-        assert "Reply%20sent" in await post("reply", text="Hello, I'm Pia.")
+        assert "notice=reply_sent" in await post("reply", text="Hello, I'm Pia.")
         assert (await page.reply())["text"] == "Hello, I'm Pia."
         await page.say("thank you", sid)
         await asyncio.sleep(0.2)
         # The console's transcript (read from the tracker store) would show it; the stub
         # keeps the tracker in memory, so read it there.
         assert (await agent.events(sid))[-1].text == "thank you"
-        assert "Handed%20back" in await post("handback")
+        assert "notice=handed_back" in await post("handback")
         assert "handed you back" in (await page.reply())["text"]
         assert status_of(rec.ref) == "acknowledged"
     finally:

@@ -83,3 +83,16 @@ def test_the_readme_names_real_files_and_settings():
     known = (ROOT / "bot" / "settings.py").read_text() + (ROOT / ".env.example").read_text()
     for variable in set(re.findall(r"`([A-Z][A-Z0-9]*_[A-Z0-9_]+)`", readme)):
         assert variable in known, variable
+
+
+def test_nginx_tells_the_duty_service_the_client_and_browsers_to_keep_to_https():
+    conf = _nginx()
+    duty = re.search(r"location\s+/\s*\{(.*?)\}", conf, re.S).group(1)
+    # nginx's own view of the client, replacing any header the client sent, for the
+    # console's sign-in limit (believed because the README sets TRUSTED_PROXIES to nginx).
+    assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;", duty)
+    readme = (DEPLOY / "README.md").read_text()
+    assert "TRUSTED_PROXIES=127.0.0.1" in readme
+    assert load({"TRUSTED_PROXIES": "127.0.0.1"}).trusted_proxies == ("127.0.0.1/32",)
+    assert re.search(r'add_header\s+Strict-Transport-Security\s+"max-age=\d{8,}[^"]*"\s+always;', conf)
+    assert re.search(r"server_tokens\s+off;", conf)
