@@ -405,16 +405,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     assess = _detector_assess(args.model, risk_model)
     code = 0
     out: Dict = {}
-    reports = []
-    for batch in args.batch or blind_batches():
-        report = evaluate_batch(assess, batch)
+    reports = [evaluate_batch(assess, batch) for batch in args.batch or blind_batches()]
+    # Recorded before anything is printed: a reader that closes the output early (| head)
+    # must not lose a batch's before-figures, which can never be measured again.
+    if args.record_before or args.write_floors:
+        record_history(reports, args.record_before, args.write_floors)
+    for report in reports:
         print_report(report, args.show_misses)
         print()
         out[report.name] = report.as_json()
-        reports.append(report)
         code = code or (0 if report.passed else 1)
-    if args.record_before or args.write_floors:
-        record_history(reports, args.record_before, args.write_floors)
     if where.is_dir():
         code = print_report(evaluate(assess, where), args.show_misses) or code
     else:
