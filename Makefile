@@ -33,7 +33,7 @@ $(SPACY_MODEL)/.built: $(VENV)/.installed bot/nlu/spacy_pipeline.py $(wildcard b
 spacy: $(SPACY_MODEL)/.built ## Build the spaCy pipeline (blank English + lookup lemmas + places)
 
 # The statistical risk reading (docs/risk.md): trained on data/risk/train and the NLU examples,
-# never on tests/risk_blind or ../shared/eval. Seconds to train; rebuilt when its inputs change.
+# never on tests/risk_blind or ../shared/eval. About a minute to train; rebuilt when its inputs change.
 $(RISK_MODEL)/.built: $(SPACY_MODEL)/.built bot/nlu/risk_model.py bot/nlu/risk.py bot/nlu/risk_lexicon.py bot/nlu/risk_normalise.py $(wildcard data/risk/train/*.tsv) $(wildcard data/nlu/*.yml)
 	$(PY) -m bot.nlu.risk_model train --out $(RISK_MODEL)
 	@touch $@
