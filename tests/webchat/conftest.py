@@ -100,3 +100,21 @@ async def webchat(channel_options):
         task.cancel()
         server.close()
         await server.wait_closed()
+
+
+@pytest.fixture
+async def browser():
+    """``browser()`` opens another simulated page (``test_channel.Browser``); all are closed
+    after the test."""
+    from .test_channel import Browser
+
+    made: list[Browser] = []
+
+    def make() -> Browser:
+        made.append(Browser())
+        return made[-1]
+
+    yield make
+    for b in made:
+        if b.sio.connected:
+            await b.close()

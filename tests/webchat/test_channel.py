@@ -47,18 +47,6 @@ class Browser:
         await self.sio.eio.disconnect(abort=True)
 
 
-@pytest.fixture
-async def browser():
-    made: list[Browser] = []
-
-    def make() -> Browser:
-        made.append(Browser())
-        return made[-1]
-
-    yield make
-    for b in made:
-        if b.sio.connected:
-            await b.close()
 
 
 async def test_reply_reaches_the_browser_with_session_persistence(webchat, browser):
