@@ -420,7 +420,8 @@ class RiskDetector:
         if _RANK[level] >= _RANK["urgent"]:
             words = {t.lemma_ for t in doc} | {t.lower_ for t in doc}
             outside = unquoted_words([t.lemma_ for t in doc], [t.lower_ for t in doc])
-            if (educational(words) and not first_person(outside)) or joke(words):
+            acts = bool({"act_in_progress", "overdose", "at_height", "means"} & set(risk.signals))
+            if prose_frame(words, outside, self._sets.rel, acts) or joke(words):
                 level = "concern"
         if _RANK[level] <= risk.rank:
             return risk
@@ -618,8 +619,32 @@ def first_person(words: Set[str]) -> bool:
     return bool(words & {"we", "us", "our", "ourselves"}) and len(words & _ACADEMIC) < 2
 
 
+#: prose about other people: the news, a film, a book, a song, history, an essay. Narrower than
+#: the lexicon's EDUCATION_CUES on purpose: "what does that mean", "is that a sign" and "which
+#: course of action" are what a frightened relative asks in an emergency.
+_MEDIA = frozenset(
+    """news article report documentary film movie novel book song lyrics lyric episode series
+    character characters play musical poem poet author history historical century statistics
+    statistic essay dissertation thesis research researchers lecture module coursework
+    assignment textbook wikipedia""".split())
+
+
 def educational(words: Set[str]) -> bool:
-    return bool(words & EDUCATION_CUES or words & _ACADEMIC)
+    """Prose about suicide rather than a person: an academic or media frame."""
+    return bool(words & _ACADEMIC or words & _MEDIA)
+
+
+def prose_frame(words: Set[str], outside_quotes: Set[str], rel: frozenset,
+                acts: bool) -> bool:
+    """The message is prose about suicide in which no one real is at risk now: a frame, no
+    first person (outside quotes), and, unless it is plainly academic (two markers or more),
+    no relative or friend named and no act under way ("Mum has taken all her tablets, what
+    does that mean" is an emergency, not a question of fact)."""
+    if not educational(words) or first_person(outside_quotes):
+        return False
+    if len(words & _ACADEMIC) >= 2:
+        return True
+    return not acts and not (words & rel)
 
 
 def joke(words: Set[str]) -> bool:
@@ -650,9 +675,11 @@ def unquoted_words(keys: Sequence[str], lower: Sequence[str]) -> Set[str]:
 def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
     """Lower matches that a game, a joke, a recovered past or prose explain (in place)."""
     words = set(ctx.keys) | set(ctx.lower)
+    acts = any({"act_in_progress", "overdose", "at_height", "means"} & set(h.signals)
+               for h in hits if _RANK[h.level] >= _RANK["urgent"])
     # Prose about suicide with no first person in it (a paper, a lecture, the news, a case
     # vignette): nothing in it is about the writer, so nothing in it is above concern.
-    if educational(words) and not first_person(unquoted_words(ctx.keys, ctx.lower)):
+    if prose_frame(words, unquoted_words(ctx.keys, ctx.lower), ctx.rel, acts):
         for h in hits:
             if _RANK[h.level] >= _RANK["urgent"]:
                 h.level, h.signals = "concern", ("education",)

@@ -566,3 +566,15 @@ def test_spans_of_time_in_the_present_stay_urgent(detector: RiskDetector, text: 
 def test_an_act_told_by_what_is_happening_is_imminent(detector: RiskDetector,
                                                        text: str) -> None:
     assert level(detector, text) == "imminent"
+
+
+@pytest.mark.parametrize("text", [
+    # a frightened relative's question is not a question of fact
+    "Mum has taken all her tablets and wont wake up, what does that mean",
+    "partner has cut her wrists, blood everywhere, which course of action",
+    "she swallowed a whole box of pills an hour ago, what does it mean",
+    "son says he wants to kill himself, is that a sign",
+])
+def test_a_relatives_emergency_asked_as_a_question_is_not_prose(detector: RiskDetector,
+                                                                 text: str) -> None:
+    assert at_least(level(detector, text), "urgent"), text
