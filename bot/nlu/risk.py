@@ -699,7 +699,7 @@ def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
                            & set(h.signals))
         # A game: the same sentence names one ("kms so I respawn", "jumped off the cliff in
         # zelda"). Risk to or from a real person is not a game.
-        if sentence & _GAME_STRONG and not about_other:
+        if sentence & _GAME_STRONG and not about_other and not _earnest(words):
             h.level, h.signals = "none", ()
             markers.add("idiom")
             continue

@@ -499,6 +499,7 @@ def test_a_recovered_past_is_concern(detector: RiskDetector, text: str) -> None:
     "lol i want to kill myself",  # laughter alone is not a joke
     "if he comes home drunk again i want to die",  # a trigger with no laughter
     "my son keeps playing minecraft and yesterday he said he wants to kill himself",
+    "lost again and threw my controller, honestly i want to kill myself",
 ])
 def test_frames_do_not_hide_present_risk(detector: RiskDetector, text: str) -> None:
     assert at_least(level(detector, text), "urgent"), text
