@@ -607,10 +607,6 @@ _ACADEMIC = frozenset(
     population populations""".split())
 
 
-def _words_of(doc_keys: Sequence[str], doc_lower: Sequence[str]) -> Set[str]:
-    return set(doc_keys) | set(doc_lower)
-
-
 def first_person(words: Set[str]) -> bool:
     """Does the writer speak of themselves? "we/us/our" count, except in prose with two or
     more academic markers ("we examined", "our findings")."""
