@@ -581,11 +581,23 @@ _RECOVERED = frozenset(
     """recovered recovery clean better well ok okay alright fine good great stable thriving
     healed survived survivor proud milestone 🎉""".split())
 _SPANS = frozenset("""year years yr yrs month months day days week weeks ages""".split())
+#: spans long enough that "N of them since" is a milestone, not a fresh wound
+_LONG_SPANS = frozenset("""year years yr yrs month months ages age""".split())
+_FEW = frozenset("one two three four few several many".split())
+#: said of a past that is over: "came through it", "that's long gone", "got help"
+_RECOVERED_PAIRS = (("came", "through"), ("come", "through"), ("long", "gone"), ("got", "help"),
+                    ("had", "treatment"), ("counselling", "worked"), ("therapy", "worked"),
+                    ("counselling", "helped"), ("therapy", "helped"))
 #: words that put risk back in the present and switch the past frame off
 _PRESENT = frozenset("""again relapse relapsed lately recently currently anymore
     struggle struggling urge urges tempt tempted""".split())
+#: a hypothetical about someone else: "what do I say if a friend ever tells me ..."
+_HYPOTHETICAL = frozenset("ever case prepared prepare".split())
+#: media a person watches or hears (with _MEDIA): a character's act is not the writer's
+_SCREEN = frozenset("""storyline soap telly tv advert sings singer sung tune album
+    eastenders corrie emmerdale hollyoaks netflix theatre panto gig""".split())
 #: a joke said in earnest: the joke frame is off
-_EARNEST = frozenset("tonight seriously srsly honestly genuinely actually".split())
+_EARNEST = frozenset("tonight seriously srsly honestly genuinely actually tbh ngl".split())
 
 
 def _earnest(words: Set[str]) -> bool:
@@ -650,7 +662,7 @@ def joke(words: Set[str]) -> bool:
         "if" in words or {"chat", "group"} <= words or "wrong" in words) and not _earnest(words)
 
 
-_QUOTES = frozenset('"“”«»')
+_QUOTES = frozenset('"“”«»‘’\'')
 
 
 def unquoted_words(keys: Sequence[str], lower: Sequence[str]) -> Set[str]:
@@ -666,6 +678,48 @@ def unquoted_words(keys: Sequence[str], lower: Sequence[str]) -> Set[str]:
             out.add(k)
             out.add(w)
     return out if not inside else set(keys) | set(lower)  # unbalanced: read it all
+
+
+def _quoted(lower: Sequence[str]) -> List[bool]:
+    """For each token: is it inside quotation marks? (Unbalanced marks: nothing is.)"""
+    flags, inside = [], False
+    for w in lower:
+        if w in _QUOTES:
+            inside = not inside
+            flags.append(False)
+            continue
+        flags.append(inside)
+    return flags if not inside else [False] * len(lower)
+
+
+def _present(ctx: "_Context") -> bool:
+    """Does the message put risk in the present ("again", "urges", "tonight")? Not when the
+    word is negated: "no urges, just memories", "don't hurt myself anymore"."""
+    return any((k in _PRESENT or w in _PRESENT) and not ctx.negated(i)
+               for i, (k, w) in enumerate(zip(ctx.keys, ctx.lower, strict=True)))
+
+
+def _recovered(ctx: "_Context", words: Set[str]) -> bool:
+    """Does the message say life is better now? A word of it ("doing well now", "proud"), an
+    ending said of the past ("came through it", "that's long gone"), a span of time without it
+    ("haven't for years", "havent in ages"), or a long span since it ("5 years since")."""
+    if words & _RECOVERED:
+        return True
+    keys = ctx.keys
+    for i, k in enumerate(keys):
+        prev = keys[i - 1] if i else ""
+        if {(a, b) for a in (prev, ctx.lower[i - 1] if i else "")
+                for b in (k, ctx.lower[i])} & set(_RECOVERED_PAIRS):
+            return True
+        if k in _LONG_SPANS:
+            # "5 years since my overdose" (not "hurting myself since year 9")
+            if (prev.isdigit() or prev in _NUMBER_WORDS or prev in _FEW) \
+                    and "since" in keys[i + 1:i + 3]:
+                return True
+            back = set(keys[j] for j in ctx._back(i, 8))
+            if {"for", "in", "over"} & back and _NEG_CUES & back:
+                return True
+    return False
 
 
 def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
@@ -685,6 +739,10 @@ def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
     returned = any(ctx.keys[i] == "back" and i > 0 and ctx.keys[i - 1] in (
         "be", "come", "creep", "crept", "came", "coming", "get", "got")
         for i in range(len(ctx.keys)))
+    present = _present(ctx)
+    recovered = _recovered(ctx, words)
+    quoted = _quoted(ctx.lower)
+    screen = bool(words & (_MEDIA | _SCREEN))
     for h in hits:
         if _RANK[h.level] < _RANK["urgent"] or h.negated:
             continue
@@ -695,7 +753,8 @@ def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
                            & set(h.signals))
         # A game: the same sentence names one ("kms so I respawn", "jumped off the cliff in
         # zelda"). Risk to or from a real person is not a game.
-        if sentence & _GAME_STRONG and not about_other and not _earnest(words):
+        boss_fight = "boss" in sentence and bool(sentence & {"fight", "battle", "raid"})
+        if (sentence & _GAME_STRONG or boss_fight) and not about_other and not _earnest(words):
             h.level, h.signals = "none", ()
             markers.add("idiom")
             continue
@@ -709,18 +768,39 @@ def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
             h.level, h.signals = "concern", ("distress",)
             markers.add("idiom")
             continue
+        # A song, a film, a soap: the words are a character's or a singer's ("the episode
+        # where he jumps off the bridge", a lyric in quotation marks), and no one the writer
+        # knows is named, nor anything under way.
+        acts_here = bool({"act_in_progress", "overdose"} & set(h.signals))
+        if screen and not acts_here and not words & ctx.rel and (
+                (h.end > h.start and all(quoted[h.start:h.end])) or (about_other and h.person != "first")):
+            h.level, h.signals = "concern", ("education",)
+            markers.add("education")
+            continue
+        # A hypothetical about someone else: "what should I say if a mate ever tells me he
+        # wants to end it", "want the number saved just in case". Nobody is at risk now.
+        if about_other and not acts_here and "if" in sentence and words & _HYPOTHETICAL \
+                and not present:
+            h.level, h.signals = "concern", ("education",)
+            markers.add("education")
+            continue
         # A recovered past: this sentence is in the past and the message says life is better.
         # "4 years clean", "500 days sh free", "2 yrs since I last hurt myself", "haven't for
         # years": a span free of it is a past, and is itself the sign of a life better now
         spans = bool(sentence & _SPANS)
         clean_for = spans and bool(sentence & {"clean", "free", "without"}) \
             and "again" not in sentence
-        since_then = spans and bool(sentence & {"since", "back"})
-        old_scars = bool(sentence & {"scar", "scars"}) and "old" in sentence
-        if (ctx.is_history(h.start, h.end) or sentence & {"ago"} or clean_for or since_then
+        since_then = spans and bool(sentence & {"since", "back"}) or any(
+            ctx.keys[i] == "back" and ctx.keys[i + 1] == "then"
+            for i in range(len(ctx.keys) - 1) if ctx.sent_id[i] == sid)
+        # scars are the marks of a past: "old scars", or any scars in a message that says
+        # the past is over ("haven't for years ... my daughter saw the scars")
+        old_scars = bool(sentence & {"scar", "scars"}) and ("old" in sentence or recovered)
+        # ("years ago" is history, through is_history; "twenty minutes ago" is an emergency)
+        if (ctx.is_history(h.start, h.end) or clean_for or since_then
                 or old_scars
                 or any(_YEAR.match(w) for w in sentence)) \
-                and (words & _RECOVERED or clean_for) and not words & _PRESENT \
+                and (recovered or clean_for) and not present \
                 and not returned:
             h.level, h.signals = "concern", ("history",)
             markers.add("history")

@@ -579,3 +579,67 @@ def test_an_act_told_by_what_is_happening_is_imminent(detector: RiskDetector,
 def test_a_relatives_emergency_asked_as_a_question_is_not_prose(detector: RiskDetector,
                                                                  text: str) -> None:
     assert at_least(level(detector, text), "urgent"), text
+
+
+@pytest.mark.parametrize("text", [
+    # a span without it, said with a negation
+    "i used to cut my arms at uni. havent done it in years and my partner knows all about it",
+    "self harmed a lot when i was at uni, haven't for ages, just wanted to say that out loud",
+    # an ending said of the past
+    "took an overdose back in 2011. came through it and i volunteer with a charity now",
+    "was suicidal for a while after the redundancy years ago. thats long gone, got help from my gp",
+    # a milestone: a long span since it
+    "three years since my suicide attempt today. made myself a cake",
+    # "no urges" says the present is clear, it does not bring it back
+    "used to burn myself at school, 6 years clean now, no urges just memories when i see a lighter",
+    # scars in a message that says the past is over
+    "i self harmed years ago and i'm well now. my nephew asked about my scars today, what do i say",
+])
+def test_a_past_the_person_says_is_over_is_concern(detector: RiskDetector, text: str) -> None:
+    risk = detector.assess(text)
+    assert risk.level == "concern", text
+    assert "history" in risk.signals
+
+
+@pytest.mark.parametrize("text", [
+    # the same pasts, brought into the present: the frame stays off
+    "i used to cut my arms at uni. havent done it in years but the urges are back",
+    "took an overdose back in 2011. came through it but i want to do it again",
+    "hurting myself since year 9 and my mum doesnt know",
+    "three years since my suicide attempt and i want to try again",
+])
+def test_a_past_that_has_come_back_stays_urgent(detector: RiskDetector, text: str) -> None:
+    assert at_least(level(detector, text), "urgent"), text
+
+
+@pytest.mark.parametrize("text", [
+    "what should i say if my brother ever tells me he wants to end it all? just want to be ready",
+    "if a student ever said they were hurting themselves who do i tell, asking in case",
+    "the scene on eastenders where she jumps off the bridge was so hard to watch",
+    "that song 'i want to disappear forever' has been stuck in my head all day",
+])
+def test_hypotheticals_and_screen_stories_are_not_urgent(detector: RiskDetector,
+                                                          text: str) -> None:
+    assert not at_least(level(detector, text), "urgent"), text
+
+
+@pytest.mark.parametrize("text", [
+    "my brother told me last night he wants to end it all, what should i say",
+    "if my mate ever says it again i'll call 999, he said tonight he wants to die",
+    "my mum watched eastenders and now says she wants to take all her pills",
+    "someone in the film club just told me he's going to jump off the bridge tonight",
+])
+def test_a_real_person_at_risk_is_urgent_even_beside_a_story(detector: RiskDetector,
+                                                             text: str) -> None:
+    assert at_least(level(detector, text), "urgent"), text
+
+
+@pytest.mark.parametrize("text", [
+    # "minutes ago" is not a past: a person who was fine until today and has just acted
+    "been doing fine since i got out of hospital but tonight i took all my tablets twenty minutes ago",
+    "was ok for a while, then 10 mins ago i swallowed the lot. getting dizzy",
+    # a joke said in earnest ("tbh", "ngl") is not a joke
+    "lol if i fail this module im walking into the sea 😂 ngl some days i wouldnt mind",
+])
+def test_a_recent_act_or_an_earnest_joke_stays_urgent(detector: RiskDetector, text: str) -> None:
+    assert at_least(level(detector, text), "urgent"), text
