@@ -550,7 +550,9 @@ def _issues(exc: ValidationError, model: type, c: _Collector) -> None:
     for error in exc.errors():
         loc, kind = tuple(error["loc"]), error["type"]
         where = _path(loc)
-        if kind in ("value_error.missing", "type_error.none.not_allowed"):
+        if kind == "type_error.none.not_allowed" and len(loc) > 1 and loc[-2] == "exceptions":
+            message = "must be a mapping with date and hours (or closed: true)"
+        elif kind in ("value_error.missing", "type_error.none.not_allowed"):
             message = _MISSING.get(where, "is required")
         elif kind == "value_error.extra":
             message = f"is not a known field (known: {', '.join(sorted(_known(model, loc)))})"
