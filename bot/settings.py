@@ -2,6 +2,8 @@
 
 Nothing else in the project calls ``os.environ`` for configuration: read a value from
 ``settings()`` so that tests can override it and the README can list all of them.
+``Settings`` is a pydantic model: one line per setting names its attribute, its variable and
+its default; the model types each value and keeps it read-only.
 All values are optional in development; production sets at least ``DATABASE_URL``,
 ``RASA_AUTH_TOKEN``, ``DUTY_API_TOKEN``, ``PUBLIC_BASE_URL``, ``PSEUDONYM_KEY`` and the Twilio ones.
 """
@@ -10,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from pydantic import BaseModel, Extra, Field, ValidationError, root_validator
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = ROOT / "var"
@@ -30,30 +33,32 @@ MIN_KEY_CHARS = 32
 MIN_TOKEN_CHARS = 16
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+def setting(env: Optional[str], default: Any = None, *, fallback: Optional[str] = None,
+            at_least: Optional[int] = None, then: Optional[Callable[[Any, dict], Any]] = None) -> Any:
+    """One setting, read from the environment variable ``env``.
+
+    Unset or blank, it is ``default`` (text may name settings declared above it:
+    ``"http://localhost:{rasa_port}"``), or first the value of the setting ``fallback``.
+    A whole number below ``at_least`` is raised to it; ``then(value, settings_so_far)``
+    finishes the value (checks, normalising) and may raise ``ValueError`` naming ``env``.
+    """
+    return Field(None, env=env, default_value=default, fallback=fallback, at_least=at_least,
+                 then=then)
 
 
-def _sms_sender(value: Optional[str], database_url: str) -> str:
+def _sms_sender(value: str, values: dict) -> str:
     """``SMS_SENDER``: auto (default) is the duty service on PostgreSQL, where a NOTIFY wakes
     it, and the Rasa server elsewhere (SQLite has no NOTIFY: the duty service would poll)."""
-    choice = (value or "auto").strip().lower()
+    choice = value.strip().lower()
     if choice == "auto":
-        return "duty" if database_url.startswith("postgresql") else "server"
+        return "duty" if values["database_url"].startswith("postgresql") else "server"
     if choice not in ("duty", "server"):
         raise ValueError(f"SMS_SENDER must be auto, duty or server, got {value!r}")
     return choice
 
 
-def _opt(env: Mapping[str, str], name: str) -> Optional[str]:
-    raw = env.get(name, "").strip()
-    return raw or None
+def _no_slash(value: str, values: dict) -> str:
+    return value.rstrip("/")
 
 
 def _origin(url: str) -> str:
@@ -62,99 +67,168 @@ def _origin(url: str) -> str:
     return f"{scheme.lower()}://{rest.split('/', 1)[0].lower()}"
 
 
-def _origins(raw: Optional[str], default: tuple) -> tuple:
+def _origins(raw: Optional[str], values: dict) -> tuple:
     # Comma-separated; order kept, duplicates dropped (the default lists the public URL and
     # the two loopback spellings, which are often the same).
-    values = [_origin(v.strip()) for v in raw.split(",") if v.strip()] if raw else list(default)
-    return tuple(dict.fromkeys(values))
+    if raw:
+        found = [_origin(v.strip()) for v in raw.split(",") if v.strip()]
+    else:
+        port = values["duty_port"]
+        found = [_origin(values["duty_public_url"]), f"http://localhost:{port}",
+                 f"http://127.0.0.1:{port}"]
+    return tuple(dict.fromkeys(found))
 
 
-def _networks(env: Mapping[str, str], name: str) -> tuple:
+def _networks(raw: Optional[str], values: dict) -> tuple:
     """Comma-separated addresses or networks (``127.0.0.1``, ``10.0.0.0/8``), checked here so
     that a typo stops the service at start-up rather than silently trusting nobody."""
     import ipaddress
 
-    values = [v.strip() for v in env.get(name, "").split(",") if v.strip()]
+    found = [v.strip() for v in (raw or "").split(",") if v.strip()]
     try:
-        return tuple(str(ipaddress.ip_network(v, strict=False)) for v in values)
+        return tuple(str(ipaddress.ip_network(v, strict=False)) for v in found)
     except ValueError as exc:
-        raise ValueError(f"{name} must be IP addresses or networks, comma-separated ({exc})") from exc
+        raise ValueError(
+            f"TRUSTED_PROXIES must be IP addresses or networks, comma-separated ({exc})"
+        ) from exc
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str
-    redis_url: Optional[str]
-    rasa_port: int
-    actions_port: int
-    duty_port: int
-    rasa_auth_token: Optional[str]
-    duty_api_token: Optional[str]
-    public_base_url: str
-    twilio_account_sid: Optional[str]
-    twilio_auth_token: Optional[str]
-    twilio_number: Optional[str]
-    twilio_api_url: str
-    tz_line: str
-    pseudonym_key: str
-    holiday_nation: str
-    escalation_ack_timeout_s: Optional[int]
-    rasa_url: str = field(default="")
-    actions_url: str = field(default="")
-    duty_host: str = field(default="127.0.0.1")
-    # Development only: accept SMS webhooks without a Twilio signature when no auth token is set.
-    sms_allow_unsigned: bool = field(default=False)
+# A flag is on when its variable is one of these (any case); anything else is off.
+ON = ("1", "true", "yes", "on")
+
+
+class Settings(BaseModel):
+    """Every setting: its attribute, the environment variable it is read from, its default.
+
+    Adding a setting is one line here (and one in the README's table and ``.env.example``).
+    Settings are read in the order written, so a default may use the settings above it.
+    """
+
+    class Config:
+        frozen = True  # read once, never changed; hashable
+        extra = Extra.forbid
+
+    database_url: str = setting("DATABASE_URL", f"sqlite:///{DEFAULT_SQLITE_PATH}")
+    redis_url: Optional[str] = setting("REDIS_URL")
+    rasa_port: int = setting("RASA_PORT", 5005)
+    actions_port: int = setting("ACTIONS_PORT", 5055)
+    duty_port: int = setting("DUTY_PORT", 8080)
+    rasa_auth_token: Optional[str] = setting("RASA_AUTH_TOKEN")
+    duty_api_token: Optional[str] = setting("DUTY_API_TOKEN")
+    public_base_url: str = setting("PUBLIC_BASE_URL", "http://localhost:{rasa_port}", then=_no_slash)
+    twilio_account_sid: Optional[str] = setting("TWILIO_ACCOUNT_SID")
+    twilio_auth_token: Optional[str] = setting("TWILIO_AUTH_TOKEN")
+    twilio_number: Optional[str] = setting("TWILIO_NUMBER")
+    twilio_api_url: str = setting("TWILIO_API_URL", "https://api.twilio.com", then=_no_slash)
+    tz_line: str = setting("TZ_LINE", "Europe/London")
+    # Key for pseudonymous identifiers (keyed hash of a phone number). The development
+    # default is public; production must set its own secret.
+    pseudonym_key: str = setting("PSEUDONYM_KEY", DEV_PSEUDONYM_KEY)
+    holiday_nation: str = setting("HOLIDAY_NATION", "ENG")
+    # 0 or unset: the ladder's own timings.
+    escalation_ack_timeout_s: Optional[int] = setting("ESCALATION_ACK_TIMEOUT_S", 0,
+                                                      then=lambda v, _: v or None)
+    rasa_url: str = setting("RASA_URL", "http://localhost:{rasa_port}", then=_no_slash)
+    actions_url: str = setting("ACTIONS_URL", "http://localhost:{actions_port}", then=_no_slash)
+    # Loopback by default: the duty service sits behind a TLS proxy; a deployment sets
+    # DUTY_HOST=0.0.0.0 only where that proxy runs on another host.
+    duty_host: str = setting("DUTY_HOST", "127.0.0.1")
+    # Development only: accept SMS webhooks without a Twilio signature when no auth token is
+    # set. Only honoured while TWILIO_AUTH_TOKEN is unset, so a production line with a token
+    # can never be opened up by a stray development flag.
+    sms_allow_unsigned: bool = setting("SMS_ALLOW_UNSIGNED", False)
     # Seconds an SMS turn may take before the person gets the fail-safe reply.
-    sms_turn_timeout_s: int = field(default=8)
+    sms_turn_timeout_s: int = setting("SMS_TURN_TIMEOUT_S", 8)
     # Bot turns the Rasa server runs at once; the rest queue, risk first (bot/channels/gate.py).
-    turn_slots: int = field(default=3)
+    turn_slots: int = setting("TURN_SLOTS", 3, at_least=1)
     # The Rasa server parses in an NLU process of its own, the NLU thread its fallback
     # (bot/channels/nluproc.py). Off by default; bot.run (make run) turns it on for the server.
-    nlu_process: bool = field(default=False)
+    nlu_process: bool = setting("LINE_NLU_PROCESS", False)
     # Days a finished SMS inbox/outbox row is kept before the purge deletes it.
-    sms_retention_days: int = field(default=30)
+    sms_retention_days: int = setting("SMS_RETENTION_DAYS", 30, at_least=1)
     # Which process posts the SMS replies the Rasa server writes: "duty" (the duty service,
     # woken by PostgreSQL's NOTIFY) or "server" (the Rasa server itself). Either one takes
     # the other's parts once they are 3 s late (docs/sms.md, "Two senders").
-    sms_sender: str = field(default="server")
+    sms_sender: str = setting("SMS_SENDER", "auto", then=_sms_sender)
     # The address staff and carers use for the duty service (console links, cookie security,
     # the web chat's allowed origin). https:// here makes session cookies Secure.
-    duty_public_url: str = field(default="http://localhost:8080")
-    # Where the web chat page's browser connects to the Rasa server's socket.io channel.
-    webchat_socket_url: str = field(default="http://localhost:5005")
+    duty_public_url: str = setting("DUTY_PUBLIC_URL", "http://localhost:{duty_port}", then=_no_slash)
+    # Where the web chat page's browser connects to the Rasa server's socket.io channel. The
+    # browser, not the duty service, opens this socket: it must be an address the carer's
+    # browser can reach (behind the same proxy as the page in production).
+    webchat_socket_url: str = setting("WEBCHAT_SOCKET_URL", "http://localhost:{rasa_port}",
+                                      then=_no_slash)
     # Origins the Rasa socket.io channel accepts (CORS and the socket.io Origin check).
-    webchat_allowed_origins: tuple = field(default=())
+    webchat_allowed_origins: Tuple[str, ...] = setting("WEBCHAT_ALLOWED_ORIGINS", then=_origins)
     # True when WEBCHAT_ALLOWED_ORIGINS is set: then only those origins, no loopback pages.
-    webchat_origins_configured: bool = field(default=False)
+    webchat_origins_configured: bool = setting(None, False)
     # New web chat conversations one client address may open at once, then per minute.
-    webchat_new_session_burst: int = field(default=5)
-    webchat_new_sessions_per_min: int = field(default=1)
+    webchat_new_session_burst: int = setting("WEBCHAT_NEW_SESSION_BURST", 5, at_least=1)
+    webchat_new_sessions_per_min: int = setting("WEBCHAT_NEW_SESSIONS_PER_MIN", 1, at_least=1)
     # Absolute lifetime of a staff console session.
-    duty_session_hours: int = field(default=8)
+    duty_session_hours: int = setting("DUTY_SESSION_HOURS", 8)
     # Proxies (addresses or networks) whose X-Forwarded-For names the client, for the console's
     # sign-in limit (bot/duty/ratelimit.py). Empty: the header is ignored.
-    trusted_proxies: tuple = field(default=())
+    trusted_proxies: Tuple[str, ...] = setting("TRUSTED_PROXIES", then=_networks)
     # The rota (tiers, ladders, staff numbers, sanctuary houses) the dispatcher reads.
-    rota_file: str = field(default="")
+    rota_file: str = setting("ROTA_FILE", str(ROOT / "data" / "rota" / "rota.yml"))
     # Bearer token of the Rasa server's staff-relay endpoint (bot/channels/relay.py); unset,
     # RASA_AUTH_TOKEN is used, and with neither the endpoint refuses every request.
-    relay_token: Optional[str] = field(default=None)
+    relay_token: Optional[str] = setting("RELAY_TOKEN", fallback="rasa_auth_token")
     # Addresses the Rasa server and the action server listen on: loopback unless a deployment
     # puts them on other hosts (then behind a firewall, and the action server's token).
-    rasa_host: str = field(default="127.0.0.1")
-    actions_host: str = field(default="127.0.0.1")
+    rasa_host: str = setting("RASA_HOST", "127.0.0.1")
+    actions_host: str = setting("ACTIONS_HOST", "127.0.0.1")
     # Bearer token the Rasa server sends with every action call and the action server
     # requires (bot/action_server.py); default RASA_AUTH_TOKEN, and in development with
     # neither set, a public development token (production refuses to run without
     # RASA_AUTH_TOKEN, so never there).
-    actions_token: str = field(default=DEV_ACTIONS_TOKEN)
+    actions_token: str = setting("ACTIONS_TOKEN", DEV_ACTIONS_TOKEN, fallback="rasa_auth_token")
     # Request bodies the Rasa server accepts at most (sanic's REQUEST_MAX_SIZE; its default,
     # 100 MB, let one unsigned upload hold the server for seconds). The SMS webhook has its own,
     # smaller cap (bot/channels/sms.py).
-    rasa_max_body_bytes: int = field(default=1_000_000)
+    rasa_max_body_bytes: int = setting("RASA_MAX_BODY_BYTES", 1_000_000, at_least=65_536)
     # Set by bot.run for the processes it starts: it has already said what production would
     # refuse, so they do not say it again.
-    supervised: bool = field(default=False)
+    supervised: bool = setting("LINE_SUPERVISED", False)
+
+    @root_validator(pre=True)
+    def _read(cls, given: Dict[str, Any]) -> Dict[str, Any]:
+        """Each setting in order: given (blank is unset), else its fallback, else its default;
+        a number parsed, a flag read, ``then`` applied. Every problem is reported at once."""
+        values: Dict[str, Any] = {}
+        problems: List[str] = []
+        for name, f in cls.__fields__.items():
+            spec = f.field_info.extra
+            value = given.get(name)
+            if isinstance(value, str):
+                value = value.strip() or None
+            if value is None and spec["fallback"]:
+                value = values.get(spec["fallback"])
+            if value is None:
+                value = spec["default_value"]
+                if isinstance(value, str) and "{" in value:
+                    value = value.format(**values)
+            try:
+                if isinstance(value, str) and f.type_ is int:
+                    try:
+                        value = int(value)
+                    except ValueError:
+                        raise ValueError(f"{spec['env']} must be a whole number, got {value!r}") from None
+                elif isinstance(value, str) and f.type_ is bool:
+                    value = value.lower() in ON
+                if spec["at_least"] is not None:
+                    value = max(spec["at_least"], value)
+                if spec["then"] is not None:
+                    value = spec["then"](value, values)
+            except ValueError as exc:
+                problems.append(str(exc))
+                value = None
+            values[name] = value
+        if problems:
+            raise ValueError("; ".join(problems))
+        values["webchat_origins_configured"] = bool((given.get("webchat_allowed_origins") or "").strip())
+        return values
 
     @property
     def production(self) -> bool:
@@ -173,75 +247,19 @@ class Settings:
 
 
 def load(env: Optional[Mapping[str, str]] = None) -> Settings:
-    """Read the settings from ``env`` (default: the process environment)."""
+    """Read the settings from ``env`` (default: the process environment).
+
+    Raises ``ValueError`` naming every variable that cannot be read (``RASA_PORT must be a
+    whole number, got 'abc'``)."""
     env = os.environ if env is None else env
-    rasa_port = _int(env, "RASA_PORT", 5005)
-    actions_port = _int(env, "ACTIONS_PORT", 5055)
-    duty_port = _int(env, "DUTY_PORT", 8080)
-    duty_public_url = (_opt(env, "DUTY_PUBLIC_URL") or f"http://localhost:{duty_port}").rstrip("/")
-    database_url = _opt(env, "DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}"
-    return Settings(
-        database_url=database_url,
-        redis_url=_opt(env, "REDIS_URL"),
-        rasa_port=rasa_port,
-        actions_port=actions_port,
-        duty_port=duty_port,
-        rasa_auth_token=_opt(env, "RASA_AUTH_TOKEN"),
-        duty_api_token=_opt(env, "DUTY_API_TOKEN"),
-        public_base_url=(_opt(env, "PUBLIC_BASE_URL") or f"http://localhost:{rasa_port}").rstrip("/"),
-        twilio_account_sid=_opt(env, "TWILIO_ACCOUNT_SID"),
-        twilio_auth_token=_opt(env, "TWILIO_AUTH_TOKEN"),
-        twilio_number=_opt(env, "TWILIO_NUMBER"),
-        twilio_api_url=(_opt(env, "TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
-        tz_line=_opt(env, "TZ_LINE") or "Europe/London",
-        # Key for pseudonymous identifiers (keyed hash of a phone number). The development
-        # default is public; production must set its own secret.
-        pseudonym_key=_opt(env, "PSEUDONYM_KEY") or DEV_PSEUDONYM_KEY,
-        holiday_nation=_opt(env, "HOLIDAY_NATION") or "ENG",
-        escalation_ack_timeout_s=(
-            _int(env, "ESCALATION_ACK_TIMEOUT_S", 0) or None
-        ),
-        rasa_url=(_opt(env, "RASA_URL") or f"http://localhost:{rasa_port}").rstrip("/"),
-        actions_url=(_opt(env, "ACTIONS_URL") or f"http://localhost:{actions_port}").rstrip("/"),
-        # Only honoured while TWILIO_AUTH_TOKEN is unset, so a production line with a token
-        # can never be opened up by a stray development flag.
-        sms_allow_unsigned=(_opt(env, "SMS_ALLOW_UNSIGNED") or "0") in ("1", "true", "yes"),
-        sms_turn_timeout_s=_int(env, "SMS_TURN_TIMEOUT_S", 8),
-        sms_retention_days=max(1, _int(env, "SMS_RETENTION_DAYS", 30)),
-        sms_sender=_sms_sender(_opt(env, "SMS_SENDER"), database_url),
-        turn_slots=max(1, _int(env, "TURN_SLOTS", 3)),
-        nlu_process=(_opt(env, "LINE_NLU_PROCESS") or "0").lower() in ("1", "true", "yes", "on"),
-        # Loopback by default: the duty service sits behind a TLS proxy; a deployment sets
-        # DUTY_HOST=0.0.0.0 only where that proxy runs on another host.
-        duty_host=_opt(env, "DUTY_HOST") or "127.0.0.1",
-        duty_public_url=duty_public_url,
-        # The browser, not the duty service, opens this socket: it must be an address the
-        # carer's browser can reach (behind the same proxy as the page in production).
-        webchat_socket_url=(
-            _opt(env, "WEBCHAT_SOCKET_URL") or f"http://localhost:{rasa_port}"
-        ).rstrip("/"),
-        webchat_allowed_origins=_origins(
-            _opt(env, "WEBCHAT_ALLOWED_ORIGINS"),
-            default=(
-                _origin(duty_public_url),
-                f"http://localhost:{duty_port}",
-                f"http://127.0.0.1:{duty_port}",
-            ),
-        ),
-        webchat_origins_configured=bool(_opt(env, "WEBCHAT_ALLOWED_ORIGINS")),
-        webchat_new_session_burst=max(1, _int(env, "WEBCHAT_NEW_SESSION_BURST", 5)),
-        webchat_new_sessions_per_min=max(1, _int(env, "WEBCHAT_NEW_SESSIONS_PER_MIN", 1)),
-        duty_session_hours=_int(env, "DUTY_SESSION_HOURS", 8),
-        trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
-        rota_file=_opt(env, "ROTA_FILE") or str(ROOT / "data" / "rota" / "rota.yml"),
-        relay_token=_opt(env, "RELAY_TOKEN") or _opt(env, "RASA_AUTH_TOKEN"),
-        rasa_host=_opt(env, "RASA_HOST") or "127.0.0.1",
-        actions_host=_opt(env, "ACTIONS_HOST") or "127.0.0.1",
-        actions_token=(_opt(env, "ACTIONS_TOKEN") or _opt(env, "RASA_AUTH_TOKEN")
-                       or DEV_ACTIONS_TOKEN),
-        rasa_max_body_bytes=max(65_536, _int(env, "RASA_MAX_BODY_BYTES", 1_000_000)),
-        supervised=(_opt(env, "LINE_SUPERVISED") or "0") == "1",
-    )
+    variables = {name: f.field_info.extra["env"] for name, f in Settings.__fields__.items()}
+    given = {name: env[var] for name, var in variables.items() if var is not None and var in env}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        # pydantic's own wording ("1 validation error for Settings / __root__") says less
+        # than our sentences, which name the variable: keep only those.
+        raise ValueError("; ".join(e["msg"] for e in exc.errors())) from None
 
 
 class UnsafeSettings(SystemExit):

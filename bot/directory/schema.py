@@ -1,6 +1,7 @@
 """The directory's data: places and services, validated from plain dicts (YAML or the DB).
 
-``parse_place`` and ``parse_service`` turn one entry into a frozen dataclass or record a
+``parse_place`` and ``parse_service`` validate one entry with its pydantic model
+(``PlaceEntry``, ``ServiceEntry``) and turn it into a frozen dataclass, or record every
 problem naming the field; ``place_to_dict`` / ``service_to_dict`` are their inverses, used by
 ``export`` and to keep each service's full specification in the database. docs/directory.md
 describes every field.
@@ -12,6 +13,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from pydantic import BaseModel, Extra, Field, ValidationError, root_validator, validate_model, validator
+from pydantic.error_wrappers import ErrorWrapper
 
 from bot.directory.hours import (
     BANK_HOLIDAY_WORDS,
@@ -152,54 +156,6 @@ class _Collector:
         self.issues.append(Issue(self.file, self.entry, field_name, message))
 
 
-def _str(raw: Mapping, name: str, c: _Collector, *, required: bool = False) -> Optional[str]:
-    value = raw.get(name)
-    if value is None:
-        if required:
-            c.add(name, "is required")
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        c.add(name, f"must be text, got {value!r}")
-        return None
-    text = str(value).strip()
-    if required and not text:
-        c.add(name, "must not be empty")
-        return None
-    return text or None
-
-
-def _list(raw: Mapping, name: str, c: _Collector, *, required: bool = False) -> List[str]:
-    value = raw.get(name)
-    if value is None:
-        if required:
-            c.add(name, "is required")
-        return []
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, list) or not all(
-        isinstance(v, (str, int)) and not isinstance(v, bool) for v in value
-    ):
-        c.add(name, "must be a list of words")
-        return []
-    if required and not value:
-        c.add(name, "must list at least one")
-    return [str(v).strip() for v in value]
-
-
-def _bool(raw: Mapping, name: str, c: _Collector, default: bool) -> bool:
-    value = raw.get(name, default)
-    if not isinstance(value, bool):
-        c.add(name, f"must be true or false, got {value!r}")
-        return default
-    return value
-
-
-def _unknown_fields(raw: Mapping, allowed: set, c: _Collector, prefix: str = "") -> None:
-    for name in raw:
-        if name not in allowed:
-            c.add(f"{prefix}{name}", f"is not a known field (known: {', '.join(sorted(allowed))})")
-
-
 def entry_label(raw: Any, index: int) -> str:
     key = raw.get("key") if isinstance(raw, Mapping) else None
     return f"entry {index + 1} ({key})" if key else f"entry {index + 1}"
@@ -209,40 +165,105 @@ def normalise_postcode(text: str) -> str:
     return re.sub(r"\s+", "", str(text)).upper()
 
 
-def parse_place(raw: Any, c: _Collector) -> Optional[Place]:
-    if not isinstance(raw, Mapping):
-        c.add("", "must be a mapping with key, name ...")
-        return None
-    _unknown_fields(raw, PLACE_FIELDS, c)
-    key = _str(raw, "key", c, required=True)
-    if key and not _KEY.match(key):
-        c.add("key", f"{key!r} must be lower case letters, digits, '-' or '_'")
-    name = _str(raw, "name", c, required=True)
-    kind = _str(raw, "kind", c) or "town"
-    if kind not in ("town", "county"):
-        c.add("kind", f"{kind!r} must be town or county")
-    postcodes = []
-    for i, pc in enumerate(_list(raw, "postcodes", c)):
-        norm = normalise_postcode(pc)
-        if not POSTCODE_DISTRICT.match(norm):
-            c.add(f"postcodes[{i}]", f"{pc!r} is not a postcode district (like TA6 or BA16)")
-        postcodes.append(norm)
-    aliases = [a.lower() for a in _list(raw, "aliases", c)]
-    ambiguous = _bool(raw, "ambiguous", c, False)
-    if not (key and name):
-        return None
-    return Place(
-        key=key,
-        name=name,
-        kind=kind,
-        county=_str(raw, "county", c),
-        postcodes=tuple(postcodes),
-        aliases=tuple(aliases),
-        ambiguous=ambiguous,
-    )
+# -- the entries' schema (pydantic) ----------------------------------------------------------
+# One pydantic model per kind of entry: it lists the fields (an unknown one is an error), says
+# which are required, and runs every check, collecting every problem at once. ``_issues`` turns
+# pydantic's errors into ``Issue``s that name the field as people write it (``needs[1]``,
+# ``hours.fri[0]``, ``exceptions[0].date``), with the project's own messages.
+# The opening-hours grammar ("17:00-02:00", overnight spans, 24:00) stays in bot/directory/
+# hours.py: no library reads it, and its messages say what to write instead.
 
 
-def _spans(value: Any, field_name: str, c: _Collector) -> Optional[Tuple[tuple, ...]]:
+class _Text(str):
+    """Text as people write it in YAML: a string or a number (``phone: 999``), never a
+    true/false, stripped."""
+
+    @classmethod
+    def __get_validators__(cls):
+        yield cls.validate
+
+    @classmethod
+    def validate(cls, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValueError(f"must be text, got {value!r}")
+        return str(value).strip()
+
+
+def _words(value: Any) -> List[str]:
+    """A list of words; one word alone (``areas: national``) is a list of one."""
+    if value is None:
+        return []
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not all(
+        isinstance(v, (str, int)) and not isinstance(v, bool) for v in value
+    ):
+        raise ValueError("must be a list of words")
+    return [str(v).strip() for v in value]
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _required_text(value: Optional[str]) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _key(value: str) -> str:
+    value = _required_text(value)
+    if not _KEY.match(value):
+        raise ValueError(f"{value!r} must be lower case letters, digits, '-' or '_'")
+    return value
+
+
+def _nested(errors: List[Tuple[tuple, str]], model: type) -> ValidationError:
+    """Problems below a field (``hours.fri[0]``): pydantic prefixes the field's own name."""
+    return ValidationError([ErrorWrapper(ValueError(msg), loc=loc) for loc, msg in errors], model)
+
+
+class _Entry(BaseModel):
+    class Config:
+        extra = Extra.forbid
+        anystr_strip_whitespace = True
+
+
+class PlaceEntry(_Entry):
+    key: _Text
+    name: _Text
+    kind: Optional[_Text] = None
+    county: Optional[_Text] = None
+    postcodes: List[str] = []
+    aliases: List[str] = []
+    ambiguous: bool = False
+
+    _keys = validator("key", allow_reuse=True)(_key)
+    _name = validator("name", allow_reuse=True)(_required_text)
+    _lists = validator("postcodes", "aliases", pre=True, allow_reuse=True)(_words)
+    _ambiguous = validator("ambiguous", pre=True, allow_reuse=True)(_flag)
+
+    @validator("kind")
+    def _kind(cls, kind: Optional[str]) -> str:
+        kind = kind or "town"
+        if kind not in ("town", "county"):
+            raise ValueError(f"{kind!r} must be town or county")
+        return kind
+
+    @validator("postcodes")
+    def _postcodes(cls, postcodes: List[str]) -> List[str]:
+        wrong = [((i,), f"{pc!r} is not a postcode district (like TA6 or BA16)")
+                 for i, pc in enumerate(postcodes)
+                 if not POSTCODE_DISTRICT.match(normalise_postcode(pc))]
+        if wrong:
+            raise _nested(wrong, cls)
+        return [normalise_postcode(pc) for pc in postcodes]
+
+
+def _spans(value: Any, loc: tuple, errors: List[Tuple[tuple, str]]) -> Optional[Tuple[tuple, ...]]:
     """A day's hours: "closed", one "HH:MM-HH:MM", or a list of them."""
     if value is None or value == "closed" or value == []:
         return ()
@@ -250,190 +271,357 @@ def _spans(value: Any, field_name: str, c: _Collector) -> Optional[Tuple[tuple, 
     spans = []
     ok = True
     for i, item in enumerate(items):
-        label = field_name if not isinstance(value, list) else f"{field_name}[{i}]"
+        where = loc if not isinstance(value, list) else (*loc, i)
         if isinstance(item, int) and not isinstance(item, bool):
             # YAML 1.1 reads an unquoted 17:00 as the number 1020.
-            c.add(label, "times must be in quotes, e.g. \"17:00-02:00\"")
+            errors.append((where, "times must be in quotes, e.g. \"17:00-02:00\""))
             ok = False
             continue
         try:
             spans.append(parse_span(item))
         except ValueError as exc:
-            c.add(label, str(exc))
+            errors.append((where, str(exc)))
             ok = False
     return tuple(spans) if ok else None
 
 
-def _date(value: Any, field_name: str, c: _Collector) -> Optional[dt.date]:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
+def _one_spans(cls: type, value: Any) -> Tuple[tuple, ...]:
+    errors: List[Tuple[tuple, str]] = []
+    spans = _spans(value, (), errors)
+    if errors:
+        # A single span's problem belongs to the field itself, a list item's to its index.
+        if all(loc == () for loc, _ in errors):
+            raise ValueError(errors[0][1])
+        raise _nested(errors, cls)
+    return spans or ()
+
+
+class ExceptionEntry(_Entry):
+    """A dated change: ``date`` (or ``from`` and ``to``), and ``hours`` or ``closed: true``."""
+
+    date: Optional[dt.date] = None
+    first: Optional[dt.date] = Field(None, alias="from")
+    to: Optional[dt.date] = None
+    closed: Any = False  # before hours: its validator reads it
+    hours: Any = None
+    note: Any = ""
+
+    @validator("date", "first", "to", pre=True)
+    def _date(cls, value: Any) -> dt.date:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date (write YYYY-MM-DD)") from None
+
+    @validator("hours")
+    def _hours(cls, value: Any, values: Dict[str, Any]) -> Any:
+        if values.get("closed") is True:
+            if value not in (None, "closed"):
+                raise ValueError("cannot be given with closed: true")
+            return ()
+        return _one_spans(cls, value) if value is not None else None
+
+    @root_validator(skip_on_failure=True)
+    def _complete(cls, values: Dict[str, Any]) -> Dict[str, Any]:
+        errors: List[Tuple[tuple, str]] = []
+        if values.get("date") is None:
+            if not (values.get("first") and values.get("to")):
+                errors.append(((), "needs a date, or from and to"))
+            elif values["to"] < values["first"]:
+                errors.append((("to",), "is before from"))
+        if values.get("closed") is not True and values.get("hours") is None:
+            errors.append(((), "needs hours, or closed: true"))
+        if errors:
+            raise _nested(errors, cls)
+        return values
+
+    @classmethod
+    def __get_validators__(cls):
+        yield cls._mapping
+        yield cls.validate
+
+    @classmethod
+    def _mapping(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValueError("must be a mapping with date and hours (or closed: true)")
         return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        c.add(field_name, f"{value!r} is not a date (write YYYY-MM-DD)")
-        return None
+
+    def rule(self) -> DatedRule:
+        first = self.date or self.first
+        last = self.date or self.to
+        return DatedRule(first, last, tuple(self.hours or ()), str(self.note))
 
 
-def parse_schedule(raw: Mapping, c: _Collector, hours_field: str = "hours") -> Optional[Schedule]:
-    hours = raw.get(hours_field)
-    ok = True
-    if hours is None:
-        c.add(hours_field, "is required (\"24/7\", or days like mon: \"09:00-17:00\")")
-        return None
-    if hours == "24/7":
-        schedule = Schedule.open_always()
-    elif isinstance(hours, Mapping):
-        pairs = []
+class ScheduleEntry(_Entry):
+    """Opening hours: ``hours``, ``bank_holidays`` and ``exceptions`` (docs/directory.md)."""
+
+    # "24/7", or (the week, as seven days of spans)
+    hours: Any = Field(...)
+    bank_holidays: Any = "usual"
+    exceptions: List[ExceptionEntry] = []
+
+    class Config:
+        extra = Extra.ignore  # the fields of the entry it is part of
+
+    @validator("hours", pre=True)
+    def _hours(cls, hours: Any) -> Any:
+        if hours is None:
+            raise ValueError("is required (\"24/7\", or days like mon: \"09:00-17:00\")")
+        if hours == "24/7":
+            return Schedule.open_always().week, True
+        if not isinstance(hours, Mapping):
+            raise ValueError(f"must be \"24/7\" or a mapping of days to hours, got {hours!r}")
+        pairs, errors = [], []
         for day, value in hours.items():
             if day not in DAYS and day not in DAY_GROUPS:
-                c.add(f"{hours_field}.{day}", "is not a day (mon..sun, weekdays, weekends, daily)")
-                ok = False
+                errors.append(((day,), "is not a day (mon..sun, weekdays, weekends, daily)"))
                 continue
-            spans = _spans(value, f"{hours_field}.{day}", c)
-            if spans is None:
-                ok = False
-            else:
+            spans = _spans(value, (day,), errors)
+            if spans is not None:
                 pairs.append((day, spans))
-        schedule = Schedule(week=week_from_mapping(pairs))
-    else:
-        c.add(hours_field, f"must be \"24/7\" or a mapping of days to hours, got {hours!r}")
-        return None
+        if errors:
+            raise _nested(errors, cls)
+        return week_from_mapping(pairs), False
 
-    bank = raw.get("bank_holidays", "usual")
-    if isinstance(bank, str) and bank in BANK_HOLIDAY_WORDS:
-        bank_rule: object = bank
-    elif isinstance(bank, str) and bank.startswith("as_") and bank[3:] in ("saturday", "sunday"):
-        bank_rule = bank[3:]
-    else:
-        spans = _spans(bank, "bank_holidays", c) if not isinstance(bank, bool) else None
+    @validator("bank_holidays", pre=True)
+    def _bank_holidays(cls, bank: Any) -> Any:
+        if isinstance(bank, str) and bank in BANK_HOLIDAY_WORDS:
+            return bank
+        if isinstance(bank, str) and bank.startswith("as_") and bank[3:] in ("saturday", "sunday"):
+            return bank[3:]
         if isinstance(bank, bool):
-            c.add("bank_holidays", "must be usual, closed, saturday, sunday or hours")
-        if spans is None:
-            ok = False
-            bank_rule = "usual"
-        else:
-            bank_rule = spans
+            raise ValueError("must be usual, closed, saturday, sunday or hours")
+        return _one_spans(cls, bank)
 
-    rules = []
-    exceptions = raw.get("exceptions") or []
-    if not isinstance(exceptions, list):
-        c.add("exceptions", "must be a list")
-        exceptions = []
-        ok = False
-    for i, exc in enumerate(exceptions):
-        label = f"exceptions[{i}]"
-        if not isinstance(exc, Mapping):
-            c.add(label, "must be a mapping with date and hours (or closed: true)")
-            ok = False
+    @validator("exceptions", pre=True)
+    def _exceptions(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ValueError("must be a list")
+        return value
+
+    def schedule(self) -> Schedule:
+        week, always = self.hours
+        return Schedule(
+            week=week,
+            always=always,
+            bank_holidays=self.bank_holidays,
+            exceptions=tuple(sorted((e.rule() for e in self.exceptions), key=lambda r: r.first)),
+        )
+
+
+class ContactEntry(_Entry):
+    phone: Optional[_Text] = None
+    phone_option: Optional[_Text] = None  # "option 2" for NHS 111's mental-health line
+    text: Optional[_Text] = None  # a number to text
+    text_keyword: Optional[_Text] = None  # "SHOUT"
+    web: Optional[_Text] = None
+    address: Optional[_Text] = None
+
+    @root_validator(skip_on_failure=False)
+    def _reachable(cls, values: Dict[str, Any]) -> Dict[str, Any]:
+        errors: List[Tuple[tuple, str]] = []
+        if not (values.get("phone") or values.get("text") or values.get("web")):
+            errors.append(((), "needs at least one of phone, text, web"))
+        for name in ("phone", "text"):
+            # Kept by hand, not phonenumbers: these are what the answer shows, as the service
+            # writes it, and many are short codes ("999", "116 123", "85258") that are not
+            # E.164 numbers at all.
+            value = values.get(name)
+            if value and not re.fullmatch(r"[0-9 ]{3,16}", value):
+                errors.append(((name,), f"{value!r} must be digits and spaces only"))
+        if errors:
+            raise _nested(errors, cls)
+        return values
+
+
+class ServiceEntry(ScheduleEntry):
+    key: _Text
+    name: _Text
+    kind: _Text
+    example: bool = False
+    areas: List[str]
+    needs: List[str]
+    audiences: List[str] = Field([], alias="for")
+    contact: ContactEntry
+    self_referral: bool = True
+    capacity: Any = None
+    notes: Optional[_Text] = None
+
+    class Config:
+        extra = Extra.forbid
+
+    _keys = validator("key", allow_reuse=True)(_key)
+    _name = validator("name", "kind", allow_reuse=True)(_required_text)
+    _flags = validator("example", "self_referral", pre=True, allow_reuse=True)(_flag)
+
+    @validator("kind")
+    def _kind(cls, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"{kind!r} is not a kind of service ({', '.join(KINDS)})")
+        return kind
+
+    @validator("areas", "needs", pre=True)
+    def _required_words(cls, value: Any) -> List[str]:
+        words = _words(value)
+        if value is None:
+            raise ValueError("is required")
+        if not words:
+            raise ValueError("must list at least one")
+        return words
+
+    @validator("audiences", pre=True, always=True)
+    def _audience_words(cls, value: Any) -> List[str]:
+        return _words(value) or ["anyone"]
+
+    @validator("needs")
+    def _needs(cls, needs: List[str]) -> List[str]:
+        wrong = [((i,), f"{n!r} is not a need ({', '.join(NEEDS)})")
+                 for i, n in enumerate(needs) if n not in NEEDS]
+        if wrong:
+            raise _nested(wrong, cls)
+        return needs
+
+    @validator("audiences")
+    def _audiences(cls, audiences: List[str]) -> List[str]:
+        wrong = [((i,), f"{who!r} is not an audience ({', '.join(AUDIENCES)})")
+                 for i, who in enumerate(audiences) if who not in AUDIENCES]
+        if wrong:
+            raise _nested(wrong, cls)
+        return audiences
+
+    @validator("contact", pre=True)
+    def _contact(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValueError("is required: at least one of phone, text, web")
+        return value
+
+    @validator("capacity")
+    def _capacity(cls, capacity: Any) -> Optional[int]:
+        if capacity is None:
+            return None
+        beds = capacity.get("beds") if isinstance(capacity, Mapping) else None
+        if not isinstance(beds, int) or isinstance(beds, bool) or beds < 0:
+            raise _nested([(("beds",), "must be a whole number of places, e.g. capacity: {beds: 4}")], cls)
+        return beds
+
+
+# What a missing field is told, where "is required" alone would not help.
+_MISSING = {
+    "hours": "is required (\"24/7\", or days like mon: \"09:00-17:00\")",
+    "contact": "is required: at least one of phone, text, web",
+}
+_KNOWN = {
+    PlaceEntry: PLACE_FIELDS,
+    ServiceEntry: SERVICE_FIELDS,
+    ScheduleEntry: {"hours", "bank_holidays", "exceptions"},
+}
+
+
+def _path(loc: tuple) -> str:
+    """("needs", 1) -> "needs[1]"; ("exceptions", 0, "date") -> "exceptions[0].date"."""
+    out = ""
+    for part in loc:
+        if part == "__root__":
             continue
-        before = len(c.issues)
-        _unknown_fields(exc, EXCEPTION_FIELDS, c, prefix=f"{label}.")
-        if "date" in exc:
-            first = last = _date(exc["date"], f"{label}.date", c)
-        elif "from" in exc and "to" in exc:
-            first = _date(exc["from"], f"{label}.from", c)
-            last = _date(exc["to"], f"{label}.to", c)
-            if first and last and last < first:
-                c.add(f"{label}.to", "is before from")
+        if isinstance(part, int):
+            out += f"[{part}]"
         else:
-            c.add(label, "needs a date, or from and to")
-            first = last = None
-        closed = exc.get("closed", False)
-        if closed is True:
-            spans: Optional[tuple] = ()
-            if exc.get("hours") not in (None, "closed"):
-                c.add(f"{label}.hours", "cannot be given with closed: true")
-        elif "hours" in exc:
-            spans = _spans(exc["hours"], f"{label}.hours", c)
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _known(model: type, loc: tuple) -> set:
+    """The fields known where an unknown field ``loc`` was found."""
+    parents = [p for p in loc[:-1] if isinstance(p, str)]
+    if parents and parents[-1] == "contact":
+        return CONTACT_FIELDS
+    if parents and parents[-1] == "exceptions":
+        return EXCEPTION_FIELDS
+    return _KNOWN[model]
+
+
+def _issues(exc: ValidationError, model: type, c: _Collector) -> None:
+    for error in exc.errors():
+        loc, kind = tuple(error["loc"]), error["type"]
+        where = _path(loc)
+        if kind == "type_error.none.not_allowed" and len(loc) > 1 and loc[-2] == "exceptions":
+            message = "must be a mapping with date and hours (or closed: true)"
+        elif kind in ("value_error.missing", "type_error.none.not_allowed"):
+            message = _MISSING.get(where, "is required")
+        elif kind == "value_error.extra":
+            message = f"is not a known field (known: {', '.join(sorted(_known(model, loc)))})"
         else:
-            c.add(label, "needs hours, or closed: true")
-            spans = None
-        note = exc.get("note", "")
-        if len(c.issues) > before or first is None or last is None or spans is None:
-            ok = False
-            continue
-        rules.append(DatedRule(first, last, spans, str(note)))
-    if not ok:
+            message = error["msg"]
+        c.add(where, message)
+
+
+def _validate(model: type, raw: Any, c: _Collector) -> Optional[BaseModel]:
+    try:
+        return model.parse_obj(raw)
+    except ValidationError as exc:
+        _issues(exc, model, c)
         return None
-    return Schedule(
-        week=schedule.week,
-        always=schedule.always,
-        bank_holidays=bank_rule,
-        exceptions=tuple(sorted(rules, key=lambda r: r.first)),
+
+
+def _valid_fields(model: type, raw: Mapping, c: _Collector) -> Dict[str, Any]:
+    """The fields of ``raw`` that are valid, every problem recorded in ``c``."""
+    values, _, error = validate_model(model, raw)
+    if error is not None:
+        _issues(error, model, c)
+    return values
+
+
+def parse_place(raw: Any, c: _Collector) -> Optional[Place]:
+    if not isinstance(raw, Mapping):
+        c.add("", "must be a mapping with key, name ...")
+        return None
+    # A place with a problem is still returned when it has a key and a name, so that the
+    # services naming it are not also reported (one mistake, one message).
+    entry = _valid_fields(PlaceEntry, raw, c)
+    if not (entry.get("key") and entry.get("name")):
+        return None
+    return Place(
+        key=entry["key"],
+        name=entry["name"],
+        kind=entry.get("kind") or "town",
+        county=entry.get("county") or None,
+        postcodes=tuple(entry.get("postcodes", ())),
+        aliases=tuple(a.lower() for a in entry.get("aliases", ())),
+        ambiguous=entry.get("ambiguous", False),
     )
+
+
+def parse_schedule(raw: Mapping, c: _Collector) -> Optional[Schedule]:
+    entry = _validate(ScheduleEntry, raw, c)
+    return entry.schedule() if entry is not None else None
 
 
 def parse_service(raw: Any, c: _Collector, source: str = "") -> Optional[Service]:
     if not isinstance(raw, Mapping):
         c.add("", "must be a mapping with key, name, kind ...")
         return None
-    before = len(c.issues)
-    _unknown_fields(raw, SERVICE_FIELDS, c)
-    key = _str(raw, "key", c, required=True)
-    if key and not _KEY.match(key):
-        c.add("key", f"{key!r} must be lower case letters, digits, '-' or '_'")
-    name = _str(raw, "name", c, required=True)
-    kind = _str(raw, "kind", c, required=True)
-    if kind and kind not in KINDS:
-        c.add("kind", f"{kind!r} is not a kind of service ({', '.join(KINDS)})")
-    areas = _list(raw, "areas", c, required=True)
-    needs = _list(raw, "needs", c, required=True)
-    for i, need in enumerate(needs):
-        if need not in NEEDS:
-            c.add(f"needs[{i}]", f"{need!r} is not a need ({', '.join(NEEDS)})")
-    audiences = _list(raw, "for", c) or ["anyone"]
-    for i, who in enumerate(audiences):
-        if who not in AUDIENCES:
-            c.add(f"for[{i}]", f"{who!r} is not an audience ({', '.join(AUDIENCES)})")
-    contact_raw = raw.get("contact")
-    contact = None
-    if not isinstance(contact_raw, Mapping):
-        c.add("contact", "is required: at least one of phone, text, web")
-    else:
-        _unknown_fields(contact_raw, CONTACT_FIELDS, c, prefix="contact.")
-        cc = _Collector(c.issues, c.file, c.entry)
-        values = {}
-        for f in CONTACT_FIELDS:
-            v = contact_raw.get(f)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
-                cc.add(f"contact.{f}", f"must be text, got {v!r}")
-            elif v is not None:
-                values[f] = str(v).strip()
-        if not (values.get("phone") or values.get("text") or values.get("web")):
-            c.add("contact", "needs at least one of phone, text, web")
-        for f in ("phone", "text"):
-            if values.get(f) and not re.fullmatch(r"[0-9 ]{3,16}", values[f]):
-                c.add(f"contact.{f}", f"{values[f]!r} must be digits and spaces only")
-        contact = Contact(**values)
-    example = _bool(raw, "example", c, False)
-    self_referral = _bool(raw, "self_referral", c, True)
-    schedule = parse_schedule(raw, c)
-    capacity_total = None
-    capacity = raw.get("capacity")
-    if capacity is not None:
-        beds = capacity.get("beds") if isinstance(capacity, Mapping) else None
-        if not isinstance(beds, int) or isinstance(beds, bool) or beds < 0:
-            c.add("capacity.beds", "must be a whole number of places, e.g. capacity: {beds: 4}")
-        else:
-            capacity_total = beds
-    notes = _str(raw, "notes", c) or ""
-    if len(c.issues) > before or not (key and name and kind and contact and schedule):
+    entry = _validate(ServiceEntry, raw, c)
+    if entry is None:
         return None
     return Service(
-        key=key,
-        name=name,
-        kind=kind,
-        areas=tuple(a.lower() if a.lower() == NATIONAL else a for a in areas),
-        needs=tuple(needs),
-        audiences=tuple(audiences),
-        contact=contact,
-        schedule=schedule,
-        example=example,
-        self_referral=self_referral,
-        capacity_total=capacity_total,
-        notes=notes,
+        key=entry.key,
+        name=entry.name,
+        kind=entry.kind,
+        areas=tuple(a.lower() if a.lower() == NATIONAL else a for a in entry.areas),
+        needs=tuple(entry.needs),
+        audiences=tuple(entry.audiences),
+        contact=Contact(**entry.contact.dict(exclude_none=True)),
+        schedule=entry.schedule(),
+        example=entry.example,
+        self_referral=entry.self_referral,
+        capacity_total=entry.capacity,
+        notes=entry.notes or "",
         source=source,
     )
 

@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.channels import outbox
 from bot.channels.models import INBOX_DONE, SmsInbox
-from bot.channels.pseudonym import BadNumber, normalise_number, pseudonym
+from bot.channels.pseudonym import normalise_uk_number, pseudonym
 from bot.escalation import engine
 from bot.escalation.dispatch import RotaSource, mask_number, register_contact
-from bot.escalation.rota import Rota, StaffMember, normalise_phone
+from bot.escalation.rota import Rota, StaffMember
 from bot.settings import settings
 from bot.store.db import transaction
 from bot.store.models import utcnow
@@ -56,10 +56,7 @@ def _rota() -> Rota:
 
 
 def _e164(number: str) -> Optional[str]:
-    try:
-        return normalise_number(number)
-    except BadNumber:
-        return normalise_phone(number or "")
+    return normalise_uk_number(number or "")
 
 
 def staff_member(number: str) -> Optional[StaffMember]:

@@ -107,3 +107,33 @@ async def test_an_sms_arrives_when_the_webhook_stored_it():
 
     await gated(handler, TurnGate(1))(message)
     assert seen == [stored]
+
+
+async def test_names_types_labels_and_help_are_what_dashboards_read(client, seed, db_url):
+    """The whole page parses with prometheus_client's own parser, and every family keeps its
+    name, type, help text and labels (a dashboard or alert rule names them)."""
+    seed("urgent", status="acknowledged", ack_after_s=45)
+    add_rasa_events(db_url, "conv-d", [("user", {"text": "hello"}), ("bot", {"text": "hi"})])
+    await client.get("/metrics", headers=AUTH)  # the first scrape starts the turn cursor
+    resp = await client.get("/metrics", headers=AUTH)
+    assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    # prometheus_client adds line_turn_latency_seconds_created (when the histogram began),
+    # which the text parser reads as a family of its own.
+    families = {f.name: f for f in text_string_to_metric_families(await resp.text())
+                if not f.name.endswith("_created")}
+    assert {name: (f.type, f.documentation) for name, f in families.items()} == {
+        "line_escalations": ("gauge", "Escalations by level and status."),
+        "line_escalation_ack_seconds": (
+            "histogram", "Seconds from an escalation opening to a human acknowledging it."),
+        "line_messages": ("gauge", "Messages in the tracker store, by sender type."),
+        "line_turn_latency_seconds": (
+            "histogram", "Seconds from a person's message arriving to the assistant's first reply "
+            "(queue wait included)."),
+    }
+    labels = {name: {tuple(sorted(set(s.labels) - {"le"})) for s in f.samples}
+              for name, f in families.items()}
+    assert labels["line_escalations"] == {("level", "status")}
+    assert labels["line_messages"] == {("type",)}
+    assert {s.labels["type"] for s in families["line_messages"].samples} == {"user", "bot"}
+    assert ("urgent", "acknowledged") in {
+        (s.labels["level"], s.labels["status"]) for s in families["line_escalations"].samples}

@@ -41,6 +41,12 @@ def problems(path) -> list:
     return [str(i) for i in info.value.issues]
 
 
+def from_file(found: list, name: str) -> list:
+    """The messages from the file's name on (the folder before it is pytest's)."""
+    assert all(name in f for f in found), found
+    return [f[f.index(name):] for f in found]
+
+
 def test_shipped_directory_is_valid_and_has_the_national_services():
     d = loader.load_directory()
     phones = {s.key: s.contact.phone for s in d.services}
@@ -197,3 +203,49 @@ def test_models_match_the_migration(db_url):
         diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     ours = [d for d in diffs if "directory_" in repr(d)]
     assert ours == []
+
+
+def test_contact_and_exception_problems_name_file_entry_and_field(write_yaml):
+    text = GOOD.replace(
+        'contact: {phone: "01632 960999"}',
+        'contact: {phone: "call us", fax: "01632 960998"}',
+    ).replace(
+        'fri: "18:00-02:00"',
+        'fri: "18:00-02:00"\n    exceptions:\n      - from: 2026-12-26\n        to: 2026-12-24\n'
+        '        closed: true\n        hours: "10:00-12:00"',
+    )
+    found = from_file(problems(write_yaml("contact.yml", text)), "contact.yml")
+    entry = "contact.yml: services entry 1 (testtown-cafe): "
+    assert sorted(found) == sorted([
+        entry + "contact.fax: is not a known field (known: address, phone, phone_option, text, "
+                "text_keyword, web)",
+        entry + "contact.phone: 'call us' must be digits and spaces only",
+        entry + "exceptions[0].hours: cannot be given with closed: true",
+    ])
+    # Fixed, the same entry reports the dates the wrong way round.
+    text = text.replace('        hours: "10:00-12:00"\n', "")
+    text = text.replace('"call us", fax: "01632 960998"', '"01632 960999"')
+    (message,) = from_file(problems(write_yaml("contact.yml", text)), "contact.yml")
+    assert message == "contact.yml: services entry 1 (testtown-cafe): exceptions[0].to: is before from"
+
+
+def test_a_wrong_type_is_named_with_what_was_written(write_yaml):
+    text = GOOD.replace("kind: crisis_cafe", "kind: crisis_cafe\n    self_referral: maybe").replace(
+        "needs: [sanctuary]", "needs: {sanctuary: yes}")
+    found = from_file(problems(write_yaml("types.yml", text)), "types.yml")
+    assert sorted(found) == [
+        "types.yml: services entry 1 (testtown-cafe): needs: must be a list of words",
+        "types.yml: services entry 1 (testtown-cafe): self_referral: must be true or false, got 'maybe'",
+    ]
+
+
+def test_one_mistake_in_a_place_is_one_message(write_yaml):
+    # The place is still known, so the services in it are not reported as well.
+    text = GOOD.replace("postcodes: [ZZ9]", "postcodes: [ZZ9, 99]\n    population: 12000")
+    found = from_file(problems(write_yaml("place.yml", text)), "place.yml")
+    assert sorted(found) == [
+        "place.yml: places entry 1 (testtown): population: is not a known field (known: aliases, "
+        "ambiguous, county, key, kind, name, postcodes)",
+        "place.yml: places entry 1 (testtown): postcodes[1]: '99' is not a postcode district "
+        "(like TA6 or BA16)",
+    ]

@@ -19,6 +19,7 @@ def test_staff_numbers_come_from_the_rota(any_env):
     assert staff_sms.is_staff_number("07700 900502")  # however the gateway writes it
     assert not staff_sms.is_staff_number(PERSON)
     assert not staff_sms.is_staff_number("not a number")
+    assert staff_sms.is_staff_number("+44 (0)7700 900 502")  # "(0)" and spaces: the same phone
 
 
 def test_ack_acknowledges_and_names_the_reference(any_env, caplog):
