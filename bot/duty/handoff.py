@@ -110,7 +110,7 @@ class RelayTakeover:
 
     def __init__(self, settings: Settings, rota_path: Optional[str] = None) -> None:
         self.settings = settings
-        self.rota = RotaSource(rota_path or settings.rota_file)
+        self.rota = RotaSource(rota_path or settings.rota_file, settings.database_url)
         self.relay = RelayClient(settings)
         self.app: Optional[web.Application] = None  # bound by app_ctx
         # The last rota read (off the event loop) and when: ``referral_houses`` uses it.
