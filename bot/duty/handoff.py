@@ -134,7 +134,8 @@ class RelayTakeover:
         self.app = None
 
     async def refresh_rota(self) -> rota_module.Rota:
-        """Read the rota file (if it changed) in a database thread, never on the loop."""
+        """Read the current rota (a new version parsed once) in a database thread, never on
+        the loop."""
         rota = await self._db(self.rota.get)
         self._rota = rota
         self._rota_at = asyncio.get_running_loop().time()
