@@ -1,6 +1,6 @@
 """The rota: who is on call for each tier of the escalation ladder, and the sanctuary houses.
 
-The file (``data/rota/rota.yml``) names staff once, then:
+The rota document (the example: ``data/rota/rota.yml``) names staff once, then:
 
 - ``tiers``: the people alerted in turn (peer workers, duty manager, crisis team), each with
   shifts by weekday and local time in the rota's ``timezone`` (Europe/London);
@@ -20,8 +20,12 @@ instead of ``days``), so that the rota can cover the times ``data/hours.yml`` co
 hours although they are not weekday evenings or weekends. ``bot/escalation/coverage.py``
 checks that it does.
 
-Validation collects every problem and names the file, the entry and the field. Phone numbers
-are never echoed in errors or in ``repr``, because both end up in logs.
+Validation (pydantic models for each entry, see below) collects every problem and names the
+source (a file, or a version in the database), the entry and the field. Phone numbers are
+never echoed in errors or in ``repr``, because both end up in logs.
+
+The line runs on the rota in the database (``bot/escalation/rota_store.py``: every version
+kept, with who and when); this module reads and checks a rota, wherever it is kept.
 """
 
 from __future__ import annotations
