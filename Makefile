@@ -46,6 +46,8 @@ train: spacy risk-model ## Train the assistant if its inputs changed (cached by 
 setup: train ## Everything run and test need: venv, spaCy pipeline, trained model, database
 	$(PY) -m bot.store upgrade
 	$(PY) -m bot.directory import
+	@# The rota lives in the database; the example (ROTA_FILE) goes in only when it has none.
+	$(PY) -m bot.escalation rota import --if-empty --by system:setup --reason "make setup: the example rota"
 
 run: setup ## Start the line: Rasa server, action server, duty service (Ctrl-C stops)
 	$(PY) -m bot.run

@@ -67,7 +67,7 @@ def add_staff(
         # Refuse a house the rota does not know: a typo would hide every referral from them.
         from bot.duty.console import house_names
 
-        known = house_names(s.rota_file)
+        known = house_names(s.rota_file, s.database_url)
         if known and house not in known:
             print(f"error: no sanctuary house {house!r} in the rota; known: {', '.join(sorted(known))}",
                   file=sys.stderr)

@@ -17,7 +17,6 @@ import asyncio
 import datetime as dt
 import functools
 import logging
-import os
 from typing import Any, Optional
 
 import jinja2
@@ -174,33 +173,26 @@ def _ref(request: web.Request) -> str:
 
 async def _houses(request: web.Request) -> dict[str, str]:
     loop = asyncio.get_running_loop()
-    path = request.app[SETTINGS_KEY].rota_file
-    return await loop.run_in_executor(request.app[DB_EXECUTOR_KEY], house_names, path)
+    cfg = request.app[SETTINGS_KEY]
+    return await loop.run_in_executor(request.app[DB_EXECUTOR_KEY], house_names, cfg.rota_file,
+                                      cfg.database_url)
 
 
-def house_names(path: str) -> dict[str, str]:
-    """Sanctuary house ids and names from the rota (empty when the rota cannot be read).
+def house_names(path: str, url: Optional[str] = None) -> dict[str, str]:
+    """Sanctuary house ids and names from the current rota (empty when there is none).
 
-    Cached by the file's modification time, so a rota edited in the console (or by hand)
-    shows its new houses at once.
+    The database's rota (``path``, ROTA_FILE, is imported only into an empty database); each
+    call checks the latest version number, so a rota edited in the console, by this duty
+    service or another, shows its new houses at once.
     """
+    from bot.escalation import rota_store
+
     try:
-        mtime = os.stat(path).st_mtime_ns
-    except OSError as exc:
+        r = rota_store.source_for(path, url).get()
+    except Exception as exc:  # noqa: BLE001  the console still works without house names
         log.warning("cannot read the rota for house names (%s)", type(exc).__name__)
         return {}
-    return dict(_house_names(path, mtime))
-
-
-@functools.lru_cache(maxsize=4)
-def _house_names(path: str, _mtime: int) -> tuple[tuple[str, str], ...]:
-    from bot.escalation import rota
-
-    try:
-        return tuple((h.id, h.name) for h in rota.load(path).sanctuaries.values())
-    except Exception as exc:  # the console still works without house names
-        log.warning("cannot read the rota for house names (%s)", type(exc).__name__)
-        return ()
+    return {h.id: h.name for h in r.sanctuaries.values()}
 
 
 def _signed_in_at(request: web.Request, who: staff.Principal) -> dt.datetime:

@@ -110,7 +110,7 @@ class RelayTakeover:
 
     def __init__(self, settings: Settings, rota_path: Optional[str] = None) -> None:
         self.settings = settings
-        self.rota = RotaSource(rota_path or settings.rota_file)
+        self.rota = RotaSource(rota_path or settings.rota_file, settings.database_url)
         self.relay = RelayClient(settings)
         self.app: Optional[web.Application] = None  # bound by app_ctx
         # The last rota read (off the event loop) and when: ``referral_houses`` uses it.
@@ -134,7 +134,8 @@ class RelayTakeover:
         self.app = None
 
     async def refresh_rota(self) -> rota_module.Rota:
-        """Read the rota file (if it changed) in a database thread, never on the loop."""
+        """Read the current rota (a new version parsed once) in a database thread, never on
+        the loop."""
         rota = await self._db(self.rota.get)
         self._rota = rota
         self._rota_at = asyncio.get_running_loop().time()

@@ -1,5 +1,6 @@
-"""Tables of the duty console: staff accounts, their sessions and the audit trail of rota
-edits. Tonight's sanctuary beds are the directory's (``bot/directory/models.py``), re-exported.
+"""Tables of the duty console: staff accounts and their sessions. Tonight's sanctuary beds
+are the directory's (``bot/directory/models.py``) and the audit trail of rota edits is the
+rota's (``bot/escalation/models.py``), both re-exported.
 
 On the project's one ``Base`` so that Alembic sees them (``bot/store/registry.py`` imports
 this module); created only by migrations (``0004_staff.py``, ``0007_rota_changes.py``).
@@ -8,21 +9,20 @@ this module); created only by migrations (``0004_staff.py``, ``0007_rota_changes
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict, Optional
+from typing import Optional
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     Column,
     DateTime,
     ForeignKey,
     Integer,
     String,
-    Text,
 )
 from sqlalchemy.orm import Mapped
 
 from bot.directory.models import SanctuaryBeds  # noqa: F401  the one bed count, re-exported
+from bot.escalation.models import RotaChange  # noqa: F401  the rota's trail, beside its versions
 from bot.store.models import Base, utcnow
 
 ROLES = ("peer_worker", "duty_manager", "sanctuary_volunteer", "admin")
@@ -62,29 +62,3 @@ class StaffSession(Base):
     created_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     # Absolute expiry (DUTY_SESSION_HOURS after sign-in); checked on every request.
     expires_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, index=True)
-
-
-class RotaChange(Base):
-    """One edit of the rota file made in the console (``bot/duty/rota_edit.py``).
-
-    Append-only and hash-chained (each ``hash`` covers the previous one), like an
-    escalation's trail but one chain for the whole rota, since a rota edit belongs to no
-    escalation. Never holds a phone number: shifts name staff by id.
-    """
-
-    __tablename__ = "rota_changes"
-
-    id: Mapped[int] = Column(Integer, primary_key=True)
-    seq: Mapped[int] = Column(Integer, nullable=False, unique=True)
-    at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
-    actor: Mapped[str] = Column(String(64), nullable=False)  # "staff:ellen"
-    action: Mapped[str] = Column(String(16), nullable=False)  # add, change, remove
-    team: Mapped[str] = Column(String(64), nullable=False)  # tier or sanctuary house id
-    summary: Mapped[str] = Column(Text, nullable=False)
-    # {"team", "index", "before": shift or null, "after": shift or null}
-    data: Mapped[Dict[str, Any]] = Column(JSON, nullable=False, default=dict)
-    # SHA-256 of the whole file before and after, to match an entry to a copy of the file.
-    file_before: Mapped[str] = Column(String(64), nullable=False)
-    file_after: Mapped[str] = Column(String(64), nullable=False)
-    prev_hash: Mapped[str] = Column(String(64), nullable=False)
-    hash: Mapped[str] = Column(String(64), nullable=False)

@@ -3,12 +3,12 @@
 Peer workers, duty managers and admins see the page; duty managers and admins change shifts
 (``auth.PERMISSIONS``: ``rota``, ``rota_edit``). Sanctuary volunteers get 403 for both. The
 middleware has already refused anything without a session and any POST without the
-session's CSRF token. How an edit is checked, written and audited: ``bot/duty/rota_edit.py``.
+session's CSRF token. How an edit is checked, written and audited: ``bot/duty/rota_edit.py``;
+the rota itself is in the database (``bot/escalation/rota_store.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Optional
@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bot.duty import auth, rota_edit
 from bot.duty.console import render
-from bot.duty.keys import DB_EXECUTOR_KEY, SETTINGS_KEY
+from bot.duty.keys import SETTINGS_KEY
 from bot.duty.rundb import run_db
 
 log = logging.getLogger(__name__)
@@ -29,9 +29,7 @@ MAX_LIST_ITEMS = 50
 async def _page(
     request: web.Request, status: int = 200, error: str = "", problems: Sequence[str] = ()
 ) -> web.Response:
-    path = request.app[SETTINGS_KEY].rota_file
-    loop = asyncio.get_running_loop()
-    view = await loop.run_in_executor(request.app[DB_EXECUTOR_KEY], rota_edit.read_view, path)
+    view = await run_db(request, rota_edit.read_view, request.app[SETTINGS_KEY].rota_file)
     changes = await run_db(request, rota_edit.recent_changes)
     return render(
         request, "rota.html", status=status, view=view, changes=changes, error=error,

@@ -1,63 +1,62 @@
 """Editing the rota's shifts from the console (``/duty/rota``), and what the page shows.
 
-The rota stays a YAML file (``ROTA_FILE``), because that is what the dispatcher reads and
-what a service edits by hand when the console is down. So an edit from the console is an
-edit of that file, made so that it can never leave a broken or half-written rota behind:
+The rota is in the database (``bot/escalation/rota_store.py``): each edit writes a new
+version of the whole rota, so a read-only install can be edited and every duty service sees
+the edit at its next read. An edit is made so that it can never leave a broken rota behind:
 
-- **Same validation.** The new text is written to a temporary file beside the rota and
-  loaded with ``bot.escalation.rota.load``, the loader the dispatcher uses; any problem and
-  the temporary file is removed, the rota untouched, and staff see every problem.
-- **Atomic.** Only a valid file replaces the rota, with ``os.replace`` after ``fsync``, so
-  the dispatcher (which re-reads the file when its modification time changes) sees the old
-  rota or the new one, never a mixture.
-- **No lost edits.** Every form carries the version (SHA-256) of the file it was made from;
-  an edit to a file that changed since is refused. Edits in this process queue on a lock,
-  and edits from other processes on an ``flock`` of the rota's folder.
-- **Comments kept.** The file is edited with ruamel.yaml's round-trip loader, so the
-  comments that explain the rota to the people who read it stay where they are.
+- **Same validation.** The edited text is validated by ``bot.escalation.rota`` (the rules
+  the dispatcher reads by); any problem and nothing is written, and staff see every problem.
+- **One step.** The new version and its trail entry are written in one database
+  transaction: the dispatcher sees the old rota or the new one, never a mixture, and there
+  is no change without an entry nor an entry without a change.
+- **No lost edits.** Every form carries the version (SHA-256 of the rota's text) it was made
+  from; an edit to a rota that changed since is refused. Two editors who both start from the
+  same version cannot both write the next: the version number is unique.
+- **Comments kept.** The stored text is edited with ruamel.yaml's round-trip loader, so the
+  comments that explain the rota to the people who read it stay where they are (and come
+  back out with ``python -m bot.escalation rota export``).
 - **Audited.** Every change appends to ``rota_changes``, hash-chained like the escalation
   trail: who, when, which team, the shift before and after (days, times, staff ids), and the
-  file's hash before and after. Never a phone number: shifts name staff by id.
+  text's hash before and after. Never a phone number: shifts name staff by id. The version
+  row itself also says who and when.
 
-Phone numbers are in the file; the page shows them masked (``mask_phone``).
+Phone numbers are in the rota; the page shows them masked (``mask_phone``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
-import hashlib
 import io
 import json
-import os
-import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
-from sqlalchemy import select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.duty.models import RotaChange
 from bot.escalation import rota as rota_module
+from bot.escalation import rota_store
 from bot.escalation.engine import LEVELS
+from bot.escalation.rota_store import (  # noqa: F401  the trail, re-exported for its callers
+    GENESIS,
+    entry_hash,
+    verify_changes,
+)
 from bot.store.models import utcnow
 
 DAY_NAMES = rota_module.DAY_NAMES
-GENESIS = "0" * 64
 MAX_SHIFTS_PER_TEAM = 50
 RECENT_CHANGES = 20
 _UTC = dt.timezone.utc
 
-# One edit at a time in this process (flock below covers other processes).
+# One edit at a time in this process (the unique version number covers other processes).
 _lock = threading.Lock()
 
 
@@ -99,7 +98,7 @@ class Done:
 
 
 def version_of(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return rota_store.sha256_of(text)
 
 
 def mask_phone(e164: str) -> str:
@@ -154,9 +153,10 @@ class TeamView:
 
 @dataclass
 class RotaView:
-    path: str
+    path: str  # ROTA_FILE, imported when the database has no rota yet
     version: str = ""
-    problems: list[str] = field(default_factory=list)  # the file as it is does not validate
+    number: int = 0  # the rota's version number in the database
+    problems: list[str] = field(default_factory=list)  # there is no valid rota to show
     now_local: str = ""
     teams: list[TeamView] = field(default_factory=list)
     ladders: list[tuple[str, list[str], list[str]]] = field(default_factory=list)  # level, tiers, on call now
@@ -164,21 +164,17 @@ class RotaView:
     staff: list[dict[str, str]] = field(default_factory=list)
 
 
-def read_view(path: str, now: Optional[dt.datetime] = None) -> RotaView:
-    """Everything the rota page shows, phone numbers masked."""
+def read_view(engine: Engine, path: str, now: Optional[dt.datetime] = None) -> RotaView:
+    """Everything the rota page shows, phone numbers masked. ``path`` is imported first if
+    the database has no rota (its problems are shown when it is not valid)."""
     now = now or utcnow()
     view = RotaView(path=path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        view.problems = [f"cannot read the rota file ({exc.strerror})"]
-        return view
-    view.version = version_of(text)
-    try:
-        r = rota_module.load(path)
+        found = rota_store.current(engine, path)
     except rota_module.RotaError as exc:
         view.problems = exc.problems
         return view
+    view.version, view.number, r = found.sha256, found.version, found.rota
     view.now_local = now.astimezone(r.timezone).strftime("%a %d %b %Y, %H:%M")
 
     def names(ids) -> list[tuple[str, str]]:
@@ -345,148 +341,58 @@ def _apply(doc: Any, edit: Edit) -> tuple[Optional[dict], Optional[dict]]:
     return before, _plain(new)
 
 
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    # The lock is on the folder, not the file: os.replace puts a new file (a new inode) in
-    # place, and a lock held on the old one would not stop the next editor.
-    with _lock:
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-def _write_atomically(path: Path, text: str, validate: bool) -> None:
-    """Put ``text`` in place of ``path`` in one step; with ``validate``, only a valid rota."""
-    mode = os.stat(path).st_mode & 0o777
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        try:
-            if validate:
-                rota_module.load(tmp)  # the dispatcher's own loader and validation
-        except rota_module.RotaError as exc:
-            raise EditRefused("The rota was not changed: the edit would make it invalid.",
-                              exc.problems) from None
-        os.replace(tmp, path)
-        tmp = ""
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a power cut
-        finally:
-            os.close(dir_fd)
-    finally:
-        if tmp:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-
-
 def apply_edit(engine: Engine, path: str, edit: Edit, version: str, actor: str) -> Done:
-    """Make ``edit`` to the rota at ``path`` if it still is at ``version``; audited.
+    """Make ``edit`` to the current rota if it still is at ``version``; audited.
 
-    The audit entry is written in the same database transaction that is committed only after
-    the file is in place; if that commit fails, the old file is put back. So the trail and the
-    file agree: no change without an entry, no entry without a change.
+    The new version and the trail entry are written in one transaction. ``path`` (ROTA_FILE)
+    is imported first only if the database has no rota yet.
     """
-    rota_path = Path(path)
-    with _exclusive(rota_path):
-        old_text = rota_path.read_text(encoding="utf-8")
-        old_version = version_of(old_text)
-        if version != old_version:
-            raise EditRefused(
-                "The rota was not changed: it was changed by someone else since you opened this "
-                "page. Here it is as it is now; make your change again.", status=409)
-        y = _yaml()
-        doc = y.load(old_text)
-        before, after = _apply(doc, edit)
-        out = io.StringIO()
-        y.dump(doc, out)
-        new_text = out.getvalue()
-        new_version = version_of(new_text)
-        verb = {"add": "added a shift to", "change": "changed a shift of", "remove": "removed a shift from"}
-        summary = f"{verb[edit.action]} {edit.team}"
-        if before is not None:
-            summary += f"; was {describe(before)}"
-        if after is not None:
-            summary += f"; now {describe(after)}"
-        data = {"team": edit.team, "index": edit.index if edit.action != "add" else None,
-                "before": before, "after": after}
-        with Session(engine, future=True) as session:
-            tx = session.begin()
-            try:
-                change_id = _append(session, actor, edit.action, edit.team, summary, data,
-                                    old_version, new_version).id
-                _write_atomically(rota_path, new_text, validate=True)
-            except BaseException:
-                tx.rollback()
-                raise
-            try:
-                tx.commit()
-            except BaseException:
-                # No entry, so no change: put the old rota back (as it was, valid or not).
-                _write_atomically(rota_path, old_text, validate=False)
-                raise
-        return Done(summary, change_id, new_version)
+    with _lock:
+        rota_store.current(engine, path)  # an empty database gets ROTA_FILE first
+        try:
+            with Session(engine, future=True) as session, session.begin():
+                return _edit_in(session, edit, version, actor)
+        except sa_exc.IntegrityError:
+            # Another duty service wrote the same version number first.
+            raise EditRefused(_STALE, status=409) from None
 
 
-# --- the rota's own audit trail -------------------------------------------------------------
+_STALE = ("The rota was not changed: it was changed by someone else since you opened this "
+          "page. Here it is as it is now; make your change again.")
 
 
-def entry_hash(prev: str, seq: int, at: dt.datetime, actor: str, action: str, team: str,
-               summary: str, data: dict, before: str, after: str) -> str:
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=_UTC)
-    payload = json.dumps(
-        {"prev": prev, "seq": seq, "at": at.astimezone(_UTC).isoformat(timespec="microseconds"),
-         "actor": actor, "action": action, "team": team, "summary": summary, "data": data,
-         "before": before, "after": after},
-        sort_keys=True, separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+def _edit_in(session: Session, edit: Edit, version: str, actor: str) -> Done:
+    old = rota_store.latest_row(session, lock=True)
+    if old is None or version != old.sha256:
+        raise EditRefused(_STALE, status=409)
+    y = _yaml()
+    doc = y.load(old.text)
+    before, after = _apply(doc, edit)
+    out = io.StringIO()
+    y.dump(doc, out)
+    new_text = out.getvalue()
+    verb = {"add": "added a shift to", "change": "changed a shift of", "remove": "removed a shift from"}
+    summary = f"{verb[edit.action]} {edit.team}"
+    if before is not None:
+        summary += f"; was {describe(before)}"
+    if after is not None:
+        summary += f"; now {describe(after)}"
+    data = {"team": edit.team, "index": edit.index if edit.action != "add" else None,
+            "before": before, "after": after}
+    try:
+        # The dispatcher's own validation, on the whole edited rota.
+        new = rota_store.write_version(session, new_text, actor, summary,
+                                       source="the edited rota", previous=old)
+    except rota_module.RotaError as exc:
+        raise EditRefused("The rota was not changed: the edit would make it invalid.",
+                          exc.problems) from None
+    change = rota_store.append_change(session, actor, edit.action, edit.team, summary, data,
+                                      old.sha256, new.sha256)
+    return Done(summary, change.id, new.sha256)
 
 
-def _append(session: Session, actor: str, action: str, team: str, summary: str, data: dict,
-            before: str, after: str) -> RotaChange:
-    last = session.execute(
-        select(RotaChange).order_by(RotaChange.seq.desc()).limit(1).with_for_update()
-    ).scalar_one_or_none()
-    seq = 1 if last is None else last.seq + 1
-    prev = GENESIS if last is None else last.hash
-    at = utcnow()
-    change = RotaChange(
-        seq=seq, at=at, actor=actor, action=action, team=team, summary=summary, data=data,
-        file_before=before, file_after=after, prev_hash=prev,
-        hash=entry_hash(prev, seq, at, actor, action, team, summary, data, before, after),
-    )
-    session.add(change)
-    session.flush()
-    return change
+# --- the rota's own audit trail (bot/escalation/rota_store.py) ------------------------------
 
 
 def recent_changes(engine: Engine, limit: int = RECENT_CHANGES) -> list[dict[str, Any]]:
-    with Session(engine, future=True) as session:
-        rows = session.execute(
-            select(RotaChange).order_by(RotaChange.seq.desc()).limit(limit)
-        ).scalars().all()
-        return [{"at": r.at.replace(tzinfo=r.at.tzinfo or _UTC).isoformat(timespec="seconds"),
-                 "actor": r.actor, "summary": r.summary} for r in rows]
-
-
-def verify_changes(engine: Engine) -> Optional[int]:
-    """The seq of the first broken entry of the rota's trail, or None when it is intact."""
-    prev, expected = GENESIS, 1
-    with Session(engine, future=True) as session:
-        for r in session.execute(select(RotaChange).order_by(RotaChange.seq)).scalars():
-            computed = entry_hash(prev, r.seq, r.at, r.actor, r.action, r.team, r.summary,
-                                  r.data, r.file_before, r.file_after)
-            if r.seq != expected or r.prev_hash != prev or r.hash != computed:
-                return r.seq
-            prev, expected = r.hash, expected + 1
-    return None
+    return rota_store.recent_changes(engine, limit)

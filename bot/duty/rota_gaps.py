@@ -3,9 +3,9 @@ console pages (``bot/escalation/coverage.py`` finds them).
 
 A gap is a time when the line tells people its out-of-hours team is on duty while a tier of
 an escalation ladder has nobody on call. Staff must hear about it while there is still time to
-find cover, so the duty service checks at start-up, again whenever the rota or the hours file
-changes (an edit on the rota page, say) and at least every ``RECHECK_S``, as days come into
-the window.
+find cover, so the duty service checks at start-up, again whenever the rota (a new version in
+the database: an edit on the rota page of any duty service, an import) or the hours file
+changes, and at least every ``RECHECK_S``, as days come into the window.
 """
 
 from __future__ import annotations
@@ -20,46 +20,53 @@ from aiohttp import web
 
 from bot.escalation import coverage
 from bot.escalation import rota as rota_module
+from bot.escalation import rota_store
 
 logger = logging.getLogger(__name__)
 
 RECHECK_S = 600.0  # every ten minutes regardless, so that time passing brings gaps in
-STAT_S = 5.0  # how often the files' modification times are looked at
+STAT_S = 5.0  # how often the rota's version number and the hours file's mtime are looked at
 
 
 class RotaGaps:
     """The gaps within ``days``, as lines for the banner (local times, tier, ladders)."""
 
-    def __init__(self, rota_path: str, days: int = coverage.WARN_DAYS) -> None:
-        self.rota_path = rota_path
+    def __init__(self, rota_path: str, days: int = coverage.WARN_DAYS, *,
+                 url: Optional[str] = None) -> None:
+        self.rota_path = rota_path  # ROTA_FILE: imported only into a database with no rota
         self.days = days
         self.lines: list[str] = []
-        self._stamp: Optional[tuple[float, float]] = None
+        self.source = rota_store.RotaSource(rota_path, url)
+        self._stamp: Optional[tuple[Optional[int], float]] = None
 
-    def _files_stamp(self) -> tuple[float, float]:
+    def _current_stamp(self) -> tuple[Optional[int], float]:
+        """Blocking: the rota's latest version number and the hours file's mtime."""
+        from sqlalchemy.orm import Session
+
         from bot.directory.schedule import HOURS_PATH
+        from bot.store import db
 
-        def mtime(path) -> float:
-            try:
-                return os.stat(path).st_mtime
-            except OSError:
-                return -1.0
-
-        return mtime(self.rota_path), mtime(HOURS_PATH)
+        with Session(db.get_engine(self.source.url), future=True) as session:
+            number = rota_store.latest_number(session)
+        try:
+            hours = os.stat(HOURS_PATH).st_mtime
+        except OSError:
+            hours = -1.0
+        return number, hours
 
     def changed(self) -> bool:
-        return self._files_stamp() != self._stamp
+        """Blocking (a database read)."""
+        return self._current_stamp() != self._stamp
 
     def check(self) -> list[str]:
         """Blocking: read the rota and hours, find the gaps, keep and return them."""
-        self._stamp = self._files_stamp()
+        self._stamp = self._current_stamp()
         try:
-            r = rota_module.load(self.rota_path)
+            r = self.source.get()
         except rota_module.RotaError as exc:
-            # The dispatcher refuses a broken rota at start-up and keeps the last good one
-            # afterwards; it says so itself. Nothing to compare here.
-            logger.error("rota check: rota %s is invalid (%d problems)", self.rota_path,
-                         len(exc.problems))
+            # No rota in the database and ROTA_FILE is not valid: the dispatcher says so
+            # itself. Nothing to compare here.
+            logger.error("rota check: no valid rota (%d problems)", len(exc.problems))
             return self.lines
         gaps = coverage.gaps_within(r, self.days)
         self.lines = [gap.describe(r.timezone) for gap in gaps]
@@ -69,7 +76,8 @@ class RotaGaps:
 async def rota_gaps_ctx(app: web.Application) -> AsyncIterator[None]:
     from bot.duty.keys import ROTA_GAPS_KEY, SETTINGS_KEY
 
-    watch = RotaGaps(app[SETTINGS_KEY].rota_file)
+    cfg = app[SETTINGS_KEY]
+    watch = RotaGaps(cfg.rota_file, url=cfg.database_url)
     app[ROTA_GAPS_KEY] = watch
     try:
         lines = await asyncio.to_thread(watch.check)
@@ -98,7 +106,7 @@ async def _recheck(watch: RotaGaps) -> None:
     while True:
         await asyncio.sleep(STAT_S)
         try:
-            if watch.changed() or loop.time() - last >= RECHECK_S:
+            if await asyncio.to_thread(watch.changed) or loop.time() - last >= RECHECK_S:
                 before = list(watch.lines)
                 lines = await asyncio.to_thread(watch.check)
                 last = loop.time()

@@ -5,15 +5,31 @@ Exit 0 when every chain verifies, 1 naming the first broken entry (escalation re
 problem), 2 when the check could not run (database unreachable). The output never contains
 reasons, data or anything else from the entries, only where the chain breaks.
 
-``python -m bot.escalation rota [--file F] [--at ISO-TIME]`` validates the rota and prints who
-is on call (names and ids, never phone numbers). Exit 0, or 1 listing every problem.
+``python -m bot.escalation rota [--file F | --db] [--at ISO-TIME]`` validates the rota and
+prints who is on call (names and ids, never phone numbers). Exit 0, or 1 listing every
+problem. ``--file`` (default ``data/rota/rota.yml``) reads a YAML file; ``--db`` reads the
+database's current rota, which is what the running line uses.
 
 ``python -m bot.escalation rota check [--file F] [--days N] [--from ISO-TIME]`` checks that
 the rota covers the line's hours (``bot/escalation/coverage.py``): for the next N (400) days,
 whenever ``data/hours.yml`` says the out-of-hours team is on duty, every tier of every ladder
 has someone on call. Prints each gap (local time range, tier, ladders); exit 0 when there is
 none, 1 when there is a gap or the rota is invalid. It also checks that the rota's sanctuary
-houses are the directory's (``data/services/``), one id per house.
+houses are the directory's (``data/services/``), one id per house. ``--db`` as above.
+
+The rota the line runs on is in the database (``bot/escalation/rota_store.py``), each version
+kept with who, when and why:
+
+- ``rota import [FILE] [--reason TEXT] [--by NAME] [--if-empty]`` validates a YAML file
+  (default ``ROTA_FILE``) and makes it the current rota, a new version; an import over a rota
+  in use goes on the rota's trail. ``--if-empty`` imports only into a database with no rota
+  (``make setup`` uses it: it never overwrites the rota staff have edited). Exit 0 (also when
+  nothing changed), 1 listing every problem (file, entry and field), 2 when the database
+  cannot be reached.
+- ``rota export [--version N] [--out FILE]`` writes the current (or a given) version's YAML,
+  comments included, as staff last saved it: edit it and import it to change staff or
+  numbers. Exit 1 when there is no rota yet.
+- ``rota versions [--limit N]`` lists the latest versions: number, when, who, summary.
 """
 
 from __future__ import annotations
@@ -105,12 +121,25 @@ def _verify(out: TextIO) -> int:
     return 1
 
 
-def _show_rota(path: str, at_text: str | None, out: TextIO) -> int:
+def _read(path: str, from_db: bool) -> tuple[str, rota.Rota]:
+    """The rota to show or check, and how to name it; ``RotaError`` when it is not valid."""
+    if not from_db:
+        return path, rota.load(path)
+    from bot.escalation import rota_store
+    from bot.store import db
+
+    found = rota_store.current(db.get_engine())
+    return f"rota version {found.version} (database)", found.rota
+
+
+def _show_rota(path: str, at_text: str | None, out: TextIO, from_db: bool = False) -> int:
     try:
-        loaded = rota.load(path)
+        path, loaded = _read(path, from_db)
     except rota.RotaError as exc:
         print(str(exc), file=out)
         return 1
+    except sa_exc.SQLAlchemyError as exc:
+        return _db_error("read the rota", exc, out)
     if at_text:
         at = _parse_time(at_text, loaded)
     else:
@@ -130,14 +159,17 @@ def _show_rota(path: str, at_text: str | None, out: TextIO) -> int:
     return 0
 
 
-def _check_rota(path: str, days: int, from_text: str | None, out: TextIO) -> int:
+def _check_rota(path: str, days: int, from_text: str | None, out: TextIO,
+                from_db: bool = False) -> int:
     from bot.escalation import coverage
 
     try:
-        loaded = rota.load(path)
+        path, loaded = _read(path, from_db)
     except rota.RotaError as exc:
         print(str(exc), file=out)
         return 1
+    except sa_exc.SQLAlchemyError as exc:
+        return _db_error("read the rota", exc, out)
     start = _parse_time(from_text, loaded) if from_text else None
     gaps = coverage.find_gaps(loaded, start, days)
     houses = coverage.house_problems(loaded)
@@ -154,6 +186,74 @@ def _check_rota(path: str, days: int, from_text: str | None, out: TextIO) -> int
     return 1
 
 
+def _db_error(what: str, exc: sa_exc.SQLAlchemyError, out: TextIO) -> int:
+    cause = getattr(exc, "orig", None) or exc
+    print(f"could not {what}: database error ({type(cause).__name__})", file=out)
+    return 2
+
+
+def _import_rota(path: str | None, reason: str | None, by: str | None, if_empty: bool,
+                 out: TextIO) -> int:
+    import getpass
+
+    from bot.escalation import rota_store
+    from bot.settings import settings
+    from bot.store import db
+
+    path = path or settings().rota_file
+    actor = by or f"cli:{getpass.getuser()}"
+    try:
+        number = rota_store.import_file(db.get_engine(), path, actor, reason, only_if_empty=if_empty)
+    except rota.RotaError as exc:
+        print(f"{exc}\nnothing imported: the rota in use is unchanged.", file=out)
+        return 1
+    except rota_store.RotaConflict as exc:
+        print(f"nothing imported: {exc}; try again.", file=out)
+        return 1
+    except sa_exc.SQLAlchemyError as exc:
+        return _db_error("import the rota", exc, out)
+    if number is None:
+        print(f"{path}: not imported: the database already has "
+              + ("a rota (--if-empty)." if if_empty else "this rota as its current version."), file=out)
+    else:
+        print(f"{path}: valid; imported as rota version {number} by {actor}.", file=out)
+    return 0
+
+
+def _export_rota(version: int | None, dest: str | None, out: TextIO) -> int:
+    from bot.escalation import rota_store
+    from bot.store import db
+
+    try:
+        text = rota_store.export_text(db.get_engine(), version)
+    except LookupError as exc:
+        print(f"nothing exported: {exc}", file=out)
+        return 1
+    except sa_exc.SQLAlchemyError as exc:
+        return _db_error("export the rota", exc, out)
+    if dest:
+        with open(dest, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        out.write(text)
+    return 0
+
+
+def _list_versions(limit: int, out: TextIO) -> int:
+    from bot.escalation import rota_store
+    from bot.store import db
+
+    try:
+        rows = rota_store.versions(db.get_engine(), limit)
+    except sa_exc.SQLAlchemyError as exc:
+        return _db_error("list the rota's versions", exc, out)
+    if not rows:
+        print("no rota in the database yet", file=out)
+    for row in rows:
+        print(f"version {row['version']}  {row['at']}  {row['actor']}  {row['summary']}", file=out)
+    return 0
+
+
 def _parse_time(text: str, loaded: rota.Rota) -> dt.datetime:
     at = dt.datetime.fromisoformat(text)
     if at.tzinfo is None:  # a bare time is read as the line's local time
@@ -166,19 +266,38 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot.escalation")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("verify", help="check the hash chain of every escalation's audit trail")
-    rota_cmd = sub.add_parser("rota", help="validate the rota and show who is on call, or "
-                                           "check it covers the line's hours (rota check)")
-    rota_cmd.add_argument("action", nargs="?", choices=("show", "check"), default="show")
+    rota_cmd = sub.add_parser("rota", help="validate the rota and show who is on call, check it "
+                                           "covers the line's hours (rota check), or import, "
+                                           "export and list the database's versions")
+    rota_cmd.add_argument("action", nargs="?", default="show",
+                          choices=("show", "check", "import", "export", "versions"))
+    rota_cmd.add_argument("source", nargs="?", default=None,
+                          help="import: the YAML file (default ROTA_FILE)")
     rota_cmd.add_argument("--file", default=str(rota.DEFAULT_PATH))
+    rota_cmd.add_argument("--db", action="store_true",
+                          help="show, check: the database's current rota instead of --file")
+    rota_cmd.add_argument("--reason", default=None, help="import: why (kept with the version)")
+    rota_cmd.add_argument("--by", default=None, help="import: who (default cli:<user>)")
+    rota_cmd.add_argument("--if-empty", action="store_true",
+                          help="import: only if the database has no rota yet")
+    rota_cmd.add_argument("--version", type=int, default=None, help="export: this version")
+    rota_cmd.add_argument("--out", default=None, help="export: write to this file")
+    rota_cmd.add_argument("--limit", type=int, default=20, help="versions: how many (20)")
     rota_cmd.add_argument("--at", default=None, help="show: ISO time (default: now)")
     rota_cmd.add_argument("--days", type=int, default=400, help="check: days ahead (400)")
     rota_cmd.add_argument("--from", dest="from_", default=None,
                           help="check: ISO time to start from (default: now)")
     args = parser.parse_args(argv)
     if args.command == "rota":
+        if args.action == "import":
+            return _import_rota(args.source, args.reason, args.by, args.if_empty, out)
+        if args.action == "export":
+            return _export_rota(args.version, args.out, out)
+        if args.action == "versions":
+            return _list_versions(args.limit, out)
         if args.action == "check":
-            return _check_rota(args.file, args.days, args.from_, out)
-        return _show_rota(args.file, args.at, out)
+            return _check_rota(args.file, args.days, args.from_, out, args.db)
+        return _show_rota(args.file, args.at, out, args.db)
     return _verify(out)
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from bot.channels.pseudonym import encrypt_number, pseudonym
 from bot.channels.segments import split_message
 from bot.escalation import audit, engine, flood
 from bot.escalation import rota as rota_module
+from bot.escalation.rota_store import RotaSource  # noqa: F401  re-exported: the rota's readers use it
 from bot.escalation.models import (
     JOB_CANCELLED,
     JOB_CLAIMED,
@@ -469,29 +470,6 @@ def alert_undeliverable(outbox_id: int, error_code: Optional[str],
 
 
 # --- the background task ---------------------------------------------------------------------
-
-
-class RotaSource:
-    """The rota file, re-read when it changes (staff edit it; the dispatcher keeps running)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._mtime: Optional[float] = None
-        self._rota: Optional[rota_module.Rota] = None
-
-    def get(self) -> rota_module.Rota:
-        mtime = os.stat(self.path).st_mtime
-        if self._rota is None or mtime != self._mtime:
-            try:
-                self._rota, self._mtime = rota_module.load(self.path), mtime
-            except rota_module.RotaError as exc:
-                if self._rota is None:
-                    raise
-                # A bad edit must not stop alerts: keep the last good rota, and say so loudly.
-                logger.error("rota %s is invalid (%d problems); keeping the previous one",
-                             self.path, len(exc.problems))
-                self._mtime = mtime
-        return self._rota
 
 
 class Dispatcher:

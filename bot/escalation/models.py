@@ -1,4 +1,4 @@
-"""Tables of the handoff: alert jobs (the ladder's timers).
+"""Tables of the handoff: alert jobs (the ladder's timers), and the rota's versions.
 
 A job is "alert tier N of this escalation's ladder at ``due_at``". ``record_escalation``
 writes the first one in the same transaction as the escalation, so an escalation can never
@@ -11,9 +11,9 @@ run or die.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
+from typing import Any, Dict, Optional
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped
 
 from bot.store.models import Base, utcnow
@@ -113,3 +113,58 @@ class RiskNetCursor(Base):
     gap_at: Mapped[Optional[int]] = Column(Integer, nullable=True)
     gap_since: Mapped[Optional[dt.datetime]] = Column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class RotaVersion(Base):
+    """One version of the whole rota; the current rota is the highest ``version``.
+
+    Append-only: an edit in the console, an import (``python -m bot.escalation rota import``)
+    or the first import of the example at setup writes a new row, and nothing updates one.
+    ``version`` is unique, so of two editors who both read version 7 only one can write 8;
+    the other is told the rota changed under them (``bot/escalation/rota_store.py``).
+
+    ``text`` is the YAML as staff wrote it, comments included (what ``rota export`` gives
+    back and what the console edits); ``document`` is the same rota validated, as JSON, so
+    that the database can be read without a YAML parser. Staff phone numbers are in both,
+    as they were in the file: never log a row.
+    """
+
+    __tablename__ = "rota_versions"
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    version: Mapped[int] = Column(Integer, nullable=False, unique=True)
+    document: Mapped[Dict[str, Any]] = Column(JSON, nullable=False)
+    text: Mapped[str] = Column(Text, nullable=False)
+    # SHA-256 of ``text``: what console forms carry and the rota trail's file_before/after name.
+    sha256: Mapped[str] = Column(String(64), nullable=False)
+    at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    actor: Mapped[str] = Column(String(64), nullable=False)  # "staff:ellen", "system:setup"
+    summary: Mapped[str] = Column(Text, nullable=False)  # what changed and why
+
+
+class RotaChange(Base):
+    """One change of the rota: a shift edited in the console (``bot/duty/rota_edit.py``) or the
+    whole rota imported over the one in use (``rota_store.import_text``).
+
+    Append-only and hash-chained (each ``hash`` covers the previous one), like an
+    escalation's trail but one chain for the whole rota, since a rota edit belongs to no
+    escalation. Never holds a phone number: shifts name staff by id.
+    """
+
+    __tablename__ = "rota_changes"
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    seq: Mapped[int] = Column(Integer, nullable=False, unique=True)
+    at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    actor: Mapped[str] = Column(String(64), nullable=False)  # "staff:ellen"
+    action: Mapped[str] = Column(String(16), nullable=False)  # add, change, remove, import
+    team: Mapped[str] = Column(String(64), nullable=False)  # tier or sanctuary house id ("" for an import)
+    summary: Mapped[str] = Column(Text, nullable=False)
+    # {"team", "index", "before": shift or null, "after": shift or null}
+    data: Mapped[Dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    # SHA-256 of the rota's text before and after (``RotaVersion.sha256``), to match an
+    # entry to a version or to an exported copy.
+    file_before: Mapped[str] = Column(String(64), nullable=False)
+    file_after: Mapped[str] = Column(String(64), nullable=False)
+    prev_hash: Mapped[str] = Column(String(64), nullable=False)
+    hash: Mapped[str] = Column(String(64), nullable=False)

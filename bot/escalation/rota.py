@@ -1,6 +1,6 @@
 """The rota: who is on call for each tier of the escalation ladder, and the sanctuary houses.
 
-The file (``data/rota/rota.yml``) names staff once, then:
+The rota document (the example: ``data/rota/rota.yml``) names staff once, then:
 
 - ``tiers``: the people alerted in turn (peer workers, duty manager, crisis team), each with
   shifts by weekday and local time in the rota's ``timezone`` (Europe/London);
@@ -20,21 +20,27 @@ instead of ``days``), so that the rota can cover the times ``data/hours.yml`` co
 hours although they are not weekday evenings or weekends. ``bot/escalation/coverage.py``
 checks that it does.
 
-Validation collects every problem and names the file, the entry and the field. Phone numbers
-are never echoed in errors or in ``repr``, because both end up in logs.
+Validation (pydantic models for each entry, see below) collects every problem and names the
+source (a file, or a version in the database), the entry and the field. Phone numbers are
+never echoed in errors or in ``repr``, because both end up in logs.
+
+The line runs on the rota in the database (``bot/escalation/rota_store.py``: every version
+kept, with who and when); this module reads and checks a rota, wherever it is kept.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from pydantic import BaseModel, Extra, Field, root_validator, validate_model, validator
 
 from bot.escalation.engine import LEVELS
 from bot.settings import ROOT
@@ -201,7 +207,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
 )
-# Dates stay text, checked by ``_Checker.dates``: PyYAML would raise a bare ValueError on an
+# Dates stay text, checked by ``ShiftEntry._dates``: PyYAML would raise a bare ValueError on an
 # impossible one (2027-02-30) instead of a problem naming the shift.
 _UniqueKeyLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
@@ -219,263 +225,401 @@ def normalise_phone(raw: str) -> str | None:
     return None
 
 
-class _Checker:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.problems: list[str] = []
+# The document's schema, in pydantic (v1, as pinned). Each model checks one entry's own
+# fields; its validators turn a field into the value the Rota dataclasses hold. What pydantic
+# does not do well is kept by hand, below ``parse``:
+# - Entries are validated one at a time, not the whole document in one model: pydantic
+#   builds nothing when any entry fails, and the checks *between* entries (a shift names a
+#   staff member, a ladder names a tier, a house's volunteers) must still run over the valid
+#   entries so that one pass lists every problem, as the people who edit the rota need.
+# - Messages are the rota's own ("field 'from': put times in quotes"), with the entry and
+#   field named as staff read them (``tiers[0] (id 'night').shifts[1]``), not pydantic's
+#   ``loc`` tuples and "str type expected"; and a phone number is never repeated.
+# - Strings are not coerced (pydantic v1 turns 5 into "5" and 1080 into "1080"): every field
+#   is ``Any`` and its validator says what it accepts, so an unquoted 18:00 (YAML 1.1 reads
+#   the number 1080) is caught and explained.
 
-    def problem(self, where: str, message: str) -> None:
-        self.problems.append(f"{where}: {message}")
+class _Entry(BaseModel):
+    class Config:
+        extra = Extra.forbid
+        arbitrary_types_allowed = True
 
-    def mapping(self, value: Any, where: str, required: Iterable[str], optional: Iterable[str] = ()) -> dict:
-        if not isinstance(value, dict):
-            self.problem(where, "must be a mapping of field: value")
-            return {}
-        required = tuple(required)
-        allowed = set(required) | set(optional)
-        for key in required:
-            if key not in value:
-                self.problem(where, f"field '{key}' is missing")
-        for key in value:
-            if key not in allowed:
-                self.problem(where, f"unknown field '{key}' (allowed: {', '.join(sorted(allowed))})")
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be non-empty text")
+    return value.strip()
+
+
+def _a_list(value: Any) -> list:
+    if not isinstance(value, list):
+        raise ValueError("must be a list")
+    return value
+
+
+def _time(value: Any, allow_24: bool = False) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 18:00 as the base-60 number 1080.
+        raise ValueError(': put times in quotes, e.g. "18:00"')
+    if allow_24 and value == "24:00":
+        return None
+    match = _TIME_RE.match(value) if isinstance(value, str) else None
+    if not match:
+        extra = ' or "24:00"' if allow_24 else ""
+        raise ValueError(f'must be a time HH:MM between "00:00" and "23:59"{extra}')
+    return dt.time(int(match.group(1)), int(match.group(2)))
+
+
+class StaffEntry(_Entry):
+    id: Any = Field(...)
+    name: Any = Field(...)
+    role: Any = Field(...)
+    phone: Any = Field(...)
+
+    _name = validator("name", pre=True, allow_reuse=True)(_text)
+
+    @validator("id", pre=True)
+    def _id(cls, value: Any) -> str:
+        if not isinstance(value, str) or not _ID_RE.match(value):
+            raise ValueError("must be lower-case letters, digits and _ (starting with a letter)")
         return value
 
-    def text(self, entry: dict, key: str, where: str) -> str:
-        value = entry.get(key)
-        if key in entry and (not isinstance(value, str) or not value.strip()):
-            self.problem(where, f"field '{key}' must be non-empty text")
-            return ""
-        return (value or "").strip() if isinstance(value, str) else ""
+    @validator("role", pre=True)
+    def _role(cls, value: Any) -> str:
+        if value not in ROLES:
+            raise ValueError(f"must be one of {', '.join(ROLES)}")
+        return value
 
-    def ident(self, entry: dict, where: str, house: bool = False) -> str:
-        value = entry.get("id")
-        pattern = _HOUSE_ID_RE if house else _ID_RE
-        if "id" in entry and (not isinstance(value, str) or not pattern.match(value)):
-            allowed = "_ or -" if house else "_"
-            self.problem(
-                where,
-                f"field 'id' must be lower-case letters, digits and {allowed} (starting with a letter)",
-            )
-            return ""
-        return value or ""
+    @validator("phone", pre=True)
+    def _phone(cls, value: Any) -> str:
+        # The value is never repeated in the message: it may be a real person's number.
+        phone = normalise_phone(value) if isinstance(value, str) else None
+        if phone is None:
+            raise ValueError("is not a UK (07…) or international (+…) number written as "
+                             "quoted text (value not shown)")
+        return phone
 
-    def list_of(self, entry: dict, key: str, where: str) -> list:
-        value = entry.get(key)
-        if key in entry and not isinstance(value, list):
-            self.problem(where, f"field '{key}' must be a list")
-            return []
-        return value or []
 
-    def time(self, value: Any, where: str, key: str, allow_24: bool = False) -> dt.time | None | str:
-        if isinstance(value, int) and not isinstance(value, bool):
-            # YAML 1.1 reads an unquoted 18:00 as the base-60 number 1080.
-            self.problem(where, f"field '{key}': put times in quotes, e.g. \"18:00\"")
-            return "bad"
-        if allow_24 and value == "24:00":
-            return None
-        match = _TIME_RE.match(value) if isinstance(value, str) else None
-        if not match:
-            extra = ' or "24:00"' if allow_24 else ""
-            self.problem(where, f"field '{key}' must be a time HH:MM between \"00:00\" and \"23:59\"{extra}")
-            return "bad"
-        return dt.time(int(match.group(1)), int(match.group(2)))
+class ShiftEntry(_Entry):
+    # None: not given (a null given is refused by the validator, which pydantic runs only on
+    # a value given).
+    days: Any = None  # (weekdays, whether bank holidays are named) once validated
+    dates: Any = None
+    from_: Any = Field(..., alias="from")
+    to: Any = Field(...)
+    staff: Any = Field(...)
 
-    def days(self, value: Any, where: str) -> tuple[frozenset[int], bool]:
+    @validator("days", pre=True)
+    def _days(cls, value: Any) -> tuple[frozenset[int], bool]:
         """Weekdays, and whether bank holidays are named (``bank_holidays``)."""
         if isinstance(value, str) and value in DAY_GROUPS:
             return frozenset(DAY_GROUPS[value]), False
         if value == BANK_HOLIDAYS:
             return frozenset(), True
         if not isinstance(value, list) or not value:
-            self.problem(
-                where,
-                "field 'days' must be daily, weekdays, weekends, bank_holidays or a list of "
-                + ", ".join(DAY_NAMES),
-            )
-            return frozenset(), False
-        out = set()
-        holidays = False
+            raise ValueError("must be daily, weekdays, weekends, bank_holidays or a list of "
+                             + ", ".join(DAY_NAMES))
+        out, holidays, bad = set(), False, []
         for day in value:
             if day == BANK_HOLIDAYS:
                 holidays = True
-                continue
             # YAML 1.1 would read an unquoted no/yes/on/off as booleans; day names are safe.
-            if not isinstance(day, str) or day.lower()[:3] not in DAY_NAMES:
-                self.problem(where, f"field 'days': {day!r} is not a day ({', '.join(DAY_NAMES)})")
-                continue
-            out.add(DAY_NAMES.index(day.lower()[:3]))
+            elif not isinstance(day, str) or day.lower()[:3] not in DAY_NAMES:
+                bad.append(f": {day!r} is not a day ({', '.join(DAY_NAMES)})")
+            else:
+                out.add(DAY_NAMES.index(day.lower()[:3]))
+        if bad:
+            raise ValueError("\n".join(bad))
         return frozenset(out), holidays
 
-    def dates(self, value: Any, where: str) -> frozenset[dt.date]:
+    @validator("dates", pre=True)
+    def _dates(cls, value: Any) -> frozenset[dt.date]:
         if not isinstance(value, list) or not value:
-            self.problem(where, "field 'dates' must be a list of dates (2026-12-24)")
-            return frozenset()
-        out = set()
+            raise ValueError("must be a list of dates (2026-12-24)")
+        out, bad = set(), []
         for item in value:
-            if isinstance(item, dt.datetime) or not isinstance(item, (dt.date, str)):
-                self.problem(where, f"field 'dates': {item!r} is not a date (2026-12-24)")
-                continue
             try:
+                if isinstance(item, dt.datetime) or not isinstance(item, (dt.date, str)):
+                    raise ValueError
                 out.add(item if isinstance(item, dt.date) else dt.date.fromisoformat(item))
             except ValueError:
-                self.problem(where, f"field 'dates': {item!r} is not a date (2026-12-24)")
+                bad.append(f": {item!r} is not a date (2026-12-24)")
+        if bad:
+            raise ValueError("\n".join(bad))
         return frozenset(out)
 
-    def shifts(
-        self,
-        entry: dict,
-        where: str,
-        staff: Mapping[str, StaffMember],
-        members: set[str] | None,
-    ) -> tuple[Shift, ...]:
-        out = []
-        for i, raw in enumerate(self.list_of(entry, "shifts", where)):
-            here = f"{where}.shifts[{i}]"
-            shift = self.mapping(raw, here, ("from", "to", "staff"), ("days", "dates"))
-            if not shift:
-                continue
-            days, holidays, dates = frozenset(), False, frozenset()
-            if ("days" in shift) == ("dates" in shift):
-                self.problem(here, "give either field 'days' or field 'dates' (not both)")
-            elif "days" in shift:
-                days, holidays = self.days(shift.get("days"), here)
+    @validator("from_", pre=True)
+    def _from(cls, value: Any) -> dt.time:
+        return _time(value)
+
+    @validator("to", pre=True)
+    def _to(cls, value: Any) -> dt.time | None:
+        return _time(value, allow_24=True)
+
+    @validator("staff", pre=True)
+    def _staff(cls, value: Any) -> list:
+        value = _a_list(value)
+        if not value:
+            raise ValueError("must name at least one staff member")
+        if len(set(map(str, value))) != len(value):
+            raise ValueError("names someone twice")
+        return value
+
+    @root_validator(skip_on_failure=False)
+    def _days_or_dates(cls, values: dict) -> dict:
+        # A field that failed its own check is left out of ``values``: it was given.
+        given = [k for k in ("days", "dates") if values.get(k, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give either field 'days' or field 'dates' (not both)")
+        return values
+
+
+class TierEntry(_Entry):
+    id: Any = Field(...)
+    name: Any = Field(...)
+    shifts: Any = Field(...)  # each checked as a ShiftEntry, with the staff list to hand
+
+    _id = validator("id", pre=True, allow_reuse=True)(StaffEntry._id.__func__)
+    _name = validator("name", pre=True, allow_reuse=True)(_text)
+    _shifts = validator("shifts", pre=True, allow_reuse=True)(_a_list)
+
+
+class HouseEntry(_Entry):
+    id: Any = Field(...)
+    name: Any = Field(...)
+    area: Any = Field(...)
+    volunteers: Any = Field(...)
+    shifts: Any = Field(...)
+
+    _text = validator("name", "area", pre=True, allow_reuse=True)(_text)
+    _lists = validator("volunteers", "shifts", pre=True, allow_reuse=True)(_a_list)
+
+    @validator("id", pre=True)
+    def _id(cls, value: Any) -> str:
+        # A house's id is its key in the service directory, which may have hyphens.
+        if not isinstance(value, str) or not _HOUSE_ID_RE.match(value):
+            raise ValueError("must be lower-case letters, digits and _ or - (starting with a letter)")
+        return value
+
+
+def _ladder(value: Any) -> list:
+    if not isinstance(value, list) or not value:
+        raise ValueError("must be a non-empty list of tier ids, first alerted first")
+    return value
+
+
+class Ladders(_Entry):
+    support: Any = Field(...)
+    urgent: Any = Field(...)
+    imminent: Any = Field(...)
+
+    _steps = validator(*LEVELS, pre=True, allow_reuse=True)(_ladder)
+
+
+class Document(_Entry):
+    """The top level; the lists' entries are checked one by one (see above)."""
+
+    timezone: Any = Field(...)
+    staff: Any = Field(...)
+    tiers: Any = Field(...)
+    ladders: Any = Field(...)
+    sanctuaries: Any = Field(default_factory=list)
+
+    _lists = validator("staff", "tiers", "sanctuaries", pre=True, allow_reuse=True)(_a_list)
+
+    @validator("timezone", pre=True)
+    def _timezone(cls, value: Any) -> ZoneInfo:
+        try:
+            return ZoneInfo(str(value))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f": {value!r} is not a known time zone") from None
+
+    @validator("ladders", pre=True)
+    def _ladders(cls, value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise ValueError("must be a mapping of field: value")
+        return value
+
+
+assert tuple(Ladders.__fields__) == LEVELS, "a ladder for every escalation level"
+
+
+class _Checker:
+    """Collects every problem, each naming the source, the entry and the field."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def entry(self, model: type[_Entry], raw: Any, where: str, fields: bool = True,
+              partial: Any = None) -> Optional[dict[str, Any]]:
+        """``raw`` checked as ``model``: its fields' values by name, or None (its problems
+        kept) when it is not valid; with ``partial``, the fields that are valid even so.
+
+        With ``fields=False`` (the ladders) a field's problem is placed at ``where.field``.
+        """
+        if not isinstance(raw, dict):
+            self.problem(where, "must be a mapping of field: value")
+            return None
+        values, _set, error = validate_model(model, raw)
+        if error is None:
+            return values
+        allowed = ", ".join(sorted(f.alias for f in model.__fields__.values()))
+        for err in error.errors():
+            key, kind = err["loc"][0], err["type"]
+            if key == "__root__":
+                self.problem(where, err["msg"])
+            elif kind == "value_error.missing":
+                self.problem(where, f"field '{key}' is missing")
+            elif kind == "value_error.extra":
+                self.problem(where, f"unknown field '{key}' (allowed: {allowed})")
+            elif not fields:
+                self.problem(f"{where}.{key}", err["msg"])
             else:
-                dates = self.dates(shift.get("dates"), here)
-            start = self.time(shift.get("from"), here, "from") if "from" in shift else "bad"
-            end = self.time(shift.get("to"), here, "to", allow_24=True) if "to" in shift else "bad"
-            who = self.list_of(shift, "staff", here)
-            if "staff" in shift and not who:
-                self.problem(here, "field 'staff' must name at least one staff member")
-            for name in who:
+                for message in err["msg"].split("\n"):
+                    sep = "" if message.startswith(":") else " "
+                    self.problem(where, f"field '{key}'{sep}{message}")
+        return None if partial is None else values
+
+    @staticmethod
+    def named(where: str, raw: Any, pattern: re.Pattern) -> str:
+        ident = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(ident, str) and pattern.match(ident):
+            return f"{where} (id {ident!r})"
+        return where
+
+    def shifts(self, raw_shifts: list, where: str, staff: Mapping[str, StaffMember],
+               members: set[str] | None) -> tuple[Shift, ...]:
+        out = []
+        for i, raw in enumerate(raw_shifts):
+            here = f"{where}.shifts[{i}]"
+            shift = self.entry(ShiftEntry, raw, here)
+            # Staff named are checked against the staff list even when the shift has another
+            # problem: every problem in one pass.
+            who = raw.get("staff") if isinstance(raw, dict) else None
+            for name in who if isinstance(who, list) else []:
                 if name not in staff:
                     self.problem(here, f"field 'staff': {name!r} is not in the staff list")
                 elif members is not None and name not in members:
                     self.problem(here, f"field 'staff': {name!r} is not one of this house's volunteers")
-            if len(set(who)) != len(who):
-                self.problem(here, "field 'staff' names someone twice")
-            if isinstance(start, dt.time) and end != "bad" and (days or holidays or dates):
-                out.append(Shift(days, start, end, tuple(dict.fromkeys(w for w in who if w in staff)),
-                                 dates, holidays))
+            if shift is None:
+                continue
+            days, holidays = shift["days"] if shift["days"] is not None else (frozenset(), False)
+            dates = shift["dates"] if shift["dates"] is not None else frozenset()
+            out.append(Shift(days, shift["from_"], shift["to"],
+                             tuple(dict.fromkeys(w for w in shift["staff"] if w in staff)),
+                             dates, holidays))
         return tuple(out)
 
 
 def parse(data: Any, path: str = "<rota>") -> Rota:
-    """Validate already-loaded YAML data; raise ``RotaError`` listing every problem."""
-    c = _Checker(path)
-    top = c.mapping(data, "top level", ("timezone", "staff", "tiers", "ladders"), ("sanctuaries",))
+    """Validate already-loaded YAML data; raise ``RotaError`` listing every problem.
 
-    tz = ZoneInfo("Europe/London")
-    if "timezone" in top:
-        try:
-            tz = ZoneInfo(str(top["timezone"]))
-        except (ZoneInfoNotFoundError, ValueError):
-            c.problem("top level", f"field 'timezone': {top['timezone']!r} is not a known time zone")
+    ``path`` names the source in the error: a file, or the database's rota version.
+    """
+    c = _Checker()
+    if not isinstance(data, dict):
+        raise RotaError(path, ["top level: must be a mapping of field: value"])
+    # The top level's valid fields are used even when another is not.
+    top = c.entry(Document, data, "top level", partial=True)
+    tz = top.get("timezone") or ZoneInfo("Europe/London")
 
     staff: dict[str, StaffMember] = {}
-    for i, raw in enumerate(c.list_of(top, "staff", "top level")):
-        where = f"staff[{i}]"
-        entry = c.mapping(raw, where, ("id", "name", "role", "phone"))
-        if not entry:
-            continue
-        ident = c.ident(entry, where)
-        if ident:
-            where = f"staff[{i}] (id {ident!r})"
-        name = c.text(entry, "name", where)
-        role = entry.get("role")
-        if "role" in entry and role not in ROLES:
-            c.problem(where, f"field 'role' must be one of {', '.join(ROLES)}")
-        phone = None
-        if "phone" in entry:
-            # The value is never repeated in the message: it may be a real person's number.
-            phone = normalise_phone(str(entry["phone"])) if isinstance(entry["phone"], str) else None
-            if phone is None:
-                c.problem(
-                    where,
-                    "field 'phone' is not a UK (07…) or international (+…) number written as "
-                    "quoted text (value not shown)",
-                )
+    for i, raw in enumerate(top.get("staff") or []):
+        where = c.named(f"staff[{i}]", raw, _ID_RE)
+        entry = c.entry(StaffEntry, raw, where)
+        ident = raw.get("id") if isinstance(raw, dict) else None
         if ident in staff:
             c.problem(where, "field 'id' repeats an earlier staff member's id")
-        elif ident and name and role in ROLES and phone:
-            staff[ident] = StaffMember(ident, name, role, phone)
+        elif entry is not None:
+            staff[entry["id"]] = StaffMember(entry["id"], entry["name"], entry["role"], entry["phone"])
 
     tiers: dict[str, Tier] = {}
-    for i, raw in enumerate(c.list_of(top, "tiers", "top level")):
-        where = f"tiers[{i}]"
-        entry = c.mapping(raw, where, ("id", "name", "shifts"))
-        if not entry:
-            continue
-        ident = c.ident(entry, where)
-        if ident:
-            where = f"tiers[{i}] (id {ident!r})"
-        name = c.text(entry, "name", where)
-        shifts = c.shifts(entry, where, staff, None)
+    for i, raw in enumerate(top.get("tiers") or []):
+        where = c.named(f"tiers[{i}]", raw, _ID_RE)
+        entry = c.entry(TierEntry, raw, where)
+        raw_shifts = raw.get("shifts") if isinstance(raw, dict) else None
+        shifts = c.shifts(raw_shifts if isinstance(raw_shifts, list) else [], where, staff, None)
+        ident = raw.get("id") if isinstance(raw, dict) else None
         if ident in tiers:
             c.problem(where, "field 'id' repeats an earlier tier's id")
-        elif ident:
-            tiers[ident] = Tier(ident, name, shifts)
-    if "tiers" in top and not tiers and not c.problems:
+        elif entry is not None:
+            tiers[entry["id"]] = Tier(entry["id"], entry["name"], shifts)
+    if "tiers" in data and top.get("tiers") == [] and not c.problems:
         c.problem("top level", "field 'tiers' must list at least one tier")
 
     ladders: dict[str, tuple[str, ...]] = {}
-    raw_ladders = c.mapping(top.get("ladders", {}), "ladders", LEVELS) if "ladders" in top else {}
-    for level in LEVELS:
-        if level not in raw_ladders:
-            continue
-        where = f"ladders.{level}"
-        steps = raw_ladders[level]
-        if not isinstance(steps, list) or not steps:
-            c.problem(where, "must be a non-empty list of tier ids, first alerted first")
-            continue
-        for step in steps:
-            if step not in tiers:
-                c.problem(where, f"{step!r} is not a tier id (tiers: {', '.join(tiers) or 'none'})")
-        if len(set(map(str, steps))) != len(steps):
-            c.problem(where, "names a tier twice")
-        ladders[level] = tuple(s for s in steps if s in tiers)
+    raw_ladders = top.get("ladders")
+    if isinstance(raw_ladders, dict):
+        c.entry(Ladders, raw_ladders, "ladders", fields=False)
+        for level in LEVELS:
+            steps = raw_ladders.get(level)
+            if not isinstance(steps, list) or not steps:
+                continue  # reported by the Ladders model
+            where = f"ladders.{level}"
+            for step in steps:
+                if step not in tiers:
+                    c.problem(where, f"{step!r} is not a tier id (tiers: {', '.join(tiers) or 'none'})")
+            if len(set(map(str, steps))) != len(steps):
+                c.problem(where, "names a tier twice")
+            ladders[level] = tuple(s for s in steps if s in tiers)
 
     sanctuaries: dict[str, Sanctuary] = {}
-    for i, raw in enumerate(c.list_of(top, "sanctuaries", "top level")):
-        where = f"sanctuaries[{i}]"
-        entry = c.mapping(raw, where, ("id", "name", "area", "volunteers", "shifts"))
-        if not entry:
-            continue
-        ident = c.ident(entry, where, house=True)
-        if ident:
-            where = f"sanctuaries[{i}] (id {ident!r})"
-        name = c.text(entry, "name", where)
-        area = c.text(entry, "area", where)
-        volunteers = c.list_of(entry, "volunteers", where)
+    for i, raw in enumerate(top.get("sanctuaries") or []):
+        where = c.named(f"sanctuaries[{i}]", raw, _HOUSE_ID_RE)
+        entry = c.entry(HouseEntry, raw, where)
+        volunteers = raw.get("volunteers") if isinstance(raw, dict) else None
+        volunteers = volunteers if isinstance(volunteers, list) else []
         for v in volunteers:
             if v not in staff:
                 c.problem(where, f"field 'volunteers': {v!r} is not in the staff list")
             elif staff[v].role != "sanctuary_volunteer":
                 c.problem(where, f"field 'volunteers': {v!r} does not have role sanctuary_volunteer")
-        shifts = c.shifts(entry, where, staff, set(volunteers))
+        raw_shifts = raw.get("shifts") if isinstance(raw, dict) else None
+        shifts = c.shifts(raw_shifts if isinstance(raw_shifts, list) else [], where, staff,
+                          {str(v) for v in volunteers})
+        ident = raw.get("id") if isinstance(raw, dict) else None
         if ident in sanctuaries or ident in tiers:
             c.problem(where, "field 'id' repeats a tier's or another house's id")
-        elif ident:
-            sanctuaries[ident] = Sanctuary(ident, name, area, tuple(volunteers), shifts)
+        elif entry is not None:
+            sanctuaries[entry["id"]] = Sanctuary(entry["id"], entry["name"], entry["area"],
+                                                 tuple(entry["volunteers"]), shifts)
 
     if c.problems:
         raise RotaError(path, c.problems)
     return Rota(tz, staff, tiers, ladders, sanctuaries)
 
 
+def read_yaml(text: str, source: str) -> Any:
+    """The rota's YAML text as data; ``RotaError`` naming ``source`` and the line if it is not
+    YAML (or repeats a key)."""
+    try:
+        # _UniqueKeyLoader is a SafeLoader: no arbitrary Python objects from the file.
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "file"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RotaError(source, [f"{where}: not valid YAML ({problem})"]) from None
+
+
+def loads(text: str, source: str = "<rota>") -> tuple[Rota, dict]:
+    """Validate the rota's YAML ``text``: the rota, and the document as JSON-ready data (what
+    the database keeps beside the text). ``RotaError`` names ``source`` and every problem."""
+    data = read_yaml(text, source)
+    r = parse(data, source)
+    # Validated data is plain: dates stay text (the loader reads no timestamps), times are
+    # quoted text, so json.dumps needs no help; round-trip to prove it and to copy.
+    return r, json.loads(json.dumps(data))
+
+
 def load(path: str | Path = DEFAULT_PATH) -> Rota:
-    """Read and validate the rota file; ``RotaError`` names every problem."""
+    """Read and validate a rota file; ``RotaError`` names every problem."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RotaError(str(path), [f"cannot read the file ({exc.strerror})"]) from None
-    try:
-        # _UniqueKeyLoader is a SafeLoader: no arbitrary Python objects from the file.
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "file"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RotaError(str(path), [f"{where}: not valid YAML ({problem})"]) from None
-    return parse(data, str(path))
+    return loads(text, str(path))[0]

@@ -4,7 +4,7 @@ The SMS webhook asks ``is_staff_number`` before anything else: a staff member's 
 ``handle_staff_sms``, never to the inbox or the assistant (it is not a conversation, and a
 staff member texting "ACK" must not be answered by the bot or counted as a person).
 
-Staff numbers come from the rota file (ROTA_FILE). Numbers are compared in E.164 and never
+Staff numbers come from the rota (the database's current version). Numbers are compared in E.164 and never
 logged: a log line names the staff id, or a masked number for an unknown sender.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from typing import Optional
 
 from sqlalchemy import delete
@@ -22,7 +21,8 @@ from bot.channels import outbox
 from bot.channels.models import INBOX_DONE, SmsInbox
 from bot.channels.pseudonym import normalise_uk_number, pseudonym
 from bot.escalation import engine
-from bot.escalation.dispatch import RotaSource, mask_number, register_contact
+from bot.escalation import rota_store
+from bot.escalation.dispatch import mask_number, register_contact
 from bot.escalation.rota import Rota, StaffMember
 from bot.settings import settings
 from bot.store.db import transaction
@@ -42,17 +42,11 @@ HELP = "Not understood. To acknowledge an alert, reply ACK and its reference, e.
 VOLUNTEER_HELP = ("Not understood. Reply ACCEPT or DECLINE and the referral's reference, or "
                   "DISCHARGE and it when the person has left.")
 
-_sources: dict[str, RotaSource] = {}
-_lock = threading.Lock()
-
-
 def _rota() -> Rota:
-    path = settings().rota_file
-    with _lock:
-        source = _sources.get(path)
-        if source is None:
-            source = _sources[path] = RotaSource(path)
-        return source.get()
+    # The database's current rota (ROTA_FILE only seeds an empty database), one source per
+    # database in this process; each read checks the latest version number.
+    cfg = settings()
+    return rota_store.source_for(cfg.rota_file, cfg.database_url).get()
 
 
 def _e164(number: str) -> Optional[str]:

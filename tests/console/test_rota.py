@@ -1,6 +1,10 @@
 """The rota page: who may see and change it, edits that take effect at once (for the page and
-for the dispatcher), edits refused with the file unchanged, the audit trail of edits, and
-staff phone numbers that never appear in full."""
+for the dispatcher), edits refused with the rota unchanged, the audit trail of edits, and
+staff phone numbers that never appear in full.
+
+The rota is in the database (``bot/escalation/rota_store.py``); ``rota_file`` is ROTA_FILE,
+imported as the first version into each test's empty database. ``rota_text()`` is the
+current version's text, where these tests once read the file the console rewrote."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from sqlalchemy import select
 from bot.duty import rota_edit
 from bot.duty.app import create_app
 from bot.duty.models import RotaChange
+from bot.escalation import rota_store
 from bot.escalation.dispatch import RotaSource
 from bot.store import db
 
@@ -90,6 +95,11 @@ def on_call_now(page: str, team: str) -> str:
     return row.group(1).strip()
 
 
+def rota_text(seed=None) -> str:
+    """The current rota's text in the database (``seed`` imported first into an empty one)."""
+    return rota_store.current(db.get_engine(), seed).text
+
+
 def changes() -> list[RotaChange]:
     with db.transaction() as s:
         return list(s.execute(select(RotaChange).order_by(RotaChange.seq)).scalars())
@@ -111,27 +121,27 @@ async def test_who_may_see_and_change_the_rota(client, make_staff, rota_file, ro
         assert on_call_now(page, "peer_workers") == "Pia"
         assert ("Add a shift to Peer workers" in page) is edits
         assert ('action="/duty/rota/remove"' in page) is edits
-    version = rota_edit.version_of(rota_file.read_text())
-    before = rota_file.read_bytes()
+    before = rota_text(rota_file)
+    version = rota_edit.version_of(before)
     resp = await client.post("/duty/rota/add", allow_redirects=False, data={
         "csrf_token": csrf, "version": version, "team": "peer_workers", "days": ["mon"],
         "from": "09:00", "to": "17:00", "staff": ["quinn"]})
     if edits:
         assert resp.status == 303 and resp.headers["Location"].startswith("/duty/rota?notice=")
-        assert rota_file.read_bytes() != before
+        assert rota_text() != before
     else:
         assert resp.status == 403
-        assert rota_file.read_bytes() == before and changes() == []
+        assert rota_text() == before and changes() == []
 
 
 async def test_an_edit_without_the_csrf_token_is_refused(client, make_staff, rota_file):
     make_staff("sam", "duty_manager")
     await sign_in(client, "sam")
-    before = rota_file.read_bytes()
+    before = rota_text(rota_file)
     resp = await client.post("/duty/rota/remove", allow_redirects=False, data={
-        "version": rota_edit.version_of(before.decode()), "team": "peer_workers", "index": "0"})
+        "version": rota_edit.version_of(before), "team": "peer_workers", "index": "0"})
     assert resp.status == 403
-    assert rota_file.read_bytes() == before
+    assert rota_text() == before
 
 
 async def test_changing_a_shift_changes_who_is_on_call_now_for_the_page_and_the_dispatcher(
@@ -153,10 +163,11 @@ async def test_changing_a_shift_changes_who_is_on_call_now_for_the_page_and_the_
     page = await resp.text()
     assert "Shift changed." in page
     assert on_call_now(page, "peer_workers") == "Quinn"
-    # The dispatcher's view of the file (re-read when it changes) agrees.
+    # The dispatcher's view of the rota (the latest version, checked at each read) agrees.
     assert [p.id for p in dispatcher_rota.get().on_call("peer_workers", now)] == ["quinn"]
 
-    text = rota_file.read_text()
+    text = rota_text()
+    assert rota_file.read_text() == ROTA  # the file is only where the first version came from
     # Only that shift changed; the comments that explain the rota are kept.
     assert '- {days: daily, from: "00:00", to: "00:00", staff: [quinn]}' in text
     assert "# The last tier: always staffed." in text and "# Numbers in Ofcom's drama range." in text
@@ -181,7 +192,7 @@ async def test_adding_and_removing_shifts(client, make_staff, rota_file):
         "csrf_token": csrf, "version": version, "team": "harbour_house", "days": ["sun", "mon"],
         "from": "20:00", "to": "08:00", "staff": ["val"]})
     assert resp.status == 200
-    assert '- {days: [mon, sun], from: "20:00", to: "08:00", staff: [val]}' in rota_file.read_text()
+    assert '- {days: [mon, sun], from: "20:00", to: "08:00", staff: [val]}' in rota_text()
     _, version = await open_rota(client)
     resp = await client.post("/duty/rota/remove", data={
         "csrf_token": csrf, "version": version, "team": "crisis_team", "index": "0"})
@@ -222,14 +233,14 @@ async def test_an_invalid_edit_is_refused_and_the_file_is_unchanged(
     make_staff("sam", "duty_manager")
     csrf = await sign_in(client, "sam")
     _, version = await open_rota(client)
-    before = rota_file.read_bytes()
+    before = rota_text()
     form = {"csrf_token": csrf, "version": version, "team": "peer_workers", "index": "0",
             "days": ["mon"], "from": "18:00", "to": "02:00", "staff": ["pia"], **fields}
     resp = await client.post("/duty/rota/change", data=form, allow_redirects=False)
     assert resp.status == 400
     page = html.unescape(await resp.text())
     assert problem in page and 'role="alert"' in page
-    assert rota_file.read_bytes() == before
+    assert rota_text() == before
     assert sorted(p.name for p in rota_file.parent.iterdir()) == ["rota.yml"]  # no temp file left
     assert changes() == []
 
@@ -238,27 +249,29 @@ async def test_a_volunteer_outside_the_house_cannot_be_put_on_its_shift(client, 
     make_staff("sam", "duty_manager")
     csrf = await sign_in(client, "sam")
     _, version = await open_rota(client)
-    before = rota_file.read_bytes()
+    before = rota_text()
     resp = await client.post("/duty/rota/add", data={
         "csrf_token": csrf, "version": version, "team": "harbour_house", "days": ["mon"],
         "from": "20:00", "to": "08:00", "staff": ["pia"]})
     assert resp.status == 400
     assert "not one of this house's volunteers" in html.unescape(await resp.text())
-    assert rota_file.read_bytes() == before
+    assert rota_text() == before
 
 
 async def test_an_edit_made_from_a_stale_page_is_refused(client, make_staff, rota_file):
     make_staff("sam", "duty_manager")
     csrf = await sign_in(client, "sam")
     _, version = await open_rota(client)
-    # Someone else changes the file (by hand, or from another console) after the page opened.
-    rota_file.write_text(ROTA.replace("staff: [sam]", "staff: [sam, cal]"))
-    before = rota_file.read_bytes()
+    # Someone else changes the rota (an import, or another console) after the page opened.
+    rota_store.import_text(db.get_engine(), ROTA.replace("staff: [sam]", "staff: [sam, cal]"),
+                           "by-hand.yml", "cli:ops")
+    before = rota_text()
     resp = await client.post("/duty/rota/remove", data={
         "csrf_token": csrf, "version": version, "team": "peer_workers", "index": "0"})
     assert resp.status == 409
     assert "changed by someone else" in await resp.text()
-    assert rota_file.read_bytes() == before and changes() == []
+    # Only the import is on the trail: the refused edit left nothing.
+    assert rota_text() == before and [c.action for c in changes()] == ["import"]
 
 
 async def test_phone_numbers_are_masked(client, make_staff):
@@ -270,8 +283,10 @@ async def test_phone_numbers_are_masked(client, make_staff):
     assert "+44 •••••••501" in page and "Pia" in page
 
 
-async def test_an_invalid_rota_file_is_reported_not_edited(client, make_staff, rota_file):
+async def test_an_invalid_rota_file_is_reported_not_edited(db_url, aiohttp_client, make_staff, rota_file):
+    # A database with no rota yet, and ROTA_FILE invalid: nothing to import, show or edit.
     rota_file.write_text(ROTA.replace('"20:00"', "20:00"))
+    client = await aiohttp_client(create_app(make_settings(db_url, ROTA_FILE=str(rota_file))))
     make_staff("sam", "duty_manager")
     await sign_in(client, "sam")
     resp = await client.get("/duty/rota")
@@ -279,12 +294,13 @@ async def test_an_invalid_rota_file_is_reported_not_edited(client, make_staff, r
     assert resp.status == 200
     assert "is not valid" in page and "put times in quotes" in page
     assert 'action="/duty/rota/add"' not in page
+    assert rota_store.versions(db.get_engine()) == []
 
 
 def test_the_trail_of_rota_edits_detects_a_changed_entry(db_url, rota_file):
     engine = db.get_engine(db_url)
     for staff in (["quinn"], ["pia", "quinn"]):
-        version = rota_edit.version_of(rota_file.read_text())
+        version = rota_edit.version_of(rota_text(rota_file))
         rota_edit.apply_edit(engine, str(rota_file), rota_edit.Edit(
             "add", "peer_workers", None, rota_edit.ShiftInput(("sat",), "10:00", "12:00", tuple(staff))),
             version, "staff:sam")

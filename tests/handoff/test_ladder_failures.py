@@ -11,10 +11,10 @@ from sqlalchemy import select
 from bot.channels import outbox
 from bot.channels.models import SmsOutbox
 from bot.channels.pseudonym import pseudonym
-from bot.escalation import dispatch, engine
+from bot.escalation import dispatch, engine, rota_store
 from bot.escalation.engine import record_escalation
 from bot.escalation.models import AlertJob
-from bot.store.db import transaction
+from bot.store.db import get_engine, transaction
 from tests.handoff.conftest import CRISIS, MANAGER, PEER, PERSON, ROTA, eventually
 
 OTHER_PEER = "+447700900505"
@@ -168,8 +168,10 @@ async def test_an_alert_nobody_acknowledges_is_repeated_to_whoever_is_then_on_ca
     assert entries(rec.ref, "re_alerted")[0]["staff"] == ["cal"]
 
     # A duty manager comes on shift: the next reminder goes to them, read from the rota then.
-    rota.write_text(ROTA.replace('shifts: [{days: daily, from: "00:00", to: "00:00", staff: [pia]}]',
-                                 "shifts: []"))
+    await asyncio.to_thread(
+        rota_store.import_text, get_engine(),
+        ROTA.replace('shifts: [{days: daily, from: "00:00", to: "00:00", staff: [pia]}]', "shifts: []"),
+        "rota.yml", "staff:sam")
     manager = await eventually(lambda: fake_twilio.to(MANAGER), timeout=6, what="the new duty manager")
     assert manager[0]["Body"].startswith("REMINDER ") and rec.ref in manager[0]["Body"]
     assert fake_twilio.to(PEER) == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import threading
 
 import pytest
@@ -20,10 +19,10 @@ from bot.duty.models import SanctuaryBeds
 from bot.duty.staff import Principal
 from bot.duty.takeover import TakeoverError
 from bot.escalation import dispatch, engine, staff_sms
-from bot.escalation import rota as rota_module
+from bot.escalation import rota_store
 from bot.escalation.__main__ import verify
 from bot.escalation.engine import record_escalation
-from bot.store.db import transaction
+from bot.store.db import get_engine, transaction
 from bot.store.models import Escalation, utcnow
 from tests.handoff.conftest import PEER, PERSON, ROTA, VOLUNTEER, eventually
 
@@ -109,13 +108,14 @@ async def test_houses_are_offered_without_reading_the_rota_on_the_event_loop(
     pg_env, monkeypatch, aiohttp_client
 ):
     on_loop: list[bool] = []
-    real_load = rota_module.load
+    # Every read of the rota asks the database for its latest version number first.
+    real_latest = rota_store.latest_number
 
-    def spy(path):
+    def spy(session):
         on_loop.append(threading.current_thread() is threading.main_thread())
-        return real_load(path)
+        return real_latest(session)
 
-    monkeypatch.setattr(rota_module, "load", spy)
+    monkeypatch.setattr(rota_store, "latest_number", spy)
     monkeypatch.setattr(handoff_module, "ROTA_REFRESH_S", 0.0)
     cfg = settings_module.settings()
     takeover = RelayTakeover(cfg)
@@ -123,11 +123,10 @@ async def test_houses_are_offered_without_reading_the_rota_on_the_event_loop(
     # Read by the takeover engine and by the rota gap check (bot/duty/rota_gaps.py): off the loop.
     assert on_loop and not any(on_loop)
     assert dict(takeover.referral_houses()) == {"harbour_house": "Harbour House"}
-    # Staff rename the house in the rota file: the next pages pick it up, read off the loop.
-    path = cfg.rota_file
-    with open(path, "w") as f:
-        f.write(ROTA.replace("name: Harbour House", "name: Harbour House (Hove)"))
-    os.utime(path, (os.stat(path).st_atime, os.stat(path).st_mtime + 5))
+    # Staff rename the house (a new version of the rota, here imported): the next pages pick it
+    # up, read off the loop.
+    rota_store.import_text(get_engine(), ROTA.replace("name: Harbour House", "name: Harbour House (Hove)"),
+                           "renamed.yml", "cli:ops")
     houses = await eventually(
         lambda: dict(takeover.referral_houses()).get("harbour_house") == "Harbour House (Hove)",
         what="the renamed house")
