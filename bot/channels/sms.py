@@ -26,14 +26,15 @@ from sanic.request import Request, RequestParameters
 from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
-from bot.channels import inbox, nluproc, outbox
-from bot.channels.dbthread import DbThread
+from bot.channels import inbox, nluproc
+from bot.sms import outbox
+from bot.store.dbthread import DbThread
 from bot.channels.gate import gated, recently_at_risk
-from bot.channels.pseudonym import BadNumber, normalise_number
+from bot.sms.pseudonym import BadNumber, normalise_number
 from bot.channels.ratelimit import TokenBucket
 from bot.channels.turnloop import TurnLoop
 from bot.channels.worker import InboxWorker
-from bot.escalation import staff_sms
+from bot.escalation import delivery, staff_sms
 from bot.rasa_speedups import freeze_heap
 from bot.settings import check as check_settings
 from bot.settings import settings
@@ -206,7 +207,7 @@ class SmsRuntime:
         # process writes, woken by a NOTIFY, and its CPU is not taken from the bot's turns;
         # this process's sender only covers for it, when a part is 3 s late.
         self.duty_sends = settings().sms_sender == "duty"
-        self.sender = outbox.OutboxSender(
+        self.sender = delivery.outbox_sender(
             run_db=self.run_db,
             max_attempts=options["max_send_attempts"],
             backoff_base_s=options["backoff_base_s"],
@@ -591,7 +592,7 @@ class SmsInput(InputChannel):
             return _plain(400, "missing MessageSid or MessageStatus")
         raw_code = form.get("ErrorCode") or ""
         error_code = raw_code if _ERROR_CODE.fullmatch(raw_code) else None
-        pid = await self.runtime.ingest_db.ingest(outbox.apply_status, sid, status, error_code)
+        pid = await self.runtime.ingest_db.ingest(delivery.apply_status, sid, status, error_code)
         if pid:
             logger.warning("sms status: %s for %s is %s (error %s)", sid, pid, status,
                            error_code)

@@ -15,7 +15,7 @@ Exactly once, with any number of duty services:
    takes), writes the SMS outbox rows for the people on call, the audit entry, the escalation's
    new status, the next job, and marks this job done. Killed before the commit, nothing of it
    happened and the job is claimed again after its lease; killed after, it is done.
-3. The SMS outbox (``bot/channels/outbox.py``) then owns delivery: its rows are claimed with
+3. The SMS outbox (``bot/sms/outbox.py``) then owns delivery: its rows are claimed with
    leases too, and a row's status decides whether it is posted again. Its one documented gap:
    a process killed after Twilio accepted a message and before the row was marked sends that
    message a second time.
@@ -41,10 +41,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from bot.channels.dbthread import nap
-from bot.channels.models import OUT_PENDING, SmsContact, SmsOutbox
-from bot.channels.pseudonym import encrypt_number, pseudonym
-from bot.channels.segments import split_message
+from bot.store.dbthread import nap
+from bot.sms.models import OUT_PENDING, SmsContact, SmsOutbox
+from bot.sms.pseudonym import encrypt_number, pseudonym
+from bot.sms.segments import split_message
 from bot.escalation import audit, engine, flood
 from bot.escalation import rota as rota_module
 from bot.escalation.models import (

@@ -18,9 +18,9 @@ from typing import Optional
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
-from bot.channels import outbox
-from bot.channels.models import INBOX_DONE, SmsInbox
-from bot.channels.pseudonym import BadNumber, normalise_number, pseudonym
+from bot.sms import outbox
+from bot.sms.models import INBOX_DONE, SmsInbox
+from bot.sms.pseudonym import BadNumber, normalise_number, pseudonym
 from bot.escalation import engine
 from bot.escalation.dispatch import RotaSource, mask_number, register_contact
 from bot.escalation.rota import Rota, StaffMember, normalise_phone

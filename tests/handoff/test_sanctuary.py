@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import settings as settings_module
-from bot.channels.pseudonym import pseudonym
+from bot.sms.pseudonym import pseudonym
 from bot.duty import handoff as handoff_module
 from bot.duty.app import create_app
 from bot.duty.console_db import tonight
