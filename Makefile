@@ -74,7 +74,7 @@ shell: setup ## Talk to the assistant in the terminal (needs the action server: 
 	ACTIONS_URL=$$($(PY) -c "from bot.settings import settings; print(settings().actions_url)") \
 	ACTIONS_TOKEN=$$($(PY) -c "from bot.settings import settings; print(settings().actions_token)") \
 	DATABASE_URL=$$($(PY) -c "from bot.settings import settings; print(settings().database_url)") \
-	  $(VENV)/bin/rasa shell --model $$($(PY) -m bot.train --path) --endpoints endpoints.yml
+	  $(PY) -m bot.rasa_server shell --model $$($(PY) -m bot.train --path) --endpoints endpoints.yml
 
 lock: ## Rebuild requirements.lock from requirements.in in a fresh venv
 	rm -rf var/lockvenv && $$(scripts/find-python310) -m venv var/lockvenv

@@ -40,6 +40,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _on_off(value: Optional[str], name: str) -> str:
+    word = (value or "on").strip().lower()
+    if word in ("on", "1", "true", "yes"):
+        return "on"
+    if word in ("off", "0", "false", "no"):
+        return "off"
+    raise ValueError(f"{name} must be on or off, got {value!r}")
+
+
 def _sms_sender(value: Optional[str], database_url: str) -> str:
     """``SMS_SENDER``: auto (default) is the duty service on PostgreSQL, where a NOTIFY wakes
     it, and the Rasa server elsewhere (SQLite has no NOTIFY: the duty service would poll)."""
@@ -109,8 +118,12 @@ class Settings:
     # Bot turns the Rasa server runs at once; the rest queue, risk first (bot/channels/gate.py).
     turn_slots: int = field(default=3)
     # The Rasa server parses in an NLU process of its own, the NLU thread its fallback
-    # (bot/channels/nluproc.py). Off by default; bot.run (make run) turns it on for the server.
+    # (bot/rasa_runtime/nluproc.py). Off by default; bot.run (make run) turns it on for the server.
     nlu_process: bool = field(default=False)
+    # "on": python -m bot.rasa_server installs the speed-ups of bot/rasa_runtime (on the Rasa
+    # version they were tested against); "off": Rasa runs as shipped, but for the conversation
+    # memory of risk, which is safety behaviour and always installed.
+    rasa_patches: str = field(default="on")
     # Days a finished SMS inbox/outbox row is kept before the purge deletes it.
     sms_retention_days: int = field(default=30)
     # Which process posts the SMS replies the Rasa server writes: "duty" (the duty service,
@@ -211,6 +224,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         sms_sender=_sms_sender(_opt(env, "SMS_SENDER"), database_url),
         turn_slots=max(1, _int(env, "TURN_SLOTS", 3)),
         nlu_process=(_opt(env, "LINE_NLU_PROCESS") or "0").lower() in ("1", "true", "yes", "on"),
+        rasa_patches=_on_off(_opt(env, "RASA_PATCHES"), "RASA_PATCHES"),
         # Loopback by default: the duty service sits behind a TLS proxy; a deployment sets
         # DUTY_HOST=0.0.0.0 only where that proxy runs on another host.
         duty_host=_opt(env, "DUTY_HOST") or "127.0.0.1",
