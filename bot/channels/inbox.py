@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, aliased
 
 from bot.sms import keywords
 from bot.channels.gate import shows_risk
-from bot.sms.models import (
+from bot.store.models.sms import (
     INBOX_KEYWORD,
     INBOX_PROCESSING,
     INBOX_RECEIVED,

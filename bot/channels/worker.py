@@ -28,7 +28,7 @@ from bot.channels import inbox, retention
 from bot.store.dbthread import PASS_GAP_S, nap
 from bot.channels.gate import recently_at_risk
 from bot.sms.keywords import FAILSAFE_REPLY, HELP_REPLY
-from bot.sms.models import INBOX_DONE, INBOX_FAILED, INBOX_FAILSAFE
+from bot.store.models.sms import INBOX_DONE, INBOX_FAILED, INBOX_FAILSAFE
 from bot.channels.ratelimit import TokenBucket
 from bot.escalation.engine import flag_for_staff
 from bot.escalation.watch import conversation_held

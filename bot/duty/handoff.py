@@ -43,7 +43,7 @@ from bot.duty.takeover import TakeoverError
 from bot.escalation import audit, engine
 from bot.escalation import rota as rota_module
 from bot.escalation.dispatch import ALERT_KIND, PERSON_KIND, Dispatcher, RotaSource, alert_staff
-from bot.escalation.models import PURPOSE_REFERRAL
+from bot.store.models.handoff import PURPOSE_REFERRAL
 from bot.escalation.safety_net import RiskSafetyNet
 from bot.escalation.wakeup import AlertWakeup
 from bot.escalation.watch import HeldRiskWatcher

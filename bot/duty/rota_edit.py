@@ -46,7 +46,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.duty.models import RotaChange
+from bot.store.models.duty import RotaChange
 from bot.escalation import rota as rota_module
 from bot.escalation.engine import LEVELS
 from bot.store.models import utcnow

@@ -1,6 +1,6 @@
 """The alert dispatcher and the escalation ladder (runs in the duty service).
 
-Work comes from ``escalation_alerts`` rows (``bot/escalation/models.py``): ``record_escalation``
+Work comes from ``escalation_alerts`` rows (``bot/store/models/handoff.py``): ``record_escalation``
 writes the first tier's job with the escalation; processing a job writes the next one, due
 after the tier's acknowledgement timeout. So the ladder's timers live in the database and
 survive any process dying.
@@ -42,12 +42,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.store.dbthread import nap
-from bot.sms.models import OUT_PENDING, SmsContact, SmsOutbox
+from bot.store.models.sms import OUT_PENDING, SmsContact, SmsOutbox
 from bot.sms.pseudonym import encrypt_number, pseudonym
 from bot.sms.segments import split_message
 from bot.escalation import audit, engine, flood
 from bot.escalation import rota as rota_module
-from bot.escalation.models import (
+from bot.store.models.handoff import (
     JOB_CANCELLED,
     JOB_CLAIMED,
     JOB_DONE,

@@ -19,7 +19,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from bot.sms import outbox
-from bot.sms.models import INBOX_DONE, SmsInbox
+from bot.store.models.sms import INBOX_DONE, SmsInbox
 from bot.sms.pseudonym import BadNumber, normalise_number, pseudonym
 from bot.escalation import engine
 from bot.escalation.dispatch import RotaSource, mask_number, register_contact

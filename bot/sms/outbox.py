@@ -50,7 +50,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from bot.store.dbthread import PASS_GAP_S, nap
-from bot.sms.models import (
+from bot.store.models.sms import (
     OUT_FAILED,
     OUT_NOT_SENT_LOCAL,
     OUT_PENDING,

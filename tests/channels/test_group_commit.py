@@ -16,7 +16,7 @@ from sqlalchemy import event, select
 from bot.sms import outbox
 from bot.store import dbthread
 from bot.store.dbthread import DbThread
-from bot.sms.models import SmsOutbox
+from bot.store.models.sms import SmsOutbox
 from bot.store.db import get_engine, group_safe, shared_transaction, transaction
 
 

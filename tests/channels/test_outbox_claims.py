@@ -12,7 +12,7 @@ import datetime as dt
 from sqlalchemy import update
 
 from bot.sms import outbox
-from bot.sms.models import SmsOutbox
+from bot.store.models.sms import SmsOutbox
 from bot.store.db import transaction
 from bot.store.models import utcnow
 

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.sms import outbox
-from bot.sms.models import SmsOutbox
+from bot.store.models.sms import SmsOutbox
 from bot.escalation import dispatch
 from bot.escalation.engine import record_escalation
 from bot.store.db import transaction

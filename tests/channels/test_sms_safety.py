@@ -7,7 +7,7 @@ import asyncio
 from sqlalchemy import select
 
 from bot.sms.keywords import FAILSAFE_REPLY, classify
-from bot.sms.models import SmsContact, SmsInbox, SmsOptOut, SmsOutbox
+from bot.store.models.sms import SmsContact, SmsInbox, SmsOptOut, SmsOutbox
 from bot.escalation.engine import record_escalation
 from bot.store.db import transaction
 from bot.store.models import Escalation

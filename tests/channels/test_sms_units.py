@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.channels import inbox
-from bot.sms.models import SmsContact, SmsInbox, SmsOptOut, SmsOutbox
+from bot.store.models.sms import SmsContact, SmsInbox, SmsOptOut, SmsOutbox
 from bot.sms.pseudonym import (
     BadNumber,
     decrypt_number,

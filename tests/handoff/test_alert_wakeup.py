@@ -26,7 +26,7 @@ from bot.duty.app import create_app
 from bot.escalation import engine
 from bot.escalation.dispatch import Dispatcher
 from bot.escalation.engine import record_escalation
-from bot.escalation.models import AlertJob
+from bot.store.models.handoff import AlertJob
 from bot.escalation.wakeup import APPLICATION_NAME, AlertWakeup
 from bot.store.db import transaction
 from bot.store.models import Escalation

@@ -9,7 +9,7 @@ import time
 from sqlalchemy import select
 
 from bot.sms import outbox
-from bot.sms.models import SmsOutbox
+from bot.store.models.sms import SmsOutbox
 from bot.sms.pseudonym import pseudonym
 from bot.escalation import dispatch, engine
 from bot.escalation.dispatch import Dispatcher, claim_jobs

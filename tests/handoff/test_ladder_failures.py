@@ -9,11 +9,11 @@ import time
 from sqlalchemy import select
 
 from bot.escalation import delivery
-from bot.sms.models import SmsOutbox
+from bot.store.models.sms import SmsOutbox
 from bot.sms.pseudonym import pseudonym
 from bot.escalation import dispatch, engine
 from bot.escalation.engine import record_escalation
-from bot.escalation.models import AlertJob
+from bot.store.models.handoff import AlertJob
 from bot.store.db import transaction
 from tests.handoff.conftest import CRISIS, MANAGER, PEER, PERSON, ROTA, eventually
 

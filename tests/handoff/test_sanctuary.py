@@ -16,7 +16,7 @@ from bot.duty import handoff as handoff_module
 from bot.duty.app import create_app
 from bot.duty.console_db import tonight
 from bot.duty.handoff import RelayTakeover
-from bot.duty.models import SanctuaryBeds
+from bot.store.models.duty import SanctuaryBeds
 from bot.duty.staff import Principal
 from bot.duty.takeover import TakeoverError
 from bot.escalation import dispatch, engine, staff_sms

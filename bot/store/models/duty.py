@@ -1,5 +1,5 @@
 """Tables of the duty console: staff accounts, their sessions and the audit trail of rota
-edits. Tonight's sanctuary beds are the directory's (``bot/directory/models.py``), re-exported.
+edits. Tonight's sanctuary beds are the directory's (``bot/store/models/directory.py``), re-exported.
 
 On the project's one ``Base`` so that Alembic sees them (``bot/store/registry.py`` imports
 this module); created only by migrations (``0004_staff.py``, ``0007_rota_changes.py``).
@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped
 
-from bot.directory.models import SanctuaryBeds  # noqa: F401  the one bed count, re-exported
+from bot.store.models.directory import SanctuaryBeds  # noqa: F401  the one bed count, re-exported
 from bot.store.models import Base, utcnow
 
 ROLES = ("peer_worker", "duty_manager", "sanctuary_volunteer", "admin")
