@@ -76,3 +76,13 @@ def test_importing_the_channels_patches_nothing():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_line_starts_rasa_through_the_entry_point(tmp_path):
+    from bot.run import commands
+    from bot.settings import load
+
+    argv = commands(load({}), tmp_path / "model.tar.gz")["rasa"]
+    assert argv[:5] == [sys.executable, "-m", "bot.rasa_server", "run", "--enable-api"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-m bot.rasa_server shell" in makefile
