@@ -69,14 +69,15 @@ bench: setup ## Latency, throughput, alerts, cold start, memory vs a stock Rasa 
 faults: setup ## Kill processes, fail Twilio, stop PostgreSQL for 30 s under load; fails if anything is lost (FAULT_KILLS=20)
 	$(PY) bench/faults.py
 
-lint: venv ## ruff over the project
+lint: venv ## ruff over the project, and the layers of bot/ (.importlinter)
 	$(VENV)/bin/ruff check bot actions tests scripts bench
+	$(VENV)/bin/lint-imports
 
 shell: setup ## Talk to the assistant in the terminal (needs the action server: make run in another terminal)
 	ACTIONS_URL=$$($(PY) -c "from bot.settings import settings; print(settings().actions_url)") \
 	ACTIONS_TOKEN=$$($(PY) -c "from bot.settings import settings; print(settings().actions_token)") \
 	DATABASE_URL=$$($(PY) -c "from bot.settings import settings; print(settings().database_url)") \
-	  $(VENV)/bin/rasa shell --model $$($(PY) -m bot.train --path) --endpoints endpoints.yml
+	  $(PY) -m bot.rasa_server shell --model $$($(PY) -m bot.train --path) --endpoints endpoints.yml
 
 lock: ## Rebuild requirements.lock from requirements.in in a fresh venv
 	rm -rf var/lockvenv && $$(scripts/find-python310) -m venv var/lockvenv

@@ -38,7 +38,8 @@ def measure(url: str, turns: int) -> tuple[float, dict[str, tuple[float, float]]
     """(baseline ms, {function: (ms per call, calls per turn)})."""
     from sqlalchemy import text
 
-    from bot.channels import inbox, outbox
+    from bot.channels import inbox
+    from bot.sms import outbox
     from bot.store import db, migrate
 
     migrate.upgrade(url)

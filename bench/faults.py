@@ -239,7 +239,7 @@ def snapshot(db_url: str) -> dict[str, list[dict[str, Any]]]:
 def account(turns: list[load.TurnResult], fake: load.FakeTwilio,
             db: dict[str, list[dict[str, Any]]], timeline: Timeline) -> dict[str, Any]:
     """Every message sent, every reply delivered, every alert due: what happened to each."""
-    from bot.channels.pseudonym import pseudonym
+    from bot.sms.pseudonym import pseudonym
 
     inbox_by_id = {r["id"]: r for r in db["inbox"]}
     inbox_by_sid = {r["message_sid"]: r for r in db["inbox"]}

@@ -1,9 +1,9 @@
-"""CPU of Rasa's model graph per message: Rasa as shipped against ``bot.rasa_speedups``.
+"""CPU of Rasa's model graph per message: Rasa as shipped against ``bot.rasa_runtime.speedups``.
 
 Loads the trained model once, then for every message of the load scripts (``load.SCRIPTS``)
 parses it (the NLU graph) and predicts the next action on a tracker holding it (the policy
 graph), as a turn does. Each pass runs with Rasa's own methods, then with the speed-ups of
-``bot/rasa_speedups.py`` added one at a time (the sequential graph runner, the rule policy's
+``bot/rasa_runtime/speedups.py`` added one at a time (the sequential graph runner, the rule policy's
 matching on parsed rules, the intent classifier's flat TensorFlow call), rounds interleaved.
 Prints CPU time per message for each, the ratio to Rasa's own, and whether every variant gave
 the same intent, confidence, entities and predicted action for every message (they must).
@@ -41,7 +41,7 @@ def main() -> int:
     from rasa.utils.tensorflow.models import RasaModel
 
     from bench.load import SCRIPTS
-    from bot import rasa_speedups as fast
+    from bot.rasa_runtime import speedups as fast
     from bot.train import model_path
 
     # As the Rasa server runs: no debug lines (their cost would be measured too).
@@ -55,7 +55,7 @@ def main() -> int:
         (RasaModel, "_rasa_predict", fast.rasa_predict, fast._rasa_predict),
     ]
     if any(own is None or own is ours for _, _, own, ours in patches):
-        print("bot.rasa_speedups did not replace Rasa's methods", file=sys.stderr)
+        print("bot.rasa_runtime.speedups did not replace Rasa's methods", file=sys.stderr)
         return 1
 
     def use(ours: int) -> None:

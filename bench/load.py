@@ -627,7 +627,7 @@ async def run_sms(url: str, tracker: TurnTracker, concurrency: int, duration_s: 
                   turn_timeout_s: float = 60.0, stop: Optional[asyncio.Event] = None,
                   level: Optional[LevelResult] = None) -> LevelResult:
     """``concurrency`` people at a time text the line for ``duration_s`` (or until ``stop``)."""
-    from bot.channels.pseudonym import pseudonym
+    from bot.sms.pseudonym import pseudonym
 
     level = level or LevelResult("sms", concurrency, duration_s)
     numbers = numbers or itertools.count()

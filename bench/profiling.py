@@ -58,7 +58,7 @@ IDLE_LEAVES = frozenset({
     "select (selectors.py)",
     "wait (threading.py)",
     "_serve (bot/channels/turnloop.py)",  # the SMS turn loop's uvloop polling
-    "_serve (bot/channels/dbthread.py)",  # the SMS channel's database thread, queue empty
+    "_serve (bot/store/dbthread.py)",  # the SMS channel's database thread, queue empty
     "run_app (aiohttp/web.py)",
 })
 

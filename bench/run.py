@@ -108,7 +108,7 @@ async def run_line(args: argparse.Namespace, results: dict[str, Any]) -> None:
     print(f"starting the line ({args.db}) ...", flush=True)
     try:
         cold = await asyncio.to_thread(line.start)
-        # The line answers from here; its NLU process (bot/channels/nluproc.py) loads on,
+        # The line answers from here; its NLU process (bot/rasa_runtime/nluproc.py) loads on,
         # and is waited for so that its memory is counted and the levels time it.
         nlu_ready = await asyncio.to_thread(line.wait_nlu)
         results["line"] = {

@@ -36,7 +36,7 @@ def child() -> None:
     from rasa.shared.core.trackers import DialogueStateTracker
     from rasa.utils.tensorflow.models import RasaModel
 
-    from bot import rasa_speedups
+    from bot.rasa_runtime import speedups as rasa_speedups
     from bot.train import model_path
 
     rasa_speedups.install()

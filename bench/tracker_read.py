@@ -1,5 +1,5 @@
 """CPU to rebuild a conversation from the tracker store's rows: Rasa's event lookup against
-``bot.rasa_speedups``' (the event class of each row's name looked up once per name).
+``bot.rasa_runtime.speedups``' (the event class of each row's name looked up once per name).
 
 Every turn of a conversation the Rasa server does not hold in memory as objects starts by
 reading its current session back from JSON (``DialogueStateTracker.from_dict``); the line's
@@ -43,11 +43,11 @@ def main() -> int:
     from rasa.shared.core.events import Event
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from bot import rasa_speedups as fast
+    from bot.rasa_runtime import speedups as fast
 
     fast.install()
     if fast.rasa_resolve_event_type is None:
-        print("bot.rasa_speedups did not replace Event.resolve_by_type", file=sys.stderr)
+        print("bot.rasa_runtime.speedups did not replace Event.resolve_by_type", file=sys.stderr)
         return 1
     events = conversation(args.events)
     rows = [e.as_dict() for e in events]

@@ -78,7 +78,7 @@ def child_env(s: Settings, base: Optional[Dict[str, str]] = None) -> Dict[str, s
 # to apply them, which cost the action server 360 MB of memory for nothing.
 TF_THREADS = ("TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS")
 # The Rasa server parses in an NLU process of its own, the NLU thread its fallback
-# (bot/channels/nluproc.py); LINE_NLU_PROCESS=0 keeps it all in the thread.
+# (bot/rasa_runtime/nluproc.py); LINE_NLU_PROCESS=0 keeps it all in the thread.
 RASA_ONLY = {**{var: "1" for var in TF_THREADS}, "LINE_NLU_PROCESS": "1"}
 
 
@@ -90,9 +90,9 @@ def process_env(name: str, env: Dict[str, str]) -> Dict[str, str]:
 
 
 def commands(s: Settings, model: Path) -> Dict[str, List[str]]:
-    bin_dir = Path(sys.executable).parent
     rasa = [
-        str(bin_dir / "rasa"), "run", "--enable-api",
+        # Rasa's own CLI, through the entry point that installs bot/rasa_runtime first.
+        sys.executable, "-m", "bot.rasa_server", "run", "--enable-api",
         # Rasa listens on every interface unless told; the line's HTTP API, REST channel and
         # relay stay on the loopback behind the proxy (RASA_HOST to change it).
         "--interface", s.rasa_host,

@@ -46,6 +46,16 @@ def setting(env: Optional[str], default: Any = None, *, fallback: Optional[str] 
                  then=then)
 
 
+def _on_off(value: str, values: dict) -> str:
+    """``RASA_PATCHES``: on (also 1, true, yes) or off (also 0, false, no)."""
+    word = value.strip().lower()
+    if word in ("on", "1", "true", "yes"):
+        return "on"
+    if word in ("off", "0", "false", "no"):
+        return "off"
+    raise ValueError(f"RASA_PATCHES must be on or off, got {value!r}")
+
+
 def _sms_sender(value: str, values: dict) -> str:
     """``SMS_SENDER``: auto (default) is the duty service on PostgreSQL, where a NOTIFY wakes
     it, and the Rasa server elsewhere (SQLite has no NOTIFY: the duty service would poll)."""
@@ -142,8 +152,12 @@ class Settings(BaseModel):
     # Bot turns the Rasa server runs at once; the rest queue, risk first (bot/channels/gate.py).
     turn_slots: int = setting("TURN_SLOTS", 3, at_least=1)
     # The Rasa server parses in an NLU process of its own, the NLU thread its fallback
-    # (bot/channels/nluproc.py). Off by default; bot.run (make run) turns it on for the server.
+    # (bot/rasa_runtime/nluproc.py). Off by default; bot.run (make run) turns it on for the server.
     nlu_process: bool = setting("LINE_NLU_PROCESS", False)
+    # "on": python -m bot.rasa_server installs the speed-ups of bot/rasa_runtime (on the Rasa
+    # version they were tested against); "off": Rasa runs as shipped, but for the conversation
+    # memory of risk, which is safety behaviour and always installed.
+    rasa_patches: str = setting("RASA_PATCHES", "on", then=_on_off)
     # Days a finished SMS inbox/outbox row is kept before the purge deletes it.
     sms_retention_days: int = setting("SMS_RETENTION_DAYS", 30, at_least=1)
     # Which process posts the SMS replies the Rasa server writes: "duty" (the duty service,

@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Callable, Optional
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from bot.channels.gate import gated
-from bot.channels.keywords import FAILSAFE_REPLY
+from bot.sms.keywords import FAILSAFE_REPLY
 from bot.escalation.engine import flag_for_staff
 from bot.escalation.watch import conversation_held
 

@@ -37,7 +37,7 @@ from typing import Any, AsyncIterator
 
 from rasa.core.channels.channel import UserMessage
 
-from bot.channels.keywords import has_risk_words
+from bot.sms.keywords import has_risk_words
 from bot.nlu import risk
 
 logger = logging.getLogger(__name__)

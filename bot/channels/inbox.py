@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from bot.channels import keywords
+from bot.sms import keywords
 from bot.channels.gate import shows_risk
-from bot.channels.models import (
+from bot.store.models.sms import (
     INBOX_KEYWORD,
     INBOX_PROCESSING,
     INBOX_RECEIVED,
@@ -33,7 +33,7 @@ from bot.channels.models import (
     SmsInbox,
     SmsOptOut,
 )
-from bot.channels.pseudonym import encrypt_number, pseudonym
+from bot.sms.pseudonym import encrypt_number, pseudonym
 from bot.escalation.engine import LIVE_STATUSES, flag_for_staff
 from bot.store.db import group_safe, transaction
 from bot.store.models import Escalation, utcnow

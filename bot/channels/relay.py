@@ -88,7 +88,7 @@ async def deliver(conversation_id: str, channel: str, text: str, extra: dict[str
     """
     check_target(conversation_id, channel)
     if channel in SMS_CHANNELS:
-        from bot.channels import outbox
+        from bot.sms import outbox
 
         # The outbox row is the delivery: the SMS sender (here or in the duty service, by
         # SMS_SENDER) posts it; the duty service's is told at once.

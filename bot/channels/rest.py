@@ -38,7 +38,7 @@ from bot import settings as settings_module
 from bot.channels.failsafe import run_turn
 from bot.channels.webchat import valid_session_id
 
-SMS_PREFIX = "sms-"  # bot.channels.pseudonym: an SMS conversation's id
+SMS_PREFIX = "sms-"  # bot.sms.pseudonym: an SMS conversation's id
 
 
 def token_given(request: Request, token: str) -> bool:

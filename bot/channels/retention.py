@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete
 
-from bot.channels.models import (
+from bot.store.models.sms import (
     INBOX_DONE,
     INBOX_FAILED,
     INBOX_FAILSAFE,

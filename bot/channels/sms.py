@@ -26,15 +26,15 @@ from sanic.request import Request, RequestParameters
 from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
-from bot.channels import inbox, nluproc, outbox
-from bot.channels.dbthread import DbThread
+from bot.channels import inbox, server_hooks
+from bot.sms import outbox
+from bot.store.dbthread import DbThread
 from bot.channels.gate import gated, recently_at_risk
-from bot.channels.pseudonym import BadNumber, normalise_number
+from bot.sms.pseudonym import BadNumber, normalise_number
 from bot.channels.ratelimit import TokenBucket
 from bot.channels.turnloop import TurnLoop
 from bot.channels.worker import InboxWorker
-from bot.escalation import staff_sms
-from bot.rasa_speedups import freeze_heap
+from bot.escalation import delivery, staff_sms
 from bot.settings import check as check_settings
 from bot.settings import settings
 
@@ -206,7 +206,7 @@ class SmsRuntime:
         # process writes, woken by a NOTIFY, and its CPU is not taken from the bot's turns;
         # this process's sender only covers for it, when a part is 3 s late.
         self.duty_sends = settings().sms_sender == "duty"
-        self.sender = outbox.OutboxSender(
+        self.sender = delivery.outbox_sender(
             run_db=self.run_db,
             max_attempts=options["max_send_attempts"],
             backoff_base_s=options["backoff_base_s"],
@@ -481,27 +481,27 @@ class SmsInput(InputChannel):
 
         @bp.listener("after_server_start")
         async def _start(_app: Any, _loop: Any) -> None:
-            # The model is loaded (Rasa loads it before the server starts): from here the
-            # garbage collector leaves it alone (bot/rasa_speedups.py).
-            freeze_heap()
-            # The NLU process (when this server has one) loads while the first turns parse
-            # in the thread (bot/channels/nluproc.py).
+            # The model is loaded (Rasa loads it before the server starts): the Rasa runtime,
+            # when installed, freezes the heap and starts the NLU process here
+            # (bot/rasa_runtime/__init__.py, bot/channels/server_hooks.py).
             agent = getattr(getattr(_app, "ctx", None), "agent", None)
-            if agent is not None and agent.processor is not None:
-                nluproc.for_processor(agent.processor)
+            processor = agent.processor if agent is not None else None
+            for hook in server_hooks.after_start:
+                hook(processor)
             await runtime.start(on_new_message)
 
         @bp.listener("before_server_stop")
         async def _stop(_app: Any, _loop: Any) -> None:
             await runtime.stop()
-            await asyncio.to_thread(nluproc.stop)
+            for hook in server_hooks.before_stop:
+                await asyncio.to_thread(hook)
 
         @bp.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
             return response.json({
                 "status": "ok" if runtime.started else "starting",
                 "mode": "twilio" if settings().twilio_configured else "local",
-                "nlu": nluproc.state(),
+                "nlu": server_hooks.nlu_state[-1](),
             })
 
         # Streamed: the handler runs before the body is read (``_read_form``).
@@ -591,7 +591,7 @@ class SmsInput(InputChannel):
             return _plain(400, "missing MessageSid or MessageStatus")
         raw_code = form.get("ErrorCode") or ""
         error_code = raw_code if _ERROR_CODE.fullmatch(raw_code) else None
-        pid = await self.runtime.ingest_db.ingest(outbox.apply_status, sid, status, error_code)
+        pid = await self.runtime.ingest_db.ingest(delivery.apply_status, sid, status, error_code)
         if pid:
             logger.warning("sms status: %s for %s is %s (error %s)", sid, pid, status,
                            error_code)

@@ -25,10 +25,10 @@ from typing import Any
 from rasa.core.channels.channel import UserMessage
 
 from bot.channels import inbox, retention
-from bot.channels.dbthread import PASS_GAP_S, nap
+from bot.store.dbthread import PASS_GAP_S, nap
 from bot.channels.gate import recently_at_risk
-from bot.channels.keywords import FAILSAFE_REPLY, HELP_REPLY
-from bot.channels.models import INBOX_DONE, INBOX_FAILED, INBOX_FAILSAFE
+from bot.sms.keywords import FAILSAFE_REPLY, HELP_REPLY
+from bot.store.models.sms import INBOX_DONE, INBOX_FAILED, INBOX_FAILSAFE
 from bot.channels.ratelimit import TokenBucket
 from bot.escalation.engine import flag_for_staff
 from bot.escalation.watch import conversation_held

@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from bot.directory.models import SanctuaryBeds
+from bot.store.models.directory import SanctuaryBeds
 from bot.store.models import utcnow
 
 MAX_FREE_BEDS = 50  # a typo guard: no house has more

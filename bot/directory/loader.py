@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from bot.directory.models import (
+from bot.store.models.directory import (
     DirectoryLoad,
     DirectoryPlace,
     DirectoryService,

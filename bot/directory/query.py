@@ -22,7 +22,7 @@ from bot.directory import bank_holidays
 from bot.directory.hours import HORIZON_DAYS, Schedule, open_state
 from bot.directory.messages import item, pack, when_open
 from bot.directory import beds as beds_module
-from bot.directory.models import (
+from bot.store.models.directory import (
     DirectoryService,
     DirectoryServiceArea,
     DirectoryServiceNeed,

@@ -94,7 +94,7 @@ def verify_rota() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bot.duty.models import ROLES
+    from bot.store.models.duty import ROLES
 
     parser = argparse.ArgumentParser(
         prog="python -m bot.duty",

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from bot.directory import beds as beds_module
 from bot.duty import queries, transcripts
-from bot.duty.models import SanctuaryBeds
+from bot.store.models.duty import SanctuaryBeds
 from bot.escalation import audit
 from bot.escalation import engine as escalation_engine
 from bot.escalation.engine import LIVE_STATUSES

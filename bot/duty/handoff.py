@@ -2,7 +2,7 @@
 
 - ``handoff_ctx`` (a ``cleanup_ctx``, added by ``create_app(..., dispatch=True)``) runs the
   alert dispatcher (``bot/escalation/dispatch.py``) and an SMS outbox sender in this process.
-  The sender is the SMS channel's own (``bot/channels/outbox.py``): it claims rows with leases,
+  The sender is the SMS channel's own (``bot/sms/outbox.py``): it claims rows with leases,
   so it can run here and in the Rasa server at once without sending a row twice.
 - It also runs the held-conversation risk watcher (``bot/escalation/watch.py``): a person's
   urgent or imminent message in a conversation a human holds alerts the holder and the duty
@@ -35,14 +35,15 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from bot.channels.outbox import OUTBOX_CHANNEL, OutboxSender
+from bot.escalation.delivery import outbox_sender
+from bot.sms.outbox import OUTBOX_CHANNEL, OutboxSender
 from bot.duty.keys import DB_EXECUTOR_KEY, ENGINE_KEY, HTTP_KEY, SETTINGS_KEY
 from bot.duty.staff import Principal
 from bot.duty.takeover import TakeoverError
 from bot.escalation import audit, engine
 from bot.escalation import rota as rota_module
 from bot.escalation.dispatch import ALERT_KIND, PERSON_KIND, Dispatcher, RotaSource, alert_staff
-from bot.escalation.models import PURPOSE_REFERRAL
+from bot.store.models.handoff import PURPOSE_REFERRAL
 from bot.escalation.safety_net import RiskSafetyNet
 from bot.escalation.wakeup import AlertWakeup
 from bot.escalation.watch import HeldRiskWatcher
@@ -292,8 +293,8 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
     # Otherwise they are its own sender's, taken here only when they have waited (the Rasa
     # server is down or stuck: outbox.BACKUP_AFTER_S).
     duty_sends = cfg.sms_sender == "duty"
-    sender = OutboxSender(run_db=run_db,
-                          kinds=None if duty_sends else (ALERT_KIND, PERSON_KIND))
+    sender = outbox_sender(run_db=run_db,
+                           kinds=None if duty_sends else (ALERT_KIND, PERSON_KIND))
     dispatcher = Dispatcher(cfg.rota_file, poll_s=DISPATCH_POLL_S,
                             timeout_override=cfg.escalation_ack_timeout_s,
                             run_db=run_db, on_enqueued=sender.wake_urgent, notify=notify)

@@ -21,7 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.duty.models import ROLES, Staff, StaffSession
+from bot.store.models.duty import ROLES, Staff, StaffSession
 from bot.store.models import utcnow
 
 # Module-level so tests can swap in cheap parameters; production keeps argon2-cffi's defaults

@@ -1,6 +1,6 @@
 """The alert dispatcher and the escalation ladder (runs in the duty service).
 
-Work comes from ``escalation_alerts`` rows (``bot/escalation/models.py``): ``record_escalation``
+Work comes from ``escalation_alerts`` rows (``bot/store/models/handoff.py``): ``record_escalation``
 writes the first tier's job with the escalation; processing a job writes the next one, due
 after the tier's acknowledgement timeout. So the ladder's timers live in the database and
 survive any process dying.
@@ -15,7 +15,7 @@ Exactly once, with any number of duty services:
    takes), writes the SMS outbox rows for the people on call, the audit entry, the escalation's
    new status, the next job, and marks this job done. Killed before the commit, nothing of it
    happened and the job is claimed again after its lease; killed after, it is done.
-3. The SMS outbox (``bot/channels/outbox.py``) then owns delivery: its rows are claimed with
+3. The SMS outbox (``bot/sms/outbox.py``) then owns delivery: its rows are claimed with
    leases too, and a row's status decides whether it is posted again. Its one documented gap:
    a process killed after Twilio accepted a message and before the row was marked sends that
    message a second time.
@@ -41,14 +41,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from bot.channels.dbthread import nap
-from bot.channels.models import OUT_PENDING, SmsContact, SmsOutbox
-from bot.channels.pseudonym import encrypt_number, pseudonym
-from bot.channels.segments import split_message
+from bot.store.dbthread import nap
+from bot.store.models.sms import OUT_PENDING, SmsContact, SmsOutbox
+from bot.sms.pseudonym import encrypt_number, pseudonym
+from bot.sms.segments import split_message
 from bot.escalation import audit, engine, flood
 from bot.escalation import rota as rota_module
 from bot.escalation.rota_store import RotaSource  # noqa: F401  re-exported: the rota's readers use it
-from bot.escalation.models import (
+from bot.store.models.handoff import (
     JOB_CANCELLED,
     JOB_CLAIMED,
     JOB_DONE,

@@ -16,7 +16,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from bot.escalation import audit, flood
-from bot.escalation.models import (
+from bot.store.models.handoff import (
     JOB_CANCELLED,
     JOB_PENDING,
     KIND_TELL_ACCEPTED,

@@ -11,7 +11,7 @@ The NLU rates each message on its own (``risk: {level, signals}``). A conversati
 
 ``after_message`` is the one transition per message and ``stand_down`` the only one that
 lowers anything. Both are pure; the Rasa server applies them on every turn and keeps the result
-in the tracker's slots (``bot/channels/memory_guard.py``; slot names below). ``resolved_after``
+in the tracker's slots (``bot/rasa_runtime/memory_guard.py``; slot names below). ``resolved_after``
 is the one database question: has staff resolved the conversation's escalation since?
 """
 

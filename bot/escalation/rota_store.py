@@ -42,7 +42,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bot.escalation import rota as rota_module
-from bot.escalation.models import RotaChange, RotaVersion
+from bot.store.models.handoff import RotaChange, RotaVersion
 from bot.store import db
 from bot.store.models import utcnow
 

@@ -58,7 +58,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from bot.escalation import audit, engine
-from bot.escalation.models import RiskNetCursor
+from bot.store.models.handoff import RiskNetCursor
 from bot.escalation.watch import ALERT_LEVELS, RASA_EVENTS, PollingTask, is_held, risk_of
 from bot.store.db import transaction
 from bot.store.models import Escalation, utcnow

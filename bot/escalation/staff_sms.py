@@ -17,9 +17,9 @@ from typing import Optional
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
-from bot.channels import outbox
-from bot.channels.models import INBOX_DONE, SmsInbox
-from bot.channels.pseudonym import normalise_uk_number, pseudonym
+from bot.sms import outbox
+from bot.store.models.sms import INBOX_DONE, SmsInbox
+from bot.sms.pseudonym import normalise_uk_number, pseudonym
 from bot.escalation import engine
 from bot.escalation import rota_store
 from bot.escalation.dispatch import mask_number, register_contact

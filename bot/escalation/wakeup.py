@@ -45,7 +45,7 @@ from typing import Any, Optional
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
-from bot.channels.outbox import URGENT
+from bot.sms.outbox import URGENT
 from bot.escalation.engine import ALERT_CHANNEL
 
 logger = logging.getLogger(__name__)

@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 from bot.escalation import audit, engine
 from bot.escalation import rota as rota_module
 from bot.escalation.dispatch import RotaSource, _duty_managers, alert_staff
-from bot.escalation.models import PURPOSE_HELD_RISK, HeldWatch
+from bot.store.models.handoff import PURPOSE_HELD_RISK, HeldWatch
 from bot.settings import settings
 from bot.store.db import transaction
 from bot.store.models import Escalation, EscalationEvent, utcnow

@@ -1,10 +1,12 @@
 """Import every module that defines tables, so ``Base.metadata`` knows them all.
 
-Alembic's env.py and the migration tests import this. A new module with models adds a line.
+Alembic's env.py and the migration tests import this. Every model lives in ``bot/store/models/``
+(one module per area), so the registry never imports a layer above the store. A new module
+with models adds a line.
 """
 
-from bot.store import models  # noqa: F401  escalations, audit trail
-from bot.directory import models as directory_models  # noqa: F401  service directory
-from bot.channels import models as sms_models  # noqa: F401  sms inbox, outbox, contacts
-from bot.duty import models as duty_models  # noqa: F401  staff, sessions, sanctuary beds
-from bot.escalation import models as handoff_models  # noqa: F401  alert jobs (ladder timers)
+from bot.store import models  # noqa: F401  Base; escalations and their audit trail
+from bot.store.models import directory  # noqa: F401  service directory, sanctuary beds
+from bot.store.models import duty  # noqa: F401  staff, sessions, rota changes
+from bot.store.models import handoff  # noqa: F401  alert jobs (ladder timers), staff SMS links
+from bot.store.models import sms  # noqa: F401  sms inbox, outbox, contacts

@@ -7,7 +7,7 @@ import pytest
 
 import actions.opening as opening
 from actions.opening import ActionLineStatus
-from bot.channels.segments import GSM7, encoding_of
+from bot.sms.segments import GSM7, encoding_of
 from bot.directory.schedule import line_status
 from tests.actions.conftest import make_tracker
 

@@ -15,7 +15,7 @@ from twilio.rest import Client
 
 from bench import faults, load
 from bench.line import ACCOUNT_SID, AUTH_TOKEN, LINE_NUMBER, PSEUDONYM_KEY, STAFF_NUMBERS
-from bot.channels.pseudonym import pseudonym
+from bot.sms.pseudonym import pseudonym
 
 PERSON = "+447800000001"
 OTHER = "+447800000002"

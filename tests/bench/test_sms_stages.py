@@ -9,8 +9,9 @@ import datetime as dt
 from sqlalchemy import create_engine, select, update
 
 from bench import load
-from bot.channels import inbox, outbox
-from bot.channels.models import SmsInbox, SmsOutbox
+from bot.channels import inbox
+from bot.sms import outbox
+from bot.store.models.sms import SmsInbox, SmsOutbox
 
 LEASE = dt.timedelta(seconds=30)
 T0 = dt.datetime(2026, 12, 4, 21, 0, tzinfo=dt.timezone.utc)

@@ -7,7 +7,8 @@ import asyncio
 import datetime as dt
 
 from bench import load
-from bot.channels import inbox, outbox
+from bot.channels import inbox
+from bot.sms import outbox
 
 LEASE = dt.timedelta(seconds=30)
 

@@ -22,7 +22,7 @@ from sanic import Sanic
 from twilio.request_validator import RequestValidator
 
 from bot import settings as settings_module
-from bot.channels.pseudonym import pseudonym
+from bot.sms.pseudonym import pseudonym
 from bot.channels.sms import SmsInput
 from tests.helpers import eventually  # noqa: F401  re-exported for the tests here
 from tests.helpers import serve_fake_twilio

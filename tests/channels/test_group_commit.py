@@ -13,9 +13,10 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event, select
 
-from bot.channels import dbthread, outbox
-from bot.channels.dbthread import DbThread
-from bot.channels.models import SmsOutbox
+from bot.sms import outbox
+from bot.store import dbthread
+from bot.store.dbthread import DbThread
+from bot.store.models.sms import SmsOutbox
 from bot.store.db import get_engine, group_safe, shared_transaction, transaction
 
 

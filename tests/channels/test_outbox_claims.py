@@ -11,8 +11,8 @@ import datetime as dt
 
 from sqlalchemy import update
 
-from bot.channels import outbox
-from bot.channels.models import SmsOutbox
+from bot.sms import outbox
+from bot.store.models.sms import SmsOutbox
 from bot.store.db import transaction
 from bot.store.models import utcnow
 

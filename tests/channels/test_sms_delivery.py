@@ -7,9 +7,10 @@ import datetime as dt
 
 from sqlalchemy import select, update
 
-from bot.channels import inbox, outbox, relay
-from bot.channels.models import SmsInbox, SmsOutbox
-from bot.channels.segments import GSM7, UCS2, segment_count
+from bot.channels import inbox, relay
+from bot.sms import outbox
+from bot.store.models.sms import SmsInbox, SmsOutbox
+from bot.sms.segments import GSM7, UCS2, segment_count
 from bot.escalation.dispatch import register_contact
 from bot.escalation.engine import record_escalation
 from bot.store.db import transaction

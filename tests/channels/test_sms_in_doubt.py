@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select, update
 
-from bot.channels import outbox
-from bot.channels.models import SmsOutbox
+from bot.sms import outbox
+from bot.store.models.sms import SmsOutbox
 from bot.escalation import dispatch
 from bot.escalation.engine import record_escalation
 from bot.store.db import transaction

@@ -1,4 +1,4 @@
-"""Migrations 0003_sms and 0009_outbox_in_doubt make exactly what bot/channels/models.py
+"""Migrations 0003_sms and 0009_outbox_in_doubt make exactly what bot/store/models/sms.py
 declares."""
 
 from __future__ import annotations

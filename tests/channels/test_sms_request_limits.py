@@ -12,7 +12,7 @@ import time
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from bot.channels.models import SmsInbox
+from bot.store.models.sms import SmsInbox
 from bot.channels.sms import MAX_FIELDS, MAX_REQUEST_BYTES
 from bot.store.db import transaction
 from tests.channels.conftest import AUTH_TOKEN, PUBLIC_BASE, StubAgent

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.channels import retention
 from bot.channels.__main__ import main as channels_cli
-from bot.channels.models import (
+from bot.store.models.sms import (
     INBOX_DONE,
     INBOX_PROCESSING,
     INBOX_RECEIVED,

@@ -6,8 +6,8 @@ import asyncio
 
 from sqlalchemy import select
 
-from bot.channels.keywords import FAILSAFE_REPLY, classify
-from bot.channels.models import SmsContact, SmsInbox, SmsOptOut, SmsOutbox
+from bot.sms.keywords import FAILSAFE_REPLY, classify
+from bot.store.models.sms import SmsContact, SmsInbox, SmsOptOut, SmsOutbox
 from bot.escalation.engine import record_escalation
 from bot.store.db import transaction
 from bot.store.models import Escalation
@@ -142,7 +142,7 @@ async def test_a_reply_that_cannot_be_written_gets_the_failsafe_reply(
 ):
     # The turn's replies are written after it has given back its gate slot; a write that
     # fails there must still end in the emergency numbers, not in silence.
-    from bot.channels import outbox
+    from bot.sms import outbox
 
     real_enqueue = outbox.enqueue
 

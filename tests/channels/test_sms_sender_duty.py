@@ -14,9 +14,11 @@ import time
 import pytest
 
 from bot import settings as settings_module
-from bot.channels import outbox, relay
-from bot.channels.outbox import OUTBOX_CHANNEL, OutboxSender
-from bot.channels.pseudonym import pseudonym
+from bot.channels import relay
+from bot.sms import outbox
+from bot.escalation.delivery import outbox_sender
+from bot.sms.outbox import OUTBOX_CHANNEL
+from bot.sms.pseudonym import pseudonym
 from bot.escalation.dispatch import register_contact
 from bot.escalation.wakeup import AlertWakeup
 from bot.store.db import transaction
@@ -32,7 +34,7 @@ def duty_env(pg_url, fake_twilio, monkeypatch):
 
 @pytest.fixture
 async def duty_sender(duty_env):
-    sender = OutboxSender(kinds=None, poll_s=60.0)
+    sender = outbox_sender(kinds=None, poll_s=60.0)
     wakeup = AlertWakeup(duty_env, lambda: None, also={OUTBOX_CHANNEL: sender.wake})
     await sender.start()
     await wakeup.start()
@@ -86,7 +88,7 @@ async def gapped_sender(duty_env, monkeypatch):
     """The duty service's sender with the gap between its passes made long enough to see
     (4 s): a part written just after a pass waits for the next one, unless it is urgent."""
     monkeypatch.setattr(outbox, "PASS_GAP_S", 4.0)
-    sender = OutboxSender(kinds=None, poll_s=60.0)
+    sender = outbox_sender(kinds=None, poll_s=60.0)
     wakeup = AlertWakeup(duty_env, lambda: None, also={OUTBOX_CHANNEL: sender.wake},
                          urgent={OUTBOX_CHANNEL: sender.wake_urgent})
     await sender.start()

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.channels import inbox
-from bot.channels.models import SmsContact, SmsInbox, SmsOptOut, SmsOutbox
-from bot.channels.pseudonym import (
+from bot.store.models.sms import SmsContact, SmsInbox, SmsOptOut, SmsOutbox
+from bot.sms.pseudonym import (
     BadNumber,
     decrypt_number,
     encrypt_number,
@@ -21,7 +21,7 @@ from bot.channels.pseudonym import (
     pseudonym,
 )
 from bot.channels.ratelimit import TokenBucket
-from bot.channels.segments import (
+from bot.sms.segments import (
     GSM7,
     UCS2,
     encoding_of,

@@ -8,7 +8,7 @@ import time
 
 from sqlalchemy import select
 
-from bot.channels.models import SmsContact, SmsInbox, SmsOutbox
+from bot.store.models.sms import SmsContact, SmsInbox, SmsOutbox
 from bot.store.db import transaction
 from tests.channels.conftest import (
     LINE_NUMBER,

@@ -11,7 +11,7 @@ from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from bot.channels import gate as gate_module
 from bot.channels.failsafe import run_turn
 from bot.channels.gate import ORDINARY, RISK, TurnGate, gated, priority_of
-from bot.channels.keywords import FAILSAFE_REPLY
+from bot.sms.keywords import FAILSAFE_REPLY
 
 
 def _message(text: str, sender: str) -> UserMessage:

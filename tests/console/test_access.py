@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import update
 
-from bot.duty.models import StaffSession
+from bot.store.models.duty import StaffSession
 from bot.store import db
 from bot.store.models import utcnow
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.duty import accounts, console_db, transcripts
 from bot.duty.__main__ import main as duty_main
-from bot.duty.models import SanctuaryBeds, Staff
+from bot.store.models.duty import SanctuaryBeds, Staff
 from bot.escalation import audit
 from bot.store import db
 from bot.store.models import Escalation, EscalationEvent

@@ -13,7 +13,7 @@ from bot.duty import staff
 from bot.duty.__main__ import main as duty_main
 from bot.duty.app import create_app
 from bot.duty.console_db import OUTCOMES
-from bot.duty.models import Staff
+from bot.store.models.duty import Staff
 from bot.store import db
 from tests.console.conftest import PASSWORD, sign_in
 from tests.duty.conftest import AUTH, make_settings

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from bot.duty import rota_edit
 from bot.duty.app import create_app
-from bot.duty.models import RotaChange
+from bot.store.models.duty import RotaChange
 from bot.escalation import rota_store
 from bot.escalation.dispatch import RotaSource
 from bot.store import db

@@ -1,4 +1,4 @@
-"""With the trained model, Rasa's own methods and bot.rasa_speedups' give the same answers.
+"""With the trained model, Rasa's own methods and bot.rasa_runtime.speedups' give the same answers.
 
 The unit tests compare each speed-up with Rasa's method on made-up inputs; this runs the real
 model graph both ways: the intent, its confidence, the whole intent ranking and the entities
@@ -34,7 +34,7 @@ TEXTS = [
 def agent():
     from rasa.core.agent import Agent
 
-    from bot import rasa_speedups
+    from bot.rasa_runtime import speedups as rasa_speedups
 
     assert model_path().exists(), "no model for the current inputs: run `make test`"
     rasa_speedups.install()
@@ -73,7 +73,7 @@ def test_the_speedups_give_the_models_own_answers(agent):
     from rasa.engine.runner.dask import DaskGraphRunner
     from rasa.utils.tensorflow.models import RasaModel
 
-    from bot import rasa_speedups as fast
+    from bot.rasa_runtime import speedups as fast
 
     patches = [(DaskGraphRunner, "run", fast.rasa_graph_run, fast._run_graph),
                (RulePolicy, "_get_possible_keys", fast.rasa_get_possible_keys,
@@ -109,7 +109,7 @@ def test_the_nlu_thread_gives_the_models_own_answers(agent):
 
     from rasa.core.processor import MessageProcessor
 
-    from bot.channels import nluthread
+    from bot.rasa_runtime import nluthread
 
     nluthread.install()
     assert MessageProcessor.parse_message is nluthread.parse_message
@@ -144,7 +144,7 @@ def test_the_nlu_process_gives_the_models_own_answers(agent, monkeypatch):
     import time
 
     from bot import settings as settings_module
-    from bot.channels import nluproc, nluthread
+    from bot.rasa_runtime import nluproc, nluthread
 
     nluthread.install()
     expected = _answers(agent)  # in the thread

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from bot.directory import loader
 from bot.directory.__main__ import main
-from bot.directory.models import DirectoryService
+from bot.store.models.directory import DirectoryService
 from bot.store.db import transaction
 
 BROKEN_TIME = """

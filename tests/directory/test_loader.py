@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.directory import loader
-from bot.directory.models import DirectoryLoad, DirectoryService
+from bot.store.models.directory import DirectoryLoad, DirectoryService
 from bot.directory.query import find_services
 from bot.directory.schema import DirectoryError
 from bot.store.db import transaction
@@ -192,7 +192,7 @@ def test_export_round_trips(loaded_sqlite, tmp_path):
 
 
 def test_models_match_the_migration(db_url):
-    """The 0002 migration creates exactly what bot/directory/models.py declares."""
+    """The 0002 migration creates exactly what bot/store/models/directory.py declares."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 

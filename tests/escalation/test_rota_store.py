@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.escalation import rota, rota_store
 from bot.escalation.__main__ import main
-from bot.escalation.models import RotaChange, RotaVersion
+from bot.store.models.handoff import RotaChange, RotaVersion
 from bot.store import db
 
 EXAMPLE = rota.DEFAULT_PATH.read_text(encoding="utf-8")

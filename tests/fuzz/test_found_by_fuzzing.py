@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import select
 
-from bot.channels.models import SmsInbox, SmsOutbox
+from bot.store.models.sms import SmsInbox, SmsOutbox
 from bot.store.db import transaction
 from tests.channels.conftest import StubAgent, new_sid
 from tests.duty.conftest import AUTH, TOKEN

@@ -23,7 +23,7 @@ from multidict import MultiDict
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from bot.channels.models import SmsInbox, SmsOutbox
+from bot.store.models.sms import SmsInbox, SmsOutbox
 from bot.store.db import transaction
 from tests.channels.conftest import (
     ACCOUNT_SID,

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from bot import settings as settings_module
-from bot.channels.outbox import OutboxSender
+from bot.escalation.delivery import outbox_sender
 from bot.escalation.dispatch import Dispatcher
 from tests.helpers import eventually  # noqa: F401  re-exported for the tests here
 from tests.helpers import serve_fake_twilio
@@ -106,7 +106,7 @@ async def handoff():
     started: list[Any] = []
 
     async def start(dispatchers: int = 1, senders: int = 1, **options: Any):
-        out_senders = [OutboxSender(poll_s=0.05, backoff_base_s=0.02, backoff_cap_s=0.1,
+        out_senders = [outbox_sender(poll_s=0.05, backoff_base_s=0.02, backoff_cap_s=0.1,
                                     send_timeout_s=2.0) for _ in range(senders)]
         out_dispatchers = []
         for i in range(dispatchers):

@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from bot import settings as settings_module
-from bot.channels.outbox import OutboxSender
+from bot.escalation.delivery import outbox_sender
 from bot.duty import handoff
 from bot.duty.app import create_app
 from bot.escalation import engine
 from bot.escalation.dispatch import Dispatcher
 from bot.escalation.engine import record_escalation
-from bot.escalation.models import AlertJob
+from bot.store.models.handoff import AlertJob
 from bot.escalation.wakeup import APPLICATION_NAME, AlertWakeup
 from bot.store.db import transaction
 from bot.store.models import Escalation
@@ -39,7 +39,7 @@ LONG_POLL_S = 60.0
 async def duty_service(monkeypatch, configure, aiohttp_client):
     """The duty service with every poll on the alert's path at a minute."""
     monkeypatch.setattr(handoff, "DISPATCH_POLL_S", LONG_POLL_S)
-    monkeypatch.setattr(handoff, "OutboxSender", functools.partial(OutboxSender, poll_s=LONG_POLL_S))
+    monkeypatch.setattr(handoff, "outbox_sender", functools.partial(outbox_sender, poll_s=LONG_POLL_S))
     configure(RASA_URL="http://127.0.0.1:1")
 
     async def start():

@@ -8,9 +8,9 @@ import time
 
 from sqlalchemy import select
 
-from bot.channels import outbox
-from bot.channels.models import SmsOutbox
-from bot.channels.pseudonym import pseudonym
+from bot.sms import outbox
+from bot.store.models.sms import SmsOutbox
+from bot.sms.pseudonym import pseudonym
 from bot.escalation import dispatch, engine
 from bot.escalation.dispatch import Dispatcher, claim_jobs
 from bot.escalation.engine import record_escalation

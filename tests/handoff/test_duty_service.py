@@ -7,8 +7,8 @@ import asyncio
 from sqlalchemy import select
 
 from bot import settings as settings_module
-from bot.channels import outbox
-from bot.channels.models import SmsOutbox
+from bot.sms import outbox
+from bot.store.models.sms import SmsOutbox
 from bot.duty.app import create_app
 from bot.escalation import staff_sms
 from bot.escalation.dispatch import register_contact

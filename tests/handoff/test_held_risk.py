@@ -14,7 +14,7 @@ from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.engine import make_url
 
-from bot.channels.outbox import OutboxSender
+from bot.escalation.delivery import outbox_sender
 from bot.escalation import engine
 from bot.escalation.engine import record_escalation
 from bot.escalation.watch import HeldRiskWatcher
@@ -54,7 +54,7 @@ async def watchers():
     started: list = []
 
     async def start(count: int = 1):
-        sender = OutboxSender(poll_s=0.05, backoff_base_s=0.02, backoff_cap_s=0.1,
+        sender = outbox_sender(poll_s=0.05, backoff_base_s=0.02, backoff_cap_s=0.1,
                               send_timeout_s=2.0)
         await sender.start()
         started.append(sender)

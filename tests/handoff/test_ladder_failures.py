@@ -8,12 +8,12 @@ import time
 
 from sqlalchemy import select
 
-from bot.channels import outbox
-from bot.channels.models import SmsOutbox
-from bot.channels.pseudonym import pseudonym
+from bot.escalation import delivery
+from bot.store.models.sms import SmsOutbox
+from bot.sms.pseudonym import pseudonym
 from bot.escalation import dispatch, engine, rota_store
 from bot.escalation.engine import record_escalation
-from bot.escalation.models import AlertJob
+from bot.store.models.handoff import AlertJob
 from bot.store.db import get_engine, transaction
 from tests.handoff.conftest import CRISIS, MANAGER, PEER, PERSON, ROTA, eventually
 
@@ -96,7 +96,7 @@ async def test_undelivered_status_callback_for_an_alert_also_moves_the_ladder_on
     await eventually(marked_sent, what="the outbox row marked sent")
     # Twilio accepted it, then the handset could not be reached.
     for _ in range(2):  # reported twice (Twilio retries callbacks): handled once
-        await asyncio.to_thread(outbox.apply_status, sent[0]["sid"], "undelivered", "30003")
+        await asyncio.to_thread(delivery.apply_status, sent[0]["sid"], "undelivered", "30003")
     await eventually(lambda: fake_twilio.to(MANAGER), timeout=3, what="tier 2 at once")
     assert len(entries(rec.ref, "alert_undeliverable")) == 1
     assert len(entries(rec.ref, "ladder_advanced")) == 1

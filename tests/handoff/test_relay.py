@@ -24,7 +24,7 @@ from sanic import Sanic
 from sqlalchemy import select
 
 from bot import settings as settings_module
-from bot.channels.pseudonym import pseudonym
+from bot.sms.pseudonym import pseudonym
 from bot.channels.relay import RelayInput
 from bot.channels.webchat import WebChatInput
 from bot.duty.handoff import RelayTakeover

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from bot import settings as settings_module
-from bot.channels.pseudonym import pseudonym
+from bot.sms.pseudonym import pseudonym
 from bot.duty import handoff as handoff_module
 from bot.duty.app import create_app
 from bot.duty.console_db import tonight
 from bot.duty.handoff import RelayTakeover
-from bot.duty.models import SanctuaryBeds
+from bot.store.models.duty import SanctuaryBeds
 from bot.duty.staff import Principal
 from bot.duty.takeover import TakeoverError
 from bot.escalation import dispatch, engine, staff_sms

@@ -74,7 +74,7 @@ async def test_ack_by_sms_stops_the_ladder(pg_env, fake_twilio, handoff, configu
 def test_webhook_hook_takes_staff_texts_and_leaves_people_to_the_bot(any_env):
     from sqlalchemy import select
 
-    from bot.channels.models import SmsOutbox
+    from bot.store.models.sms import SmsOutbox
 
     rec = record_escalation("conv-hook", "urgent", [])
     assert staff_sms.handle_if_staff(PERSON, f"ACK {rec.ref}") is False
@@ -117,7 +117,7 @@ async def test_a_repeated_staff_webhook_is_answered_once(pg_env, fake_twilio, co
     # second would say "Cannot acknowledge ...: it is acknowledged" and confuse them).
     from sqlalchemy import func, select
 
-    from bot.channels.models import SmsOutbox
+    from bot.store.models.sms import SmsOutbox
     from tests.channels.conftest import SmsServer, StubAgent, new_sid
     from tests.handoff.conftest import ACCOUNT_SID, AUTH_TOKEN, LINE_NUMBER
 

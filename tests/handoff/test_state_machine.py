@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from bot.escalation import audit, engine
 from bot.escalation.__main__ import verify
 from bot.escalation.engine import TransitionError, record_escalation
-from bot.escalation.models import JOB_CANCELLED, JOB_PENDING, AlertJob
+from bot.store.models.handoff import JOB_CANCELLED, JOB_PENDING, AlertJob
 from bot.store.db import transaction
 from bot.store.models import Escalation, EscalationEvent
 

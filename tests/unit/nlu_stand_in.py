@@ -1,4 +1,4 @@
-"""A stand-in for the NLU process's child (bot/channels/nluproc.py ``serve``), for
+"""A stand-in for the NLU process's child (bot/rasa_runtime/nluproc.py ``serve``), for
 tests/unit/test_nlu_process.py: no model, so it is ready at once; its cues are the texts.
 Kept apart from the tests so that the spawned child imports nothing heavy."""
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.channels.segments import GSM7, encoding_of, segment_count
+from bot.sms.segments import GSM7, encoding_of, segment_count
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())

@@ -1,4 +1,4 @@
-"""The Rasa server's conversation memory around a turn (bot/channels/memory_guard.py).
+"""The Rasa server's conversation memory around a turn (bot/rasa_runtime/memory_guard.py).
 
 Rasa's own prediction loop is replaced here by a stand-in that says what a rule would (the
 trained model's own turns are in tests/integration/test_line_servers.py): these tests check
@@ -15,7 +15,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.channels import memory_guard
+from bot.rasa_runtime import memory_guard
 from bot.escalation import memory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,8 +139,11 @@ async def test_a_turn_that_said_nothing_is_left_to_the_fail_safe(loop, monkeypat
     assert await turn(tracker, user("hi", "greet", "none")) == []
 
 
-def test_installed_on_rasas_processor_by_loading_our_channels():
-    import bot.channels  # noqa: F401
+def test_installed_on_rasas_processor_by_the_rasa_runtime():
     from rasa.core.processor import MessageProcessor
+
+    from bot import rasa_runtime
+
+    rasa_runtime.install()
 
     assert MessageProcessor._run_prediction_loop is memory_guard.run_prediction_loop

@@ -21,13 +21,14 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from rasa.core.processor import MessageProcessor
 
-import bot.channels  # noqa: F401  installs the NLU thread, as the Rasa server does
+from bot import rasa_runtime
 from bot import settings as settings_module
-from bot.channels import nluproc, nluthread
+from bot.rasa_runtime import nluproc, nluthread
 from bot.run import process_env
 from tests.unit.nlu_stand_in import stand_in
 
 ROOT = Path(__file__).resolve().parents[2]
+rasa_runtime.install()  # the NLU thread, as python -m bot.rasa_server installs it
 
 
 def _processor(model_file: Path, model_id: str = "model-1") -> MessageProcessor:
@@ -205,7 +206,7 @@ def test_the_process_does_not_outlive_a_killed_server(model_file):
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from bot.channels import nluproc\n"
+        "from bot.rasa_runtime import nluproc\n"
         "from tests.unit.nlu_stand_in import stand_in\n"
         "if __name__ == '__main__':\n"
         "    p = nluproc.NluProcess(Path(sys.argv[1]), 'model-1', target=stand_in)\n"

@@ -15,10 +15,12 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from rasa.core.processor import MessageProcessor
 
-import bot.channels  # noqa: F401  installs it, as the Rasa server does
-from bot.channels import nluthread
+from bot import rasa_runtime
+from bot.rasa_runtime import nluthread
 from bot.run import child_env, process_env
 from bot.settings import load
+
+rasa_runtime.install()  # as python -m bot.rasa_server does
 
 
 def _processor() -> MessageProcessor:

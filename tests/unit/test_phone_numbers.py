@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.channels.pseudonym import BadNumber, normalise_number, normalise_uk_number, pseudonym
+from bot.sms.pseudonym import BadNumber, normalise_number, normalise_uk_number, pseudonym
 
 SAME_PERSON = ["07700 900 123", "07700900123", "+44 7700 900123", "+447700900123",
                "+44 (0)7700 900123", "(07700) 900-123", "+44-7700-900-123"]

@@ -6,8 +6,10 @@ import pytest
 from jsonschema import ValidationError, validate
 from rasa.core.actions.action import RemoteAction
 
-import bot.channels  # noqa: F401  installs the speed-up, as the Rasa server does
-from bot.rasa_speedups import install
+from bot import rasa_runtime
+from bot.rasa_runtime.speedups import install
+
+rasa_runtime.install()  # the speed-ups, as python -m bot.rasa_server installs them
 
 RESPONSES = [
     {"events": [], "responses": []},
@@ -95,7 +97,7 @@ def test_the_broken_events_are_refused_and_the_good_ones_taken_on_the_quick_path
     to our actions' events, and hands every broken one to the full check."""
     from jsonschema.validators import validator_for
 
-    from bot import rasa_speedups
+    from bot.rasa_runtime import speedups as rasa_speedups
 
     spec = RemoteAction.action_response_format_spec()
     quick = rasa_speedups._quick_response_check(validator_for(spec), spec)
@@ -115,7 +117,7 @@ def test_the_broken_events_are_refused_and_the_good_ones_taken_on_the_quick_path
 def test_the_heap_is_frozen_once_per_process():
     import gc
 
-    from bot import rasa_speedups
+    from bot.rasa_runtime import speedups as rasa_speedups
 
     rasa_speedups.freeze_heap()  # the first call in this process froze it, or this one does
     frozen = gc.get_freeze_count()
@@ -171,7 +173,7 @@ GRAPH = {
 
 @pytest.mark.parametrize("targets", [["classifier"], ["words", "classifier"], ["tokenizer"]])
 def test_the_sequential_runner_gives_what_dask_gives(targets):
-    from bot.rasa_speedups import _run_graph, rasa_graph_run
+    from bot.rasa_runtime.speedups import _run_graph, rasa_graph_run
 
     dask_runner, dask_calls = _runner(GRAPH, targets)
     ours, our_calls = _runner(GRAPH, targets)
@@ -187,7 +189,7 @@ def test_the_sequential_runner_gives_what_dask_gives(targets):
 def test_a_failing_node_fails_the_run_as_it_did_under_dask():
     from rasa.engine.exceptions import GraphRunError
 
-    from bot.rasa_speedups import _run_graph, rasa_graph_run
+    from bot.rasa_runtime.speedups import _run_graph, rasa_graph_run
 
     for run in (rasa_graph_run, _run_graph):
         runner, _ = _runner(GRAPH, ["classifier"], fail={"chars": RuntimeError("boom")})
@@ -233,7 +235,7 @@ def _policy():
 @given(rules=st.lists(st.lists(_state, min_size=1, max_size=4), max_size=12),
        conversation=st.lists(_state, max_size=6))
 def test_rule_matching_finds_the_rules_rasas_own_finds(rules, conversation):
-    from bot.rasa_speedups import _get_possible_keys, rasa_get_possible_keys
+    from bot.rasa_runtime.speedups import _get_possible_keys, rasa_get_possible_keys
 
     install()
     lookup = {_rule_key(rule): "utter_x" for rule in rules}
@@ -243,7 +245,7 @@ def test_rule_matching_finds_the_rules_rasas_own_finds(rules, conversation):
 
 
 def test_rule_matching_on_rules_that_must_and_must_not_match():
-    from bot.rasa_speedups import _get_possible_keys
+    from bot.rasa_runtime.speedups import _get_possible_keys
 
     install()
     asked = {"prev_action": {"action_name": "utter_ask_safe"}, "user": {"intent": "deny"}}
@@ -274,7 +276,7 @@ def test_events_read_back_from_dicts_are_the_events_rasas_own_lookup_gives():
     )
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from bot import rasa_speedups as fast
+    from bot.rasa_runtime import speedups as fast
 
     install()
     assert Event.resolve_by_type("user") is UserUttered  # and now remembered

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.channels import segments
-from bot.channels.segments import (
+from bot.sms import segments
+from bot.sms.segments import (
     GSM7, MULTI, SINGLE, Part, _cost, _pack, _sentences, _split_words, encoding_of, normalise,
     segment_count, split_message,
 )

@@ -11,7 +11,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.store.tracker_store import LineTrackerStore
+from bot.rasa_runtime.tracker_store import LineTrackerStore
 
 DOMAIN = Domain.from_yaml("""
 version: "3.1"
@@ -190,3 +190,20 @@ async def test_several_rasa_servers_share_nothing_in_memory(db_url, monkeypatch)
     finally:
         store.engine.dispose()
         settings_module.reset()
+
+
+async def test_without_the_speed_ups_it_is_rasas_own_store(stores, monkeypatch):
+    """RASA_PATCHES=off (bot.rasa_runtime.install sets ``stock``): no memory, Rasa's methods."""
+    line, stock = stores
+    monkeypatch.setattr(LineTrackerStore, "stock", True)
+    load = LineTrackerStore._load
+    monkeypatch.setattr(LineTrackerStore, "_load", lambda *a: pytest.fail("ours ran"))
+    tracker = DialogueStateTracker("person-stock", DOMAIN.slots)
+    tracker.update(SessionStarted())
+    _turn(tracker, "message", "reply")
+    await line.save(tracker)
+    again = await line.retrieve("person-stock")
+    assert [e.as_dict() for e in again.events] == [
+        e.as_dict() for e in (await stock.retrieve("person-stock")).events]
+    assert line._remembered("person-stock") is None
+    monkeypatch.setattr(LineTrackerStore, "_load", load)

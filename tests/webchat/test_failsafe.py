@@ -17,7 +17,7 @@ from sanic import Sanic
 from sqlalchemy import select
 
 from bot.channels import failsafe
-from bot.channels.keywords import FAILSAFE_REPLY
+from bot.sms.keywords import FAILSAFE_REPLY
 from bot.channels.rest import RestInput
 from bot.channels.webchat import WebChatInput
 from bot.escalation import engine

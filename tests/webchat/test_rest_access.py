@@ -14,7 +14,7 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 
 from bot import settings as settings_module
-from bot.channels.pseudonym import pseudonym
+from bot.sms.pseudonym import pseudonym
 from bot.channels.rest import RestInput
 
 from .test_failsafe import serve

@@ -22,6 +22,9 @@ full jitter, up to ``max_attempts``. Other 4xx errors are permanent (21610: the 
 STOP; 21211: not a valid number): recorded with their code, not retried, and shown to staff
 when the conversation has a live escalation. A staff alert that cannot be delivered goes on
 its escalation's trail and moves the ladder on (``bot.escalation.dispatch.alert_undeliverable``).
+What happens on a delivery problem is the escalation layer's business: it is handed in
+(``DeliveryProblems``, made by ``bot.escalation.delivery``), so the transport imports nothing
+above ``bot.store``.
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from bot.channels.dbthread import PASS_GAP_S, nap
-from bot.channels.models import (
+from bot.store.dbthread import PASS_GAP_S, nap
+from bot.store.models.sms import (
     OUT_FAILED,
     OUT_NOT_SENT_LOCAL,
     OUT_PENDING,
@@ -57,10 +60,8 @@ from bot.channels.models import (
     SmsContact,
     SmsOutbox,
 )
-from bot.channels.pseudonym import decrypt_number
-from bot.channels.segments import split_message
-from bot.escalation.dispatch import alert_undeliverable
-from bot.escalation.engine import flag_for_staff
+from bot.sms.pseudonym import decrypt_number
+from bot.sms.segments import split_message
 from bot.settings import settings
 from bot.store.db import group_safe, shared_transaction, transaction
 from bot.store.models import utcnow
@@ -422,24 +423,25 @@ def mark_final(row_id: int, status: str, attempts: int, error_code: str | None) 
             error_code=error_code)
 
 
-def flag_delivery_problem(pid: str, outbox_id: int, error_code: str | None, reason: str) -> bool:
-    """Tell staff, but only on a conversation with a live escalation (level=None).
+@dataclass(frozen=True)
+class DeliveryProblems:
+    """Who hears of an SMS that cannot be delivered (``bot.escalation.delivery.PROBLEMS``).
 
-    A staff alert that can never be delivered is the escalation's problem, not a
-    conversation's: it goes on that escalation's trail and may move the ladder on at once
-    (``dispatch.alert_undeliverable``).
+    ``flag(pid, outbox_id, error_code, reason) -> bool`` runs in its own transaction when the
+    sender gives up on a part; ``failed(session, outbox_id, pid, status, error_code,
+    twilio_sid)`` runs inside the transaction that records a failed status callback.
     """
-    if alert_undeliverable(outbox_id, error_code) is not None:
-        return True
-    record = flag_for_staff(
-        pid, "delivery_failed", reason,
-        {"outbox_id": outbox_id, "error_code": error_code}, level=None, channel="sms",
-    )
-    return record is not None
+    flag: Callable[[str, int, str | None, str], bool]
+    failed: Callable[..., None]
 
 
-def apply_status(twilio_sid: str, status: str, error_code: str | None) -> str | None:
-    """Record a Twilio status callback; returns the conversation when delivery failed."""
+def apply_status(twilio_sid: str, status: str, error_code: str | None,
+                 on_failed: Callable[..., None]) -> str | None:
+    """Record a Twilio status callback; returns the conversation when delivery failed.
+
+    On a failed delivery ``on_failed(session, outbox_id, pid, status, error_code, twilio_sid)``
+    runs in the same transaction (``DeliveryProblems.failed``).
+    """
     with transaction() as s:
         row = s.execute(
             select(SmsOutbox).where(SmsOutbox.twilio_sid == twilio_sid)
@@ -453,14 +455,7 @@ def apply_status(twilio_sid: str, status: str, error_code: str | None) -> str | 
                 row.error_code = error_code
             row.updated_at = utcnow()
         if status in FAILED_DELIVERY:
-            if alert_undeliverable(row.id, error_code, session=s) is not None:
-                return row.pseudonym  # a staff alert: on its escalation's trail, not a person's
-            flag_for_staff(
-                row.pseudonym, "delivery_failed",
-                f"SMS to the person was {status} (Twilio error {error_code or 'none'})",
-                {"outbox_id": row.id, "twilio_sid": twilio_sid, "error_code": error_code},
-                level=None, channel="sms", session=s,
-            )
+            on_failed(s, row.id, row.pseudonym, status, error_code, twilio_sid)
             return row.pseudonym
     return None
 
@@ -480,6 +475,7 @@ class OutboxSender:
     def __init__(
         self,
         *,
+        problems: DeliveryProblems,
         max_attempts: int = 6,
         backoff_base_s: float = 1.0,
         backoff_cap_s: float = 60.0,
@@ -492,6 +488,7 @@ class OutboxSender:
         kinds: Collection[str] | None = None,
         others_after_s: float = BACKUP_AFTER_S,
     ) -> None:
+        self.problems = problems
         self.max_attempts = max_attempts
         # What this process writes (claimed at once); other kinds after others_after_s.
         self.kinds = frozenset(kinds) if kinds is not None else None
@@ -642,14 +639,14 @@ class OutboxSender:
         if row.number is None:
             logger.error("sms outbox: no usable contact for %s (row %s)", row.pseudonym, row.id)
             await self._db(mark_final, row.id, OUT_FAILED, attempts, "no_contact")
-            await self._db(flag_delivery_problem, row.pseudonym, row.id, "no_contact",
+            await self._db(self.problems.flag, row.pseudonym, row.id, "no_contact",
                                     "reply not sent: no usable phone number on record")
             return True
         number = row.number
         if row.opted_out:
             await self._db(mark_final, row.id, OUT_SUPPRESSED, row.attempts, "21610")
             await self._db(
-                flag_delivery_problem, row.pseudonym, row.id, "21610",
+                self.problems.flag, row.pseudonym, row.id, "21610",
                 "reply not sent: the person has opted out of SMS (texted STOP)",
             )
             return True
@@ -681,7 +678,7 @@ class OutboxSender:
                            row.id, row.pseudonym, code)
             await self._db(mark_final, row.id, OUT_FAILED, attempts, code)
             await self._db(
-                flag_delivery_problem, row.pseudonym, row.id, code,
+                self.problems.flag, row.pseudonym, row.id, code,
                 f"reply could not be sent (Twilio error {code})",
             )
             return True
@@ -750,7 +747,8 @@ class OutboxSender:
             # Its status callbacks came before the row held the SID and matched nothing;
             # the failure still goes in front of staff as a callback's would.
             code = message.error_code
-            await self._db(apply_status, message.sid, status, str(code) if code else None)
+            await self._db(apply_status, message.sid, status, str(code) if code else None,
+                           self.problems.failed)
 
     async def _retry(self, row: OutRow, attempts: int, code: str, in_doubt: bool = False) -> bool:
         """Schedule another attempt, or give up after the last; True when given up."""
@@ -759,7 +757,7 @@ class OutboxSender:
                          row.id, row.pseudonym, attempts, code)
             await self._db(mark_final, row.id, OUT_FAILED, attempts, f"gave_up:{code}")
             await self._db(
-                flag_delivery_problem, row.pseudonym, row.id, code,
+                self.problems.flag, row.pseudonym, row.id, code,
                 f"reply could not be sent after {attempts} attempts ({code})",
             )
             return True

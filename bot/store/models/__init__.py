@@ -1,5 +1,10 @@
 """SQLAlchemy models for the project's own tables (Rasa's tracker store keeps its own).
 
+Here: the declarative ``Base`` with its naming convention, ``utcnow``, and the escalations with
+their audit trail, which every area refers to. The other tables are one module per area beside
+this one (``sms``, ``directory``, ``handoff``, ``duty``), all in the store so that no layer
+above it has to be imported to know the schema (``bot/store/registry.py``).
+
 Every schema change goes through an Alembic migration in ``bot/store/migrations``; nothing
 creates tables at run time.
 """

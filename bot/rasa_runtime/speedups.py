@@ -1,4 +1,4 @@
-"""Measured fixes to the Rasa server's hot path, installed by our channels.
+"""Measured fixes to the Rasa server's hot path, installed by ``bot.rasa_runtime.install``.
 
 1. ``install``: the cached custom-action response validator (below; with each event checked
    against its own event's shape, ``_quick_response_check``), the sequential graph

@@ -25,8 +25,11 @@ action server, and so is the memory that shapes them. A turn that answered nothi
 server down) is left to the channels' fail-safe reply, which has the numbers; a conversation a
 human holds (the assistant paused) gets nothing from here.
 
-Installed by ``bot/channels/__init__.py`` with the other patches the Rasa server loads with our
-channels; it wraps one method of Rasa 3.6's ``MessageProcessor``, checked at install. If the
+Installed by ``bot.rasa_runtime.install`` (``python -m bot.rasa_server``) whatever
+``RASA_PATCHES`` says: it is safety behaviour, not a speed-up. It wraps one private method of
+Rasa 3.6's ``MessageProcessor``, checked at install; Rasa has no public hook around a turn's
+prediction loop that can both set slots first and add a message last, so it is kept as it is,
+inside ``bot/rasa_runtime``. If the
 memory cannot be worked out (a bug, the database down), the turn runs as before and the error
 is logged; the emergency never stands down on an error. No message text in the logs.
 """

@@ -23,7 +23,12 @@ That is only true while this process is the only writer of the conversation: wit
 ``REDIS_URL`` set, several Rasa servers share the line and the memory is off. A save that
 fails forgets the conversation, so the next one counts again.
 
-``endpoints.yml``: ``tracker_store: {type: bot.store.tracker_store.LineTrackerStore, url: ...}``.
+It reads Rasa's store through two of its private methods (``_event_query``,
+``_additional_events``), hence its place in ``bot/rasa_runtime``: with ``RASA_PATCHES=off``
+or on an untested Rasa (``bot.rasa_runtime.install``) it is Rasa's ``SQLTrackerStore`` as shipped
+(``stock``), on the same table.
+
+``endpoints.yml``: ``tracker_store: {type: bot.rasa_runtime.tracker_store.LineTrackerStore, url: ...}``.
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ def _current_session(stored: List[_Stored]) -> List[_Stored]:
 
 
 class LineTrackerStore(SQLTrackerStore):
+    # True: every method is Rasa's own (set by bot.rasa_runtime.install without the speed-ups).
+    stock = False
+
     def __init__(self, *args: Any, cache_size: int = 256, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Several Rasa servers (REDIS_URL) may each write one conversation: no memory then.
@@ -93,6 +101,8 @@ class LineTrackerStore(SQLTrackerStore):
     # -- the store ------------------------------------------------------------------------------
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        if self.stock:
+            return await super().retrieve(sender_id)
         known = self._remembered(sender_id)
         if known is not None:
             return self._tracker(sender_id, known)
@@ -101,9 +111,13 @@ class LineTrackerStore(SQLTrackerStore):
     async def retrieve_full_tracker(
         self, conversation_id: Text
     ) -> Optional[DialogueStateTracker]:
+        if self.stock:
+            return await super().retrieve_full_tracker(conversation_id)
         return await asyncio.to_thread(self._load, conversation_id, True)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
+        if self.stock:
+            return await super().save(tracker)
         await self.stream_events(tracker)
         try:
             await asyncio.to_thread(self._store_new_events, tracker)

@@ -1,6 +1,6 @@
 """Tables of the duty console: staff accounts and their sessions. Tonight's sanctuary beds
-are the directory's (``bot/directory/models.py``) and the audit trail of rota edits is the
-rota's (``bot/escalation/models.py``), both re-exported.
+are the directory's (``bot/store/models/directory.py``) and the audit trail of rota edits is
+the rota's (``bot/store/models/handoff.py``, beside its versions), both re-exported.
 
 On the project's one ``Base`` so that Alembic sees them (``bot/store/registry.py`` imports
 this module); created only by migrations (``0004_staff.py``, ``0007_rota_changes.py``).
@@ -21,8 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped
 
-from bot.directory.models import SanctuaryBeds  # noqa: F401  the one bed count, re-exported
-from bot.escalation.models import RotaChange  # noqa: F401  the rota's trail, beside its versions
+from bot.store.models.directory import SanctuaryBeds  # noqa: F401  the one bed count, re-exported
+from bot.store.models.handoff import RotaChange  # noqa: F401  the rota's trail, beside its versions
 from bot.store.models import Base, utcnow
 
 ROLES = ("peer_worker", "duty_manager", "sanctuary_volunteer", "admin")

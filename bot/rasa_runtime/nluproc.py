@@ -22,7 +22,7 @@ Only the Rasa server started by ``bot.run`` (``make run``) uses it: ``LINE_NLU_P
 is set for that process alone, unless set otherwise (``0`` turns it off); tests and other
 Rasa commands parse in the thread. The child is spawned (not forked: the server's
 TensorFlow and threads do not survive a fork), loads the NLU nodes of the model's graph
-(``minimal_graph_schema``, so no policy is loaded) with ``bot.rasa_speedups``, and exits
+(``minimal_graph_schema``, so no policy is loaded) with ``bot.rasa_runtime.speedups``, and exits
 when the pipe to the server closes, so it does not outlive a server that was killed.
 """
 
@@ -388,7 +388,7 @@ def _load(model_path: str, conn: Any) -> Optional[Callable[[dict, bool], dict]]:
     from rasa.engine.runner.dask import DaskGraphRunner
     from rasa.engine.storage.local_model_storage import LocalModelStorage
 
-    from bot import rasa_speedups
+    from bot.rasa_runtime import speedups as rasa_speedups
 
     rasa_speedups.install()
     own_parse = MessageProcessor._parse_message_with_graph

@@ -34,7 +34,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Optional
 
-from bot.channels import nluproc
+from bot.rasa_runtime import nluproc
 
 logger = logging.getLogger(__name__)
 
