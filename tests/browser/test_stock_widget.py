@@ -204,8 +204,7 @@ def test_a_reply_sent_while_the_page_reloads_is_shown_after_the_reload(context, 
     session_id = open_widget(page, host.url)
     type_message(page, "hello")
     before = settle(page)
-    page.locator(".rw-new-message").fill(RISK)
-    page.locator(".rw-new-message").press("Enter")
+    type_message(page, RISK)  # sent with the widget showing it; the reply takes longer
     page.reload()
     reopen(page, host.url)
     expect_emergency_numbers(page)
