@@ -130,6 +130,36 @@ def test_a_forged_action_call_is_refused_and_the_rasa_servers_call_is_served(act
     assert requests.get(f"{url}/health", timeout=5).json() == {"status": "ok"}
 
 
+def long_conversation_call(sender: str, turns: int) -> dict:
+    """An action call for a session of ``turns`` turns, as big as the line's own are."""
+    call = forged_call(sender)
+    turn = call["tracker"]["events"]
+    call["tracker"]["events"] = [dict(e) for _ in range(turns) for e in turn]
+    return call
+
+
+def test_an_oversize_action_call_is_refused_and_a_long_conversation_is_served(action_server):
+    from bot.action_server import MAX_BODY_BYTES
+
+    url, s, db_url = action_server
+    auth = {"Authorization": f"Bearer {s.actions_token}", "Content-Type": "application/json"}
+    # Over the limit: refused (sanic allowed 100 MB); without the token it is refused too,
+    # with 401, before its body is read.
+    big = b'{"padding": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    assert requests.post(f"{url}/webhook", data=big, headers=auth, timeout=60).status_code == 413
+    assert requests.post(f"{url}/webhook", data=big, timeout=60,
+                         headers={"Content-Type": "application/json"}).status_code in (401, 413)
+    # A long conversation's call (1 MB: some 270 turns of the line's own, at 3.7 KB a turn)
+    # is served as before.
+    call = long_conversation_call("long-talker", 1500)
+    body = json.dumps(call).encode()
+    assert 900_000 < len(body) < MAX_BODY_BYTES
+    r = requests.post(f"{url}/webhook", data=body, headers=auth, timeout=60)
+    assert r.status_code == 200, r.text
+    assert any(e.get("name") == "escalation_ref" for e in r.json()["events"])
+    assert len(escalations(db_url, "long-talker")) == 1
+
+
 def test_the_action_server_is_not_on_the_network_by_default(action_server):
     url, s, _db = action_server
     address = outward_address()
