@@ -593,6 +593,9 @@ _PRESENT = frozenset("""again relapse relapsed lately recently currently anymore
     struggle struggling urge urges tempt tempted""".split())
 #: a hypothetical about someone else: "what do I say if a friend ever tells me ..."
 _HYPOTHETICAL = frozenset("ever case prepared prepare".split())
+#: a real person's words reported in the past ("he said he's going to...", "she texted me"):
+#: the hypothetical and screen-story frames are off, someone has really said it
+_REPORTED = frozenset("said told texted messaged posted wrote rang".split())
 #: media a person watches or hears (with _MEDIA): a character's act is not the writer's
 _SCREEN = frozenset("""storyline soap telly tv advert sings singer sung tune album
     eastenders corrie emmerdale hollyoaks netflix theatre panto gig""".split())
@@ -743,6 +746,9 @@ def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
     recovered = _recovered(ctx, words)
     quoted = _quoted(ctx.lower)
     screen = bool(words & (_MEDIA | _SCREEN))
+    # ... said as a fact, not in a condition ("if a student ever said ...")
+    reported = any(w in _REPORTED and not {"ever", "if"} & set(ctx.lower[max(0, i - 2):i])
+                   for i, w in enumerate(ctx.lower))
     for h in hits:
         if _RANK[h.level] < _RANK["urgent"] or h.negated:
             continue
@@ -772,7 +778,7 @@ def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
         # where he jumps off the bridge", a lyric in quotation marks), and no one the writer
         # knows is named, nor anything under way.
         acts_here = bool({"act_in_progress", "overdose"} & set(h.signals))
-        if screen and not acts_here and not words & ctx.rel and (
+        if screen and not acts_here and not reported and not words & ctx.rel and (
                 (h.end > h.start and all(quoted[h.start:h.end])) or (about_other and h.person != "first")):
             h.level, h.signals = "concern", ("education",)
             markers.add("education")
@@ -780,7 +786,7 @@ def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
         # A hypothetical about someone else: "what should I say if a mate ever tells me he
         # wants to end it", "want the number saved just in case". Nobody is at risk now.
         if about_other and not acts_here and "if" in sentence and words & _HYPOTHETICAL \
-                and not present:
+                and not present and not reported:
             h.level, h.signals = "concern", ("education",)
             markers.add("education")
             continue

@@ -628,6 +628,9 @@ def test_hypotheticals_and_screen_stories_are_not_urgent(detector: RiskDetector,
     "if my mate ever says it again i'll call 999, he said tonight he wants to die",
     "my mum watched eastenders and now says she wants to take all her pills",
     "someone in the film club just told me he's going to jump off the bridge tonight",
+    # someone really said it: a hypothetical or the telly beside it does not make it a story
+    "my son said he wants to end it all, what do i do if he ever tries? want to be prepared",
+    "was watching telly and he said hes going to kill himself tonight",
 ])
 def test_a_real_person_at_risk_is_urgent_even_beside_a_story(detector: RiskDetector,
                                                              text: str) -> None:
