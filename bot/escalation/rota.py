@@ -44,6 +44,7 @@ from pydantic import BaseModel, Extra, Field, root_validator, validate_model, va
 
 from bot.escalation.engine import LEVELS
 from bot.settings import ROOT
+from bot.sms.pseudonym import normalise_uk_number
 
 DEFAULT_PATH = ROOT / "data" / "rota" / "rota.yml"
 
@@ -216,13 +217,10 @@ _UniqueKeyLoader.yaml_implicit_resolvers = {
 
 
 def normalise_phone(raw: str) -> str | None:
-    """E.164 for a UK number (``07700 900123``, ``+44 7700 900123``) or an E.164 one; else None."""
-    digits = re.sub(r"[\s()-]", "", raw)
-    if re.fullmatch(r"0[1-9][0-9]{8,9}", digits):
-        return "+44" + digits[1:]
-    if re.fullmatch(r"\+[1-9][0-9]{7,14}", digits):
-        return digits
-    return None
+    """E.164 for a UK number (``07700 900123``, ``+44 (0)7700 900123``) or an international
+    one; else None. The SMS transport's own reading (``phonenumbers``), so a staff phone in the
+    rota is the same number Twilio sends when that phone texts in."""
+    return normalise_uk_number(raw)
 
 
 # The document's schema, in pydantic (v1, as pinned). Each model checks one entry's own

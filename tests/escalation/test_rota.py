@@ -167,6 +167,23 @@ def test_phone_numbers_are_normalised_and_kept_out_of_repr():
     assert "7700" not in repr(loaded.on_call("manager", london(2026, 11, 29, 12, 0)))
 
 
+def test_a_staff_phone_written_with_the_international_zero_is_the_phone_that_texts_in():
+    # "+44 (0)7700 900501" is how many people write a UK number. The rota's own parser kept
+    # the zero (+4407700900501), so an ACK texted from that phone (Twilio sends +447700900501)
+    # was not recognised as the staff member's.
+    data = minimal()
+    data["staff"][0]["phone"] = "+44 (0)7700 900501"
+    loaded = rota.parse(data)
+    assert loaded.staff["nia"].phone == "+447700900501"
+
+
+def test_a_phone_with_letters_in_it_is_refused_not_misread():
+    data = minimal()
+    data["staff"][0]["phone"] = "07700 9OO501"
+    problems = _problems(data)
+    assert any("phone" in p for p in problems)
+
+
 # --- validation -----------------------------------------------------------------------------
 
 
