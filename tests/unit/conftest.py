@@ -1,8 +1,8 @@
 """The full risk recogniser (lexicon and statistical model) for the unit tests.
 
-The model is trained here, in a temporary folder, from the project's training corpus, so these
-tests measure what ``make setup`` would build from the same files and never depend on a stale
-``build/risk_model``.
+The model is the one ``make setup`` built in ``build/risk_model`` when that was built from
+today's corpus, lexicon and code (``risk_model.is_current``: the hash of every input); otherwise
+it is trained here, in a temporary folder, so these tests never read a stale model.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from bot.nlu.spacy_pipeline import build
 @pytest.fixture(scope="session")
 def full_detector(tmp_path_factory: pytest.TempPathFactory) -> RiskDetector:
     lexicon = RiskDetector(build(patterns=[]))
+    if risk_model.is_current(risk_model.DEFAULT_OUT):
+        return RiskDetector(lexicon.nlp, risk_model.RiskModel.load(risk_model.DEFAULT_OUT))
     out: Path = tmp_path_factory.mktemp("risk_model")
     model, _ = risk_model.build(lexicon.prepare, out)
     return RiskDetector(lexicon.nlp, model)

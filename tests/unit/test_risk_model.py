@@ -120,3 +120,75 @@ def test_a_missing_model_leaves_the_lexicon_working(tmp_path: Path, caplog) -> N
     assert detector.model is None
     assert "risk model" in caplog.text
     assert detector.assess("i want to kill myself").level == "urgent"
+
+
+# --- cells, sources and a model that is current ----------------------------------------------
+
+def test_the_model_learns_cells_with_their_levels() -> None:
+    assert Example("t", "imminent", "plan", "round2-risk").label == "plan/imminent"
+    assert Example("t", "urgent", "plan", "round2-risk").label == "plan/urgent"
+    assert Example("t", "none", "nlu:greet", "nlu").label == "nlu/none"
+    assert Example("t", "concern").label == "concern"
+    assert [risk_model.level_of(x) for x in ("plan/imminent", "nlu/none", "urgent")] == [
+        "imminent", "none", "urgent"]
+    corpus = read_corpus()
+    assert {e.source for e in corpus} >= {"risk-cells", "round3-a"}
+
+
+def test_a_reading_adds_up_every_cell_of_its_level(full_detector: RiskDetector) -> None:
+    """Two cells of urgent risk, each said one way, and two harmless cells: a message like
+    either risk cell reads urgent, though no single class holds half the probability."""
+    rows = [Example("sat in the motor in the lock up with the engine going", "imminent", "setting"),
+            Example("engine going in the lock up with the door down", "imminent", "setting"),
+            Example("wrote letters to my kids and gave the dog to next door", "urgent", "farewell"),
+            Example("gave my things away and wrote the letters tonight", "urgent", "farewell"),
+            Example("what time does the garage shut on sunday", "none", "everyday"),
+            Example("can you tell me where the chemist is", "none", "everyday"),
+            Example("died on the last boss again lol", "none", "gaming"),
+            Example("the boss fight killed me ten times", "none", "gaming")]
+    prepare = full_detector.prepare
+    model = RiskModel.fit([prepare(e.text) for e in rows], [e.label for e in rows], 0.5, 0.5)
+    assert len(model.classifiers[0].classes_) == 4  # the cells
+    assert list(model.classifiers[1].classes_) == ["imminent", "none", "urgent"]  # the levels
+    concern, urgent, imminent = model.probabilities([prepare("wrote the letters, gave the dog away")])[0]
+    assert urgent >= 0.5 and concern >= urgent >= imminent
+    assert model.probabilities([prepare("where is the chemist on sunday")])[0][1] < 0.5
+
+
+def test_cross_validation_holds_out_a_writer_whole(monkeypatch) -> None:
+    """A fold never trains on a message from the source it is scoring: each corpus file is
+    one writer, and a writer's own phrasing in training makes held-out scores look better
+    than blind batches then are."""
+    seen = []
+
+    class Recorder:
+        @classmethod
+        def fit(cls, texts, labels, *args, **kwargs):
+            seen.append(set(texts))
+            return cls()
+
+        def probabilities(self, texts):
+            seen[-1] = (seen[-1], set(texts))
+            return [(0.5, 0.5, 0.1) for _ in texts]
+
+    monkeypatch.setattr(risk_model, "RiskModel", Recorder)
+    sources = [f"file{i % 6}" for i in range(60)]
+    texts = [f"{s} message {i}" for i, s in enumerate(sources)]
+    labels = ["urgent" if i % 2 else "none" for i in range(60)]
+    risk_model.cross_validate(texts, labels, sources)
+    assert len(seen) == 5
+    for trained, scored in seen:
+        held_out = {t.split()[0] for t in scored}
+        assert not {t.split()[0] for t in trained} & held_out
+
+
+def test_a_model_built_from_other_inputs_is_not_current(tmp_path: Path, full_detector) -> None:
+    model = RiskModel.fit([full_detector.prepare(t) for t in ("help me", "hello")],
+                          ["urgent", "none"], 0.5, 0.5,
+                          {"inputs": risk_model.inputs_hash(risk_model.training_inputs())})
+    model.save(tmp_path)
+    assert risk_model.is_current(tmp_path)
+    meta = tmp_path / risk_model.META_FILE
+    meta.write_text(meta.read_text().replace(model.meta["inputs"], "0" * 16))
+    assert not risk_model.is_current(tmp_path)
+    assert not risk_model.is_current(tmp_path / "absent")
