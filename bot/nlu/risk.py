@@ -579,7 +579,24 @@ _LAUGH = frozenset("lol lool lmao lmfao haha hahaha hahah rofl jk jokes joking �
 #: signs that a life is better now: the past frame needs one of these
 _RECOVERED = frozenset(
     """recovered recovery clean better well ok okay alright fine good great stable thriving
-    healed survived survivor proud milestone 🎉""".split())
+    healed survived survivor proud milestone 🎉 happy grand rebuilt settled
+    thankful""".split())
+#: phrases (over the lemma keys, or the words as written) that say the past is over: "all in
+#: the past", "came out the other side", "haven't had them since", "your line helped me then"
+_RECOVERED_PHRASES = re.compile(
+    r"\b(all in the past|in the past now|behind me now|(come|came) out the other side"
+    r"|be clear since|not (have|do) (them|it) since|not get them any ?more"
+    r"|not have them any ?more|no thought like th(is|at)|(you|line|service|text) helped"
+    r"|helped me (back )?then)\b")
+#: "I'm 42 now", "now I am 30": the writer tells a past from a later age
+_AGE_NOW = re.compile(r"\b(i be ([1-9]\d) now|now i be ([1-9]\d))\b")
+#: in the sentence of a match, these put it in the last day whatever else the message says
+#: ("I'm 42 now and fine, but I took an overdose an hour ago")
+#: ("today" is not one: "5 years clean today" is a milestone)
+_RECENT = frozenset("""tonight minute minutes min mins hour hours hr hrs earlier morning
+    afternoon evening""".split())
+#: a decade: "the 90s", "in the eighties"
+_DECADE = re.compile(r"^((19|20)?[0-9]0s|seventies|eighties|nineties)$")
 _SPANS = frozenset("""year years yr yrs month months day days week weeks ages""".split())
 #: spans long enough that "N of them since" is a milestone, not a fresh wound
 _LONG_SPANS = frozenset("""year years yr yrs month months ages age""".split())
@@ -709,6 +726,9 @@ def _recovered(ctx: "_Context", words: Set[str]) -> bool:
     if words & _RECOVERED:
         return True
     keys = ctx.keys
+    if _RECOVERED_PHRASES.search(" ".join(keys)) or _RECOVERED_PHRASES.search(
+            " ".join(ctx.lower)):
+        return True
     for i, k in enumerate(keys):
         prev = keys[i - 1] if i else ""
         if {(a, b) for a in (prev, ctx.lower[i - 1] if i else "")
@@ -744,6 +764,7 @@ def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
         for i in range(len(ctx.keys)))
     present = _present(ctx)
     recovered = _recovered(ctx, words)
+    age_now = bool(_AGE_NOW.search(" ".join(ctx.keys)))
     quoted = _quoted(ctx.lower)
     screen = bool(words & (_MEDIA | _SCREEN))
     # ... said as a fact, not in a condition ("if a student ever said ...")
@@ -802,11 +823,13 @@ def _apply_frames(hits: List[_Hit], ctx: "_Context", markers: Set[str]) -> None:
         # scars are the marks of a past: "old scars", or any scars in a message that says
         # the past is over ("haven't for years ... my daughter saw the scars")
         old_scars = bool(sentence & {"scar", "scars"}) and ("old" in sentence or recovered)
+        # told from a later age ("I took an overdose at 19. I'm 42 now") or a decade ago
+        later = (age_now or any(_DECADE.match(w) for w in sentence)) and "today" not in sentence
         # ("years ago" is history, through is_history; "twenty minutes ago" is an emergency)
         if (ctx.is_history(h.start, h.end) or clean_for or since_then
-                or old_scars
+                or old_scars or later
                 or any(_YEAR.match(w) for w in sentence)) \
-                and (recovered or clean_for) and not present \
+                and (recovered or clean_for) and not present and not sentence & _RECENT \
                 and not returned:
             h.level, h.signals = "concern", ("history",)
             markers.add("history")
@@ -1000,6 +1023,10 @@ class _Context:
             if k == "ago" and i > 0 and self.keys[i - 1] in _PAST_SPANS | {"week", "weeks"}:
                 return True
             if k == "last" and i + 1 < len(self.keys) and self.keys[i + 1] in _PAST_SPANS:
+                return True
+            # "long ago", "a long time ago" ("a short time ago" is not a past)
+            if k == "ago" and i > 0 and (self.keys[i - 1] == "long" or (
+                    i > 1 and self.keys[i - 1] == "time" and self.keys[i - 2] == "long")):
                 return True
             if k == "when" and i + 2 < len(self.keys) and self.keys[i + 1] == "i" \
                     and self.lower[i + 2] in ("was", "were"):

@@ -458,4 +458,5 @@ KEYWORDS = frozenset(
 )
 
 # Words that put an act in the past ("I overdosed years ago"): still urgent, not imminent.
-HISTORY_CUES = frozenset("used past history childhood teenager younger".split())
+HISTORY_CUES = frozenset("used past history childhood teenager younger teen teens twenties"
+                         .split())

@@ -594,6 +594,12 @@ def test_a_relatives_emergency_asked_as_a_question_is_not_prose(detector: RiskDe
     "used to burn myself at school, 6 years clean now, no urges just memories when i see a lighter",
     # scars in a message that says the past is over
     "i self harmed years ago and i'm well now. my nephew asked about my scars today, what do i say",
+    # told from a later age, a decade, "long ago", and endings in other words (session 17)
+    "I tried to kill myself at 22. I'm 51 now and happy, it came up at work and shook me a bit",
+    "went through a spell of wanting to die in the eighties. came out the other side, grandad now",
+    "a long time ago i cut myself. now i have a job and a flat, i am happy. i just remember today",
+    "had suicidal thoughts all through my teens. dbt sorted me out, dont get them anymore",
+    "i used to burn my arms. all in the past, been clear since 2003, just never told anyone",
 ])
 def test_a_past_the_person_says_is_over_is_concern(detector: RiskDetector, text: str) -> None:
     risk = detector.assess(text)
@@ -607,6 +613,10 @@ def test_a_past_the_person_says_is_over_is_concern(detector: RiskDetector, text:
     "took an overdose back in 2011. came through it but i want to do it again",
     "hurting myself since year 9 and my mum doesnt know",
     "three years since my suicide attempt and i want to try again",
+    # a later age or a past beside an act of today is not a past (session 17)
+    "I'm 42 now and I was fine for years, but I took an overdose an hour ago",
+    "a long time ago i was in a bad way and happy now, but i have cut myself tonight",
+    "took an overdose in the nineties, came out the other side, now i want to do it again",
 ])
 def test_a_past_that_has_come_back_stays_urgent(detector: RiskDetector, text: str) -> None:
     assert at_least(level(detector, text), "urgent"), text
