@@ -2,6 +2,11 @@
 
 Each entry's hash covers the previous entry's hash and the entry's own fields, so an entry
 changed or removed after the fact breaks the chain from that point on.
+
+Appends to one escalation are serialised: ``append`` locks the escalation's row before it
+reads the last entry, so two transactions appending at once (a take-over in the console while
+the dispatcher records a ladder step) write seq n+1 and n+2, one after the other, instead of
+both reading n and the second failing on ``UNIQUE (escalation_id, seq)``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.store.models import Escalation, EscalationEvent, utcnow
@@ -54,6 +59,29 @@ def entry_hash(
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def _lock_trail(session: Session, escalation_id: int) -> None:
+    """Hold the escalation's row lock until the caller's transaction ends.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` (the lock ``engine.load`` takes; taking it again in
+    the same transaction costs nothing). SQLite ignores ``FOR UPDATE``, and the driver begins
+    a transaction only at its first write, so a read before that sees the last committed
+    entry, not the one another writer is about to commit. A write that changes nothing takes
+    the database's one write lock (waiting up to the busy timeout) before the read; WAL
+    readers are not held up.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Escalation)
+            .where(Escalation.id == escalation_id)
+            .values(updated_at=Escalation.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        session.execute(
+            select(Escalation.id).where(Escalation.id == escalation_id).with_for_update()
+        )
+
+
 def append(
     session: Session,
     escalation: Escalation,
@@ -66,6 +94,7 @@ def append(
     """Append one entry to ``escalation``'s trail inside the caller's transaction."""
     data = data or {}
     at = at or utcnow()
+    _lock_trail(session, escalation.id)
     last = session.execute(
         select(EscalationEvent)
         .where(EscalationEvent.escalation_id == escalation.id)
