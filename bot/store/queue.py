@@ -267,9 +267,10 @@ class Claimer:
                 return []
             lease = self.queue.lease if lease is None else lease
             bound.update({IDS: ids, OWNER: owner, UNTIL: now + lease})
-            return self.take(conn, bound, postgres)
+            return self._take_and_read(conn, bound, postgres)
 
-    def take(self, conn: Connection, bound: dict[str, Any], postgres: bool) -> list[Row]:
+    def _take_and_read(self, conn: Connection, bound: dict[str, Any],
+                       postgres: bool) -> list[Row]:
         # One statement for the whole batch keeps SQLite's single write lock short.
         if postgres and self._returning is not None:
             return sorted(conn.execute(self._returning, bound).all(), key=lambda r: r[0])
