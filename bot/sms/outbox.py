@@ -66,7 +66,7 @@ from bot.sms.segments import split_message
 from bot.settings import settings
 from bot.store.db import group_safe, shared_transaction, transaction
 from bot.store.models import utcnow
-from bot.store.queue import LeasedQueue
+from bot.store.queue import Claimer, LeasedQueue
 
 if TYPE_CHECKING:  # twilio's API classes take over a second to import (see _warm_up_twilio)
     from twilio.rest.api.v2010.account.message import MessageInstance
@@ -207,7 +207,7 @@ _EARLIER_UNSENT = and_(_earlier.pseudonym == SmsOutbox.pseudonym, _earlier.id < 
                        _earlier.status.in_((OUT_PENDING, OUT_SENDING)))
 
 
-def _claimer(kinds: bool) -> Any:
+def _claimer(kinds: bool) -> Claimer:
     """The claim of due parts, oldest first (``kinds``: own kinds now, the other process's
     only when late)."""
     due = SmsOutbox.next_attempt_at <= bindparam("now")
