@@ -47,7 +47,6 @@ class BackgroundLoop:
         self.poll_s = poll_s
         self.gap_s = gap_s
         self.log = log or logger
-        self.passes = 0  # passes begun, for tests and health
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -89,7 +88,6 @@ class BackgroundLoop:
     async def _run(self) -> None:
         while not self._stopping:
             started = time.monotonic()
-            self.passes += 1
             try:
                 wanted = await self.step()
             except asyncio.CancelledError:

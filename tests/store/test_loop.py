@@ -46,7 +46,7 @@ async def test_passes_come_at_the_poll_and_a_wake_ends_the_nap():
     try:
         await until(lambda: len(steps.times) >= 3)
         gaps = [b - a for a, b in zip(steps.times, steps.times[1:], strict=False)]
-        assert all(0.08 <= g < 0.5 for g in gaps), gaps
+        assert all(0.08 <= g < 1.0 for g in gaps), gaps
         loop.poll_s = 60.0
         await until(lambda: len(steps.times) >= 4, timeout=1.0)  # the nap under way at 0.1 s
         await asyncio.sleep(0.2)
@@ -77,8 +77,8 @@ async def test_a_pass_may_ask_for_the_next_at_once_or_sooner_than_the_poll():
     loop.start()
     try:
         await until(lambda: len(steps.times) == 4, timeout=1.0)
-        assert steps.times[2] - steps.times[0] < 0.05  # two passes back to back
-        assert 0.04 <= steps.times[3] - steps.times[2] < 0.5  # then after 0.05 s
+        assert steps.times[2] - steps.times[0] < 0.5  # two passes back to back, not a minute
+        assert 0.04 <= steps.times[3] - steps.times[2] < 1.0  # then after 0.05 s
         await asyncio.sleep(0.3)
         assert len(steps.times) == 4  # and then at the poll: a minute
     finally:
@@ -87,17 +87,17 @@ async def test_a_pass_may_ask_for_the_next_at_once_or_sooner_than_the_poll():
 
 async def test_the_gap_holds_unless_the_wake_is_urgent():
     steps = Steps()
-    loop = BackgroundLoop("test-loop", steps, poll_s=60.0, gap_s=0.4)
+    loop = BackgroundLoop("test-loop", steps, poll_s=60.0, gap_s=1.0)
     loop.start()
     try:
         await until(lambda: len(steps.times) == 1)
         loop.wake()
-        await until(lambda: len(steps.times) == 2, timeout=1.0)
-        assert steps.times[1] - steps.times[0] >= 0.38  # an ordinary wake waits out the gap
+        await until(lambda: len(steps.times) == 2, timeout=2.0)
+        assert steps.times[1] - steps.times[0] >= 0.98  # an ordinary wake waits out the gap
         await asyncio.sleep(0.02)
         loop.wake(urgent=True)
         await until(lambda: len(steps.times) == 3, timeout=1.0)
-        assert steps.times[2] - steps.times[1] < 0.3  # an urgent one does not
+        assert steps.times[2] - steps.times[1] < 0.6  # an urgent one does not
     finally:
         await loop.stop()
 

@@ -4,7 +4,9 @@ real PostgreSQL: what the inbox, the outbox and the alert jobs rely on."""
 from __future__ import annotations
 
 import datetime as dt
+import select as io_select
 import threading
+import time
 
 import psycopg2
 import pytest
@@ -248,6 +250,12 @@ def test_notify_is_sent_on_commit_only(pg_url):
                 raise RuntimeError
         with transaction() as s:
             queue.announce(s, "urgent")
+        # Delivered to the listener a moment after the commit: wait for it (2 s at most).
+        deadline = time.monotonic() + 2.0
+        while not listener.notifies and time.monotonic() < deadline:
+            io_select.select([listener], [], [], 0.1)
+            listener.poll()
+        time.sleep(0.1)
         listener.poll()
         assert [n.payload for n in listener.notifies] == ["urgent"]
     finally:
