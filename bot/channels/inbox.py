@@ -3,12 +3,11 @@
 All functions here are synchronous database work; the async code runs them in a thread so
 the Rasa server's event loop never waits on the database.
 
-Claiming is safe across processes: a row is claimed with a compare-and-set UPDATE
-(``status = 'received'``) that also requires no earlier unfinished row of the same
-conversation, so two workers never run two turns of one conversation, nor run them out of
-order. On PostgreSQL the candidate SELECT uses ``FOR UPDATE SKIP LOCKED`` so that workers pass
-over each other's rows instead of queueing behind them. A claim is a lease: a worker that dies
-stops renewing it, and after ``lease_until`` another worker takes the row again.
+Claiming is safe across processes: the inbox is a leased queue (``bot/store/queue.py``: a
+compare-and-set claim, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), and its claim also requires
+no earlier unfinished row of the same conversation, so two workers never run two turns of one
+conversation, nor run them out of order. A claim is a lease: a worker that dies stops renewing
+it, and after ``lease_until`` another worker takes the row again.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from bot.sms.pseudonym import encrypt_number, pseudonym
 from bot.escalation.engine import LIVE_STATUSES, flag_for_staff
 from bot.store.db import group_safe, transaction
 from bot.store.models import Escalation, utcnow
+from bot.store.queue import LeasedQueue
 
 logger = logging.getLogger(__name__)
 
@@ -266,29 +266,17 @@ def _receive_keyword(
                     risk=risk and status == INBOX_RECEIVED)
 
 
+# The inbox as a leased queue (``bot/store/queue.py``): a claim counts as an attempt; a row given
+# back unrun (a clean shutdown mid-turn) does not.
+QUEUE = LeasedQueue(SmsInbox, ready=INBOX_RECEIVED, claimed=INBOX_PROCESSING)
+
+
 @group_safe
 def reclaim_expired() -> int:
     """Put rows whose worker stopped renewing its lease back in the queue."""
-    with transaction() as s:
-        result = s.execute(
-            update(SmsInbox)
-            .where(SmsInbox.status == INBOX_PROCESSING, SmsInbox.lease_until < utcnow())
-            .values(status=INBOX_RECEIVED, lease_owner=None, lease_until=None)
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount or 0
+    return QUEUE.reclaim_expired()
 
 
-# The worker's statements, built once (see ``_receive``): claims run several times a second
-# under load, in the thread whose every millisecond of CPU is taken from the bot's turns.
-# ``_SCAN_PG`` adds ``FOR UPDATE SKIP LOCKED`` for PostgreSQL.
-_SCAN = (
-    select(SmsInbox.id, SmsInbox.pseudonym, SmsInbox.risk_hint)
-    .where(SmsInbox.status == INBOX_RECEIVED)
-    .order_by(SmsInbox.id)
-    .limit(200)
-)
-_SCAN_PG = _SCAN.with_for_update(skip_locked=True)
 _earlier = aliased(SmsInbox)
 # The guard, evaluated per row: no earlier unfinished message of the same conversation.
 _BLOCKED = (
@@ -302,30 +290,16 @@ _BLOCKED = (
     )
     .correlate(SmsInbox)
 )
-_TAKE = (
-    update(SmsInbox)
-    .where(SmsInbox.id.in_(bindparam("ids", expanding=True)),
-           SmsInbox.status == INBOX_RECEIVED, ~_BLOCKED)
-    .values(
-        status=INBOX_PROCESSING, lease_owner=bindparam("owner"), lease_until=bindparam("until"),
-        attempts=SmsInbox.attempts + 1, started_at=bindparam("now"),
-    )
-)
-_TAKEN_COLUMNS = (SmsInbox.id, SmsInbox.message_sid, SmsInbox.pseudonym, SmsInbox.body,
-                  SmsInbox.num_media, SmsInbox.kind, SmsInbox.attempts, SmsInbox.received_at)
-# PostgreSQL hands the claimed rows back from the UPDATE itself; SQLite reads them again.
-_TAKE_RETURNING = _TAKE.returning(*_TAKEN_COLUMNS)
-_TAKEN = (
-    select(*_TAKEN_COLUMNS)
-    .where(SmsInbox.id.in_(bindparam("ids", expanding=True)),
-           SmsInbox.lease_owner == bindparam("owner"), SmsInbox.status == INBOX_PROCESSING)
-    .order_by(SmsInbox.id)
-)
-_FINISH = (
-    update(SmsInbox)
-    .where(SmsInbox.id == bindparam("row_id"), SmsInbox.lease_owner == bindparam("owner"))
-    .values(status=bindparam("new_status"), done_at=bindparam("now"), body=None,
-            error=bindparam("error"), lease_owner=None, lease_until=None)
+# The worker's claim, built once (see ``_receive``): claims run several times a second under
+# load, in the thread whose every millisecond of CPU is taken from the bot's turns. PostgreSQL
+# hands the claimed rows back from the UPDATE itself; SQLite reads them again.
+_CLAIM = QUEUE.claimer(
+    SmsInbox.id, SmsInbox.pseudonym, SmsInbox.risk_hint,
+    guard=~_BLOCKED,
+    values={"started_at": bindparam("now")},
+    read=(SmsInbox.id, SmsInbox.message_sid, SmsInbox.pseudonym, SmsInbox.body,
+          SmsInbox.num_media, SmsInbox.kind, SmsInbox.attempts, SmsInbox.received_at),
+    returning=True,
 )
 
 
@@ -351,15 +325,8 @@ def claim(
     In a group commit that is rolled back, the claim runs again and asks ``may_start`` again:
     at worst a conversation spends one more token of its rate limit.
     """
-    if limit <= 0:
-        return []
-    now = utcnow()
-    with transaction() as s:
-        conn = s.connection()
-        postgres = conn.dialect.name == "postgresql"
-        rows = conn.execute(_SCAN_PG if postgres else _SCAN).all()
-        if not rows:
-            return []
+
+    def choose(rows: list) -> list[int]:
         first: dict[str, int] = {}
         risky: dict[str, bool] = {}
         for row in rows:
@@ -367,7 +334,7 @@ def claim(
             risky[row.pseudonym] = risky.get(row.pseudonym, False) or row.risk_hint
         for pid in first:
             risky[pid] = risky[pid] or at_risk(pid)
-        chosen = []
+        chosen: list[int] = []
         # Conversations showing risk first, then oldest first: with more conversations
         # waiting than ``limit``, a risk message is never the one left for the next pass.
         for pid, row_id in sorted(first.items(), key=lambda kv: (not risky[kv[0]], kv[1])):
@@ -378,52 +345,25 @@ def claim(
             if not risky[pid] and not may_start(pid):
                 continue
             chosen.append(row_id)
-        if not chosen:
-            return []
-        # One statement for the whole batch keeps SQLite's single write lock short.
-        params = {"ids": chosen, "owner": owner, "until": now + lease, "now": now}
-        if postgres:
-            claimed = sorted(conn.execute(_TAKE_RETURNING, params).all(), key=lambda r: r.id)
-        else:
-            conn.execute(_TAKE, params)
-            claimed = conn.execute(_TAKEN, params).all()
+        return chosen
+
+    claimed = _CLAIM(owner, limit=limit, lease=lease, choose=choose)
     return [Claimed(r.id, r.message_sid, r.pseudonym, r.body or "", r.num_media, r.kind,
                     r.attempts, r.received_at) for r in claimed]
 
 
 @group_safe
 def renew(owner: str, ids: Collection[int], lease: dt.timedelta) -> None:
-    if not ids:
-        return
-    with transaction() as s:
-        s.execute(
-            update(SmsInbox)
-            .where(SmsInbox.id.in_(list(ids)), SmsInbox.lease_owner == owner,
-                   SmsInbox.status == INBOX_PROCESSING)
-            .values(lease_until=utcnow() + lease)
-            .execution_options(synchronize_session=False)
-        )
+    QUEUE.renew(owner, list(ids), lease)
 
 
 @group_safe
 def finish(inbox_id: int, owner: str, status: str, error: str | None = None) -> None:
     """Close a row. The text is dropped: the tracker store has the conversation."""
-    with transaction() as s:
-        s.connection().execute(_FINISH, {"row_id": inbox_id, "owner": owner,
-                                         "new_status": status, "now": utcnow(), "error": error})
+    QUEUE.finish(owner, inbox_id, status, done_at=utcnow(), body=None, error=error)
 
 
 @group_safe
 def release(owner: str, ids: Collection[int]) -> None:
     """Give rows back unfinished (a clean shutdown mid-turn): the next worker runs them."""
-    if not ids:
-        return
-    with transaction() as s:
-        s.execute(
-            update(SmsInbox)
-            .where(SmsInbox.id.in_(list(ids)), SmsInbox.lease_owner == owner,
-                   SmsInbox.status == INBOX_PROCESSING)
-            .values(status=INBOX_RECEIVED, lease_owner=None, lease_until=None,
-                    attempts=SmsInbox.attempts - 1)
-            .execution_options(synchronize_session=False)
-        )
+    QUEUE.release(owner, list(ids), count_attempt=False)

@@ -270,6 +270,7 @@ class SmsRuntime:
                 turn_hard_limit_s=opts["turn_hard_limit_s"],
                 lease_s=opts["lease_s"],
                 poll_s=opts["poll_s"],
+                purge_first_after_s=opts["purge_first_after_s"],
                 limiter=TokenBucket(opts["rate_capacity"], opts["rate_refill_per_s"]),
                 retention_days=settings().sms_retention_days,
                 run_db=self.run_db,
@@ -351,6 +352,8 @@ DEFAULTS: dict[str, Any] = {
     "max_segments": 3,
     "rate_capacity": 5.0,
     "rate_refill_per_s": 0.5,
+    # The first purge of old rows (SMS_RETENTION_DAYS) after start-up: a restart stays light.
+    "purge_first_after_s": 300.0,
 }
 
 

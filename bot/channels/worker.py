@@ -25,7 +25,8 @@ from typing import Any
 from rasa.core.channels.channel import UserMessage
 
 from bot.channels import inbox, retention
-from bot.store.dbthread import PASS_GAP_S, nap
+from bot.store.dbthread import PASS_GAP_S
+from bot.store.loop import BackgroundLoop
 from bot.channels.gate import recently_at_risk
 from bot.sms.keywords import FAILSAFE_REPLY, HELP_REPLY
 from bot.store.models.sms import INBOX_DONE, INBOX_FAILED, INBOX_FAILSAFE
@@ -36,8 +37,6 @@ from bot.escalation.watch import conversation_held
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[UserMessage], Awaitable[Any]]
-PURGE_EVERY_S = 3600.0
-PURGE_FIRST_AFTER_S = 300.0
 
 
 def _epoch(at: dt.datetime | None) -> float | None:
@@ -58,6 +57,9 @@ class InboxWorker:
         turn_hard_limit_s: float = 120.0,
         lease_s: float = 30.0,
         poll_s: float = 0.5,
+        pass_gap_s: float = PASS_GAP_S,
+        purge_every_s: float = 3600.0,
+        purge_first_after_s: float = 300.0,
         max_attempts: int = 3,
         concurrency: int = 32,
         risk_headroom: int = 16,
@@ -71,7 +73,6 @@ class InboxWorker:
         self.turn_timeout_s = turn_timeout_s
         self.turn_hard_limit_s = max(turn_hard_limit_s, turn_timeout_s)
         self.lease = dt.timedelta(seconds=lease_s)
-        self.poll_s = poll_s
         self.max_attempts = max_attempts
         self.concurrency = concurrency
         # Turns beyond ``concurrency`` for messages that show risk: a full worker must not
@@ -79,36 +80,33 @@ class InboxWorker:
         # first at the turn gate once claimed).
         self.risk_headroom = risk_headroom
         self._risk_waiting = False
-        self._urgent = asyncio.Event()
         self.limiter = limiter or TokenBucket()
         self._db = run_db
         # Unique per worker instance: a restarted process must not mistake a dead worker's
         # lease for its own.
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self.loop = BackgroundLoop("sms-inbox-worker", self._pass, poll_s=poll_s,
+                                   gap_s=pass_gap_s, log=logger, label="sms worker")
         # pseudonym -> (inbox id, task). One entry per conversation: this is the in-process
         # "one turn at a time" lock; the database claim extends it across processes.
         self._active: dict[str, tuple] = {}
         self._last_renew = 0.0
         self._last_reclaim = float("-inf")
         # The first purge waits a few minutes: start-up (and a restart loop) stays light.
-        self._last_purge = time.monotonic() - PURGE_EVERY_S + PURGE_FIRST_AFTER_S
+        self.purge_every_s = purge_every_s
+        self._last_purge = time.monotonic() - purge_every_s + purge_first_after_s
         self.retention_days = retention_days
-        self._stopping = False
+
+    @property
+    def poll_s(self) -> float:
+        return self.loop.poll_s
 
     async def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.create_task(self._run(), name="sms-inbox-worker")
+        self.loop.start()
 
     async def stop(self) -> None:
         """Stop taking messages; turns under way are cancelled and their rows given back."""
-        task, self._task = self._task, None
-        self._stopping = True  # in case a cancellation is lost, the loop still ends
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self.loop.stop()
         active = dict(self._active)
         for _, turn in active.values():
             turn.cancel()
@@ -124,25 +122,11 @@ class InboxWorker:
         after the gap between passes) and may claim it even when the worker is full."""
         if risk:
             self._risk_waiting = True
-            self._urgent.set()
-        self._wake.set()
+        self.loop.wake(urgent=risk)
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            started = time.monotonic()
-            try:
-                await self._pass()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                logger.error("sms worker: pass failed (%s); retrying", type(exc).__name__)
-            await nap(self._wake, self.poll_s, started + min(PASS_GAP_S, self.poll_s),
-                      self._urgent)
-            self._urgent.clear()
+        return self.loop.running
 
     async def _pass(self) -> None:
         now = time.monotonic()
@@ -150,7 +134,7 @@ class InboxWorker:
         if now - self._last_reclaim > min(5.0, self.lease.total_seconds() / 3):
             self._last_reclaim = now
             await self._db(inbox.reclaim_expired)
-        if self.retention_days and now - self._last_purge > PURGE_EVERY_S:
+        if self.retention_days and now - self._last_purge > self.purge_every_s:
             self._last_purge = now
             purged = await self._db(retention.purge, self.retention_days)
             if purged.inbox or purged.outbox:
@@ -176,7 +160,7 @@ class InboxWorker:
         except BaseException:
             self._risk_waiting = self._risk_waiting or asked  # still waiting: the next pass
             raise
-        if self._stopping:  # stop() came while claiming: give the rows straight back
+        if self.loop.stopping:  # stop() came while claiming: give the rows straight back
             await self._db(inbox.release, self.owner, [r.id for r in rows])
             return
         for row in rows:

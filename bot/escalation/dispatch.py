@@ -7,9 +7,10 @@ survive any process dying.
 
 Exactly once, with any number of duty services:
 
-1. ``claim_jobs`` takes due jobs with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two
-   dispatchers never claim the same row; SQLite has one writer at a time). A job whose lease
-   ran out (its dispatcher died) is due again.
+1. ``claim_jobs`` takes due jobs with a lease (a leased queue, ``bot/store/queue.py``:
+   ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two dispatchers never claim the same row;
+   SQLite has one writer at a time). A job whose lease ran out (its dispatcher died) is due
+   again.
 2. ``process_job`` does everything a job means in ONE transaction: it re-checks the lease and
    the escalation's status (under the escalation's row lock, the same lock acknowledge
    takes), writes the SMS outbox rows for the people on call, the audit entry, the escalation's
@@ -36,12 +37,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from bot.store.dbthread import nap
 from bot.store.models.sms import OUT_PENDING, SmsContact, SmsOutbox
 from bot.sms.pseudonym import encrypt_number, pseudonym
 from bot.sms.segments import split_message
@@ -66,7 +66,9 @@ from bot.store.models.handoff import (
 )
 from bot.settings import settings
 from bot.store.db import transaction
+from bot.store.loop import AT_ONCE, BackgroundLoop
 from bot.store.models import Escalation, utcnow
+from bot.store.queue import LeasedQueue
 
 logger = logging.getLogger(__name__)
 
@@ -127,47 +129,27 @@ def exhausted_text(esc: Escalation, now: dt.datetime, public_url: str, repeat: i
 # --- blocking database work (run in a thread) ------------------------------------------------
 
 
+# The alert jobs as a leased queue (``bot/store/queue.py``); each claim counts as an attempt.
+QUEUE = LeasedQueue(AlertJob, ready=JOB_PENDING, claimed=JOB_CLAIMED)
+# Due jobs, and jobs whose claimer's lease ran out (it died): those are taken at once, not
+# after a separate reclaim. Soonest due first.
+_CLAIM = QUEUE.claimer(
+    where=(AlertJob.due_at <= bindparam("now"),),
+    order_by=(AlertJob.due_at, AlertJob.id),
+    scan_limit=None,
+    include_expired=True,
+)
+
+
 def claim_jobs(owner: str, lease: dt.timedelta, limit: int = 16) -> list[int]:
     """Claim due jobs (and jobs whose claimer's lease ran out) for ``owner``."""
-    now = utcnow()
-    due = or_(
-        and_(AlertJob.status == JOB_PENDING, AlertJob.due_at <= now),
-        and_(AlertJob.status == JOB_CLAIMED, AlertJob.lease_until < now),
-    )
-    with transaction() as s:
-        query = select(AlertJob.id).where(due).order_by(AlertJob.due_at, AlertJob.id).limit(limit)
-        if s.get_bind().dialect.name == "postgresql":
-            # Rows another dispatcher is claiming are skipped, not waited for.
-            query = query.with_for_update(skip_locked=True)
-        ids = list(s.execute(query).scalars())
-        if not ids:
-            return []
-        s.execute(
-            update(AlertJob)
-            .where(AlertJob.id.in_(ids), due)
-            .values(status=JOB_CLAIMED, lease_owner=owner, lease_until=now + lease,
-                    attempts=AlertJob.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
-        return list(s.execute(
-            select(AlertJob.id)
-            .where(AlertJob.id.in_(ids), AlertJob.status == JOB_CLAIMED,
-                   AlertJob.lease_owner == owner)
-            .order_by(AlertJob.due_at, AlertJob.id)
-        ).scalars())
+    return [row.id for row in _CLAIM(owner, limit=limit, lease=lease)]
 
 
 def release_job(job_id: int, owner: str) -> None:
     """Give a job back after a failed attempt, so it is retried at once rather than after
     its lease (an alert must not wait 30 s because of one deadlocked transaction)."""
-    with transaction() as s:
-        s.execute(
-            update(AlertJob)
-            .where(AlertJob.id == job_id, AlertJob.status == JOB_CLAIMED,
-                   AlertJob.lease_owner == owner)
-            .values(status=JOB_PENDING, lease_owner=None, lease_until=None)
-            .execution_options(synchronize_session=False)
-        )
+    QUEUE.release(owner, [job_id])
 
 
 def register_contact(session: Session, number: str) -> str:
@@ -482,22 +464,21 @@ class Dispatcher:
     listener was reconnecting.
     """
 
-    # Jobs claimed per pass. A full batch means more may be due: the next pass starts at once.
-    batch = 16
-
     def __init__(
         self,
         rota_path: Optional[str] = None,
         *,
         poll_s: float = 0.25,
         lease_s: float = 30.0,
+        batch: int = 16,
         timeout_override: Optional[int] = None,
         run_db: Callable[..., Awaitable[Any]] = asyncio.to_thread,
         on_enqueued: Optional[Callable[[], None]] = None,
         notify: Optional[Callable[[str, str, str, str], Awaitable[None]]] = None,
     ) -> None:
         self.rota = RotaSource(rota_path or settings().rota_file)
-        self.poll_s = poll_s
+        # Jobs claimed per pass. A full batch means more may be due: the next pass starts at once.
+        self.batch = batch
         self.lease = dt.timedelta(seconds=lease_s)
         self.timeout_override = timeout_override
         self._db = run_db
@@ -506,27 +487,24 @@ class Dispatcher:
         # through the Rasa server's relay.
         self.notify = notify
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._wake = asyncio.Event()
-        self._task: Optional[asyncio.Task] = None
-        self._stopping = False
+        self.loop = BackgroundLoop("alert-dispatcher", self._pass, poll_s=poll_s, log=logger,
+                                   label="dispatcher")
         self._full_batch = False
         self.outcomes: list[Outcome] = []  # recent results, for tests and /health later
 
     async def start(self) -> None:
         await self._db(self.rota.get)  # fail at start-up on a broken rota, not at 3 am
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.create_task(self._run(), name="alert-dispatcher")
+        self.loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        self._stopping = True  # in case a cancellation is lost, the loop still ends
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self.loop.stop()
 
     def wake(self) -> None:
-        self._wake.set()
+        self.loop.wake()
+
+    @property
+    def poll_s(self) -> float:
+        return self.loop.poll_s
 
     async def run_once(self) -> list[Outcome]:
         ids = await self._db(claim_jobs, self.owner, self.lease, self.batch)
@@ -570,20 +548,11 @@ class Dispatcher:
                              out.ref, type(exc).__name__)
         return out
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._full_batch = False
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001  database down: keep trying, say so
-                logger.error("dispatcher: pass failed (%s); retrying", type(exc).__name__)
-            if self._full_batch:
-                # Fifty escalations at once are four batches: the rest must not wait a poll
-                # each (nor rely on a notification arriving meanwhile).
-                continue
-            # Until woken or the poll comes round. A wake during the pass is kept, so a job
-            # announced while this pass was claiming is picked up straight after it. ``nap``
-            # rather than ``wait_for``, which can lose a cancellation on Python 3.10.
-            await nap(self._wake, self.poll_s)
+    async def _pass(self) -> Optional[float]:
+        self._full_batch = False
+        await self.run_once()
+        # Fifty escalations at once are four batches: the rest must not wait a poll each (nor
+        # rely on a notification arriving meanwhile). Otherwise until woken or the poll comes
+        # round; a wake during the pass is kept, so a job announced while this pass was
+        # claiming is picked up straight after it.
+        return AT_ONCE if self._full_batch else None

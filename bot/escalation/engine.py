@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.escalation import audit, flood
@@ -26,6 +26,7 @@ from bot.store.models.handoff import (
 )
 from bot.store.db import transaction
 from bot.store.models import Escalation, utcnow
+from bot.store.queue import notify
 
 LEVELS = ("support", "urgent", "imminent")
 RANK = {level: i for i, level in enumerate(LEVELS)}
@@ -258,9 +259,7 @@ def announce_due(session: Session, job_id: int) -> None:
     connected to the database may LISTEN, so never text, numbers or references. Elsewhere
     (SQLite) this does nothing and the dispatcher's poll finds the job.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, :payload)"),
-                        {"channel": ALERT_CHANNEL, "payload": str(int(job_id))})
+    notify(session, ALERT_CHANNEL, str(int(job_id)))
 
 
 def schedule_alert(

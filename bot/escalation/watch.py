@@ -52,6 +52,7 @@ from bot.escalation.dispatch import RotaSource, _duty_managers, alert_staff
 from bot.store.models.handoff import PURPOSE_HELD_RISK, HeldWatch
 from bot.settings import settings
 from bot.store.db import transaction
+from bot.store.loop import BackgroundLoop
 from bot.store.models import Escalation, EscalationEvent, utcnow
 
 logger = logging.getLogger(__name__)
@@ -250,44 +251,31 @@ class PollingTask:
     """A duty-service background loop: ``run_once`` every ``poll_s`` seconds until stopped.
 
     Shared by the held-conversation watcher and the risk safety net
-    (``bot/escalation/safety_net.py``). A failed pass (the database down) is logged by its
-    type only and retried on the next; nothing else stops the loop.
+    (``bot/escalation/safety_net.py``); the loop itself is ``bot/store/loop.py``'s. A failed
+    pass (the database down) is logged by its type only and retried on the next; nothing else
+    stops the loop.
     """
 
     task_name = "polling-task"
 
     def __init__(self, poll_s: float) -> None:
-        self.poll_s = poll_s
-        self._task: Optional[asyncio.Task] = None
-        self._stopping = False
+        self.loop = BackgroundLoop(self.task_name, self._pass, poll_s=poll_s, log=logger)
+
+    @property
+    def poll_s(self) -> float:
+        return self.loop.poll_s
 
     async def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.create_task(self._run(), name=self.task_name)
+        self.loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        self._stopping = True
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self.loop.stop()
 
     async def run_once(self) -> Any:
         raise NotImplementedError
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001  database down: keep trying, say so
-                logger.error("%s: pass failed (%s); retrying", self.task_name,
-                             type(exc).__name__)
-            # A plain sleep, not wait_for: no new task per pass (aiohttp waits for those
-            # at shutdown; see bot/duty/handoff.stop_handoff).
-            await asyncio.sleep(self.poll_s)
+    async def _pass(self) -> None:
+        await self.run_once()
 
 
 class HeldRiskWatcher(PollingTask):

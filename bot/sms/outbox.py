@@ -43,13 +43,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from sqlalchemy import and_, bindparam, case, exists, func, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from bot.store.dbthread import PASS_GAP_S, nap
+from bot.store.dbthread import PASS_GAP_S
+from bot.store.loop import BackgroundLoop
 from bot.store.models.sms import (
     OUT_FAILED,
     OUT_NOT_SENT_LOCAL,
@@ -65,6 +66,7 @@ from bot.sms.segments import split_message
 from bot.settings import settings
 from bot.store.db import group_safe, shared_transaction, transaction
 from bot.store.models import utcnow
+from bot.store.queue import Claimer, LeasedQueue
 
 if TYPE_CHECKING:  # twilio's API classes take over a second to import (see _warm_up_twilio)
     from twilio.rest.api.v2010.account.message import MessageInstance
@@ -140,8 +142,13 @@ OUTBOX_CHANNEL = "sms_outbox"
 # The payload of a part that must not wait for the gap between the sender's passes: a reply
 # in a conversation that shows risk (the one with 999 in it) or the fail-safe reply.
 URGENT = "urgent"
-_ANNOUNCE = text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
-_ANNOUNCE_URGENT = text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '{URGENT}')")
+# The outbox as a leased queue (``bot/store/queue.py``). Attempts are counted by the sender
+# when it posts, not by the claim; a part reclaimed from a process that died is in doubt.
+QUEUE = LeasedQueue(
+    SmsOutbox, ready=OUT_PENDING, claimed=OUT_SENDING, attempts=None,
+    release_values={"updated_at": bindparam("now")}, reclaim_values={"in_doubt": True},
+    channel=OUTBOX_CHANNEL,
+)
 
 
 @group_safe
@@ -178,8 +185,8 @@ def enqueue(pid: str, text: str, kind: str, inbox_id: int | None, max_segments: 
                 "in_doubt": False,
             })
             ids.append(result.inserted_primary_key[0])
-        if announce and ids and conn.dialect.name == "postgresql":
-            conn.execute(_ANNOUNCE_URGENT if urgent else _ANNOUNCE)
+        if announce and ids:
+            QUEUE.announce(conn, URGENT if urgent else "")
     return ids
 
 
@@ -191,60 +198,51 @@ def reclaim_expired() -> int:
     database just then), so the row is in doubt: its next post first asks Twilio whether the
     message is already there (``OutboxSender._find_accepted``).
     """
-    with transaction() as s:
-        result = s.execute(
-            update(SmsOutbox)
-            .where(SmsOutbox.status == OUT_SENDING, SmsOutbox.lease_until < utcnow())
-            .values(status=OUT_PENDING, lease_owner=None, lease_until=None, in_doubt=True)
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount or 0
+    return QUEUE.reclaim_expired()
 
 
-def _scan(postgres: bool, kinds: bool) -> Any:
-    """The candidate parts: due, pending, oldest first (``kinds``: own kinds now, the other
-    process's only when late)."""
-    due = SmsOutbox.next_attempt_at <= bindparam("now")
-    if kinds:
-        due = and_(due, or_(SmsOutbox.kind.in_(bindparam("kinds", expanding=True)),
-                            SmsOutbox.next_attempt_at <= bindparam("late")))
-    query = (
-        select(SmsOutbox.id, SmsOutbox.pseudonym)
-        .where(SmsOutbox.status == OUT_PENDING, due)
-        .order_by(SmsOutbox.id)
-        .limit(200)
-    )
-    return query.with_for_update(skip_locked=True) if postgres else query
-
-
-_SCANS = {(pg, k): _scan(pg, k) for pg in (False, True) for k in (False, True)}
 _earlier = aliased(SmsOutbox)
 # An earlier part of the same conversation that is not sent yet.
 _EARLIER_UNSENT = and_(_earlier.pseudonym == SmsOutbox.pseudonym, _earlier.id < SmsOutbox.id,
                        _earlier.status.in_((OUT_PENDING, OUT_SENDING)))
-# Per row, a part waits while an earlier part of the same conversation is unsent, unless that
-# part is claimed in this batch too (the sender then posts them in order, one after another).
-_TAKE = (
-    update(SmsOutbox)
-    .where(SmsOutbox.id.in_(bindparam("ids", expanding=True)), SmsOutbox.status == OUT_PENDING,
-           ~exists()
-           .where(_EARLIER_UNSENT, _earlier.id.notin_(bindparam("ids", expanding=True)))
-           .correlate(SmsOutbox))
-    .values(status=OUT_SENDING, lease_owner=bindparam("owner"), lease_until=bindparam("until"),
-            updated_at=bindparam("now"),
+
+
+def _claimer(kinds: bool) -> Claimer:
+    """The claim of due parts, oldest first (``kinds``: own kinds now, the other process's
+    only when late)."""
+    due = SmsOutbox.next_attempt_at <= bindparam("now")
+    if kinds:
+        due = and_(due, or_(SmsOutbox.kind.in_(bindparam("kinds", expanding=True)),
+                            SmsOutbox.next_attempt_at <= bindparam("late")))
+    return QUEUE.claimer(
+        SmsOutbox.id, SmsOutbox.pseudonym,
+        where=(due,),
+        # Per row, a part waits while an earlier part of the same conversation is unsent,
+        # unless that part is claimed in this batch too (the sender then posts them in order,
+        # one after another).
+        guard=~exists()
+        .where(_EARLIER_UNSENT, _earlier.id.notin_(bindparam("ids", expanding=True)))
+        .correlate(SmsOutbox),
+        values={
+            "updated_at": bindparam("now"),
             # The first claim's time bounds the look-up for a copy Twilio already has: no
             # post of the row can be older. Set here, so it costs no extra write.
-            first_attempt_at=func.coalesce(SmsOutbox.first_attempt_at, bindparam("now")))
-)
-_TAKEN = (
-    select(SmsOutbox.id, SmsOutbox.pseudonym, SmsOutbox.body, SmsOutbox.kind,
-           SmsOutbox.attempts, SmsContact.number_enc, SmsContact.opted_out,
-           SmsOutbox.in_doubt, SmsOutbox.first_attempt_at)
-    .outerjoin(SmsContact, SmsContact.pseudonym == SmsOutbox.pseudonym)
-    .where(SmsOutbox.id.in_(bindparam("ids", expanding=True)), SmsOutbox.status == OUT_SENDING,
-           SmsOutbox.lease_owner == bindparam("owner"))
-    .order_by(SmsOutbox.id)
-)
+            "first_attempt_at": func.coalesce(SmsOutbox.first_attempt_at, bindparam("now")),
+        },
+        read=(
+            select(SmsOutbox.id, SmsOutbox.pseudonym, SmsOutbox.body, SmsOutbox.kind,
+                   SmsOutbox.attempts, SmsContact.number_enc, SmsContact.opted_out,
+                   SmsOutbox.in_doubt, SmsOutbox.first_attempt_at)
+            .outerjoin(SmsContact, SmsContact.pseudonym == SmsOutbox.pseudonym)
+            .where(SmsOutbox.id.in_(bindparam("ids", expanding=True)),
+                   SmsOutbox.status == OUT_SENDING,
+                   SmsOutbox.lease_owner == bindparam("owner"))
+            .order_by(SmsOutbox.id)
+        ),
+    )
+
+
+_CLAIMS = {k: _claimer(k) for k in (False, True)}
 
 
 @group_safe
@@ -259,16 +257,15 @@ def claim_due(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32,
     None: every kind at once.
     """
     now = utcnow()
-    params: dict[str, Any] = {"now": now}
+    params: dict[str, Any] = {}
     if kinds is not None:
         params["kinds"] = list(kinds)
         params["late"] = now - dt.timedelta(seconds=others_after_s)
-    with transaction() as s:
-        conn = s.connection()
-        scan = _SCANS[conn.dialect.name == "postgresql", kinds is not None]
+
+    def choose(rows: list) -> list[int]:
         chosen: list[int] = []
         taken: dict[str, int] = {}
-        for row in conn.execute(scan, params).all():
+        for row in rows:
             if row.pseudonym in busy:
                 continue
             count = taken.get(row.pseudonym, 0)
@@ -276,12 +273,10 @@ def claim_due(owner: str, lease: dt.timedelta, busy: set[str], limit: int = 32,
                 continue
             taken[row.pseudonym] = count + 1
             chosen.append(row.id)
-        if not chosen:
-            return []
-        # One statement for the batch: SQLite's write lock stays short.
-        claim = {"ids": chosen, "owner": owner, "until": now + lease, "now": now}
-        conn.execute(_TAKE, claim)
-        rows = conn.execute(_TAKEN, claim).all()
+        return chosen
+
+    rows = _CLAIMS[kinds is not None](owner, limit=limit, lease=lease, choose=choose,
+                                      params=params, now=now)
     return [OutRow(r.id, r.pseudonym, r.body, r.kind, r.attempts, _number(r.number_enc),
                    bool(r.opted_out), bool(r.in_doubt), _aware(r.first_attempt_at))
             for r in rows]
@@ -301,16 +296,7 @@ def claim_due_and_wait(owner: str, lease: dt.timedelta, busy: set[str], limit: i
 @group_safe
 def release(owner: str, ids: list[int]) -> None:
     """Give claimed parts back unposted (their chain stopped): pending again, as they were."""
-    if not ids:
-        return
-    with transaction() as s:
-        s.execute(
-            update(SmsOutbox)
-            .where(SmsOutbox.id.in_(ids), SmsOutbox.lease_owner == owner,
-                   SmsOutbox.status == OUT_SENDING)
-            .values(status=OUT_PENDING, lease_owner=None, lease_until=None, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+    QUEUE.release(owner, ids)
 
 
 def _aware(at: dt.datetime | None) -> dt.datetime | None:
@@ -482,6 +468,7 @@ class OutboxSender:
         send_timeout_s: float = 10.0,
         lease_s: float = 60.0,
         poll_s: float = 1.0,
+        pass_gap_s: float = PASS_GAP_S,
         concurrency: int = 8,
         rng: Callable[[], float] = random.random,
         run_db: Callable[..., Awaitable[Any]] = asyncio.to_thread,
@@ -497,37 +484,37 @@ class OutboxSender:
         self.backoff_cap_s = backoff_cap_s
         self.send_timeout_s = send_timeout_s
         self.lease = dt.timedelta(seconds=lease_s)
-        self.poll_s = poll_s
         self.concurrency = concurrency
         self._rng = rng
         self._db = run_db
-        self._wake = asyncio.Event()
-        self._urgent = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self.loop = BackgroundLoop("sms-outbox-sender", self._pass, poll_s=poll_s,
+                                   gap_s=pass_gap_s, log=logger, label="sms outbox")
         self._active: dict[str, asyncio.Task] = {}
         self._client = None
         self._http = None
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._last_reclaim = float("-inf")
-        self._stopping = False
+
+    @property
+    def poll_s(self) -> float:
+        return self.loop.poll_s
+
+    @property
+    def pass_gap_s(self) -> float:
+        return self.loop.gap_s
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._task is None:
+        if not self.loop.started:
             if settings().twilio_configured:
                 # twilio imports its API classes on first use, for over a second: do that in a
                 # thread now, not in the event loop during the first reply.
                 await asyncio.to_thread(_warm_up_twilio)  # once, before traffic
-            self._stopping = False
-            self._task = asyncio.create_task(self._run(), name="sms-outbox-sender")
+            self.loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        self._stopping = True  # in case a cancellation is lost, the loop still ends
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self.loop.stop()
         # A part in flight is allowed to finish: cancelling after Twilio accepted it but
         # before the row was marked would leave it in doubt, costing a look-up at Twilio
         # (and a duplicate if that look-up fails).
@@ -540,9 +527,7 @@ class OutboxSender:
     def wake(self, urgent: bool = False) -> None:
         """A part is waiting; ``urgent`` (a reply that shows risk, a staff alert): the next
         pass comes at once, not after the gap between passes (``dbthread.PASS_GAP_S``)."""
-        if urgent:
-            self._urgent.set()
-        self._wake.set()
+        self.loop.wake(urgent)
 
     def wake_urgent(self) -> None:
         self.wake(True)
@@ -554,43 +539,35 @@ class OutboxSender:
         ceiling = min(self.backoff_cap_s, self.backoff_base_s * (2 ** max(0, attempt - 1)))
         return ceiling * (0.1 + 0.9 * self._rng())
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            started = time.monotonic()
-            try:
-                now = started
-                # At start (what a crashed run left) and then now and again (other processes).
-                if now - self._last_reclaim > min(5.0, self.lease.total_seconds() / 3):
-                    self._last_reclaim = now
-                    await self._db(reclaim_expired)
-                free = self.concurrency - len(self._active)
-                rows = []
-                if free > 0:
-                    rows, due = await self._db(
-                        claim_due_and_wait, self.owner, self.lease, set(self._active), free,
-                        PARTS_PER_CLAIM, self.kinds, self.others_after_s,
-                    )
-                else:
-                    due = await self._db(next_due_in, self.kinds, self.others_after_s)
-                chains: dict[str, list[OutRow]] = {}
-                for row in rows:
-                    chains.setdefault(row.pseudonym, []).append(row)
-                for pid, chain in chains.items():
-                    task = asyncio.create_task(self._send_chain(chain, started))
-                    self._active[pid] = task
-                    task.add_done_callback(lambda _t, pid=pid: self._done(pid))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 the database is down: keep trying, say so without data
-                logger.error("sms outbox: pass failed (%s); retrying", type(exc).__name__)
-                due = None
-            await nap(self._wake, self.poll_s if due is None else min(self.poll_s, max(due, 0.01)),
-                      started + min(PASS_GAP_S, self.poll_s), self._urgent)
-            self._urgent.clear()
+    async def _pass(self) -> float | None:
+        """Reclaim now and again, claim what is due, start a task per conversation; when the
+        next pass is wanted (the next part due, None: at the poll)."""
+        started = time.monotonic()
+        # At start (what a crashed run left) and then now and again (other processes).
+        if started - self._last_reclaim > min(5.0, self.lease.total_seconds() / 3):
+            self._last_reclaim = started
+            await self._db(reclaim_expired)
+        free = self.concurrency - len(self._active)
+        rows = []
+        if free > 0:
+            rows, due = await self._db(
+                claim_due_and_wait, self.owner, self.lease, set(self._active), free,
+                PARTS_PER_CLAIM, self.kinds, self.others_after_s,
+            )
+        else:
+            due = await self._db(next_due_in, self.kinds, self.others_after_s)
+        chains: dict[str, list[OutRow]] = {}
+        for row in rows:
+            chains.setdefault(row.pseudonym, []).append(row)
+        for pid, chain in chains.items():
+            task = asyncio.create_task(self._send_chain(chain, started))
+            self._active[pid] = task
+            task.add_done_callback(lambda _t, pid=pid: self._done(pid))
+        return None if due is None else max(due, 0.01)
 
     def _done(self, pid: str) -> None:
         self._active.pop(pid, None)
-        self._wake.set()  # the conversation's next part may go now
+        self.loop.wake()  # the conversation's next part may go now
 
     def _twilio(self):
         if self._client is None:

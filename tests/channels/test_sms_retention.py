@@ -93,13 +93,11 @@ def test_cli_reports_an_unreachable_database_without_a_traceback(monkeypatch, tm
 
 
 async def test_the_running_channel_purges_on_its_own(twilio_env, servers, monkeypatch):
-    from bot.channels import worker as worker_module
     from tests.channels.conftest import eventually
 
     # The first purge is normally a few minutes after start-up; here, at once.
-    monkeypatch.setattr(worker_module, "PURGE_FIRST_AFTER_S", 0.0)
     _seed()
-    await servers()
+    await servers(purge_first_after_s=0.0)
 
     def purged() -> bool:
         # The in-flight rows are the worker's to answer (and it does); what matters here is

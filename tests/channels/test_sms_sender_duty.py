@@ -84,11 +84,10 @@ async def test_a_staff_message_through_the_relay_is_posted_by_the_duty_service_a
 
 
 @pytest.fixture
-async def gapped_sender(duty_env, monkeypatch):
+async def gapped_sender(duty_env):
     """The duty service's sender with the gap between its passes made long enough to see
     (4 s): a part written just after a pass waits for the next one, unless it is urgent."""
-    monkeypatch.setattr(outbox, "PASS_GAP_S", 4.0)
-    sender = outbox_sender(kinds=None, poll_s=60.0)
+    sender = outbox_sender(kinds=None, poll_s=60.0, pass_gap_s=4.0)
     wakeup = AlertWakeup(duty_env, lambda: None, also={OUTBOX_CHANNEL: sender.wake},
                          urgent={OUTBOX_CHANNEL: sender.wake_urgent})
     await sender.start()
@@ -98,7 +97,7 @@ async def gapped_sender(duty_env, monkeypatch):
         # The passes at start (one now, one a gap later for the listener's first wake-up) are
         # over: the first reply's NOTIFY starts a pass at once, before the Rasa server's
         # backup sender could take it (3 s late), and the next pass is a whole gap after it.
-        await asyncio.sleep(outbox.PASS_GAP_S + 0.5)
+        await asyncio.sleep(sender.pass_gap_s + 0.5)
         yield sender
     finally:
         await wakeup.stop()

@@ -197,12 +197,12 @@ async def test_a_backlog_is_worked_through_without_waiting_a_poll_per_batch(sqli
         await asyncio.sleep(0.2)  # the first pass found nothing; now it sleeps for a minute
 
         def many() -> None:
-            for i in range(2 * Dispatcher.batch + 3):
+            for i in range(2 * dispatcher.batch + 3):
                 record_escalation(f"conv-{i}", "urgent", [], "rest")
 
         await asyncio.to_thread(many)
         dispatcher.wake()  # one wake-up, as one notification would
-        await eventually(lambda: len(dispatcher.outcomes) == 2 * Dispatcher.batch + 3,
+        await eventually(lambda: len(dispatcher.outcomes) == 2 * dispatcher.batch + 3,
                          timeout=10.0, what="every job of the backlog")
         assert {o.action for o in dispatcher.outcomes} == {"alerted"}
     finally:
