@@ -45,17 +45,16 @@ def cell_text(fig: Figure, column: str, value: Any) -> str:
 
 
 def _svg(fig: Figure) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    # The object API, not pyplot: no global figure state, no GUI backend chosen at import,
+    # safe in the duty service's threads.
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure as Canvas
 
     labels = [str(r[0]) for r in fig.rows]
     values = [r[1] if isinstance(r[1], int) else 0 for r in fig.rows]
     horizontal = max((len(s) for s in labels), default=0) > 12
-    with plt.rc_context({"svg.fonttype": "path", "svg.hashsalt": "report",
-                         "font.size": 9}):
-        fig_ = plt.figure(figsize=(7.5, 0.32 * len(labels) + 0.8) if horizontal else (7.5, 2.8))
+    with rc_context({"svg.fonttype": "path", "svg.hashsalt": "report", "font.size": 9}):
+        fig_ = Canvas(figsize=(7.5, 0.32 * len(labels) + 0.8) if horizontal else (7.5, 2.8))
         ax = fig_.add_subplot()
         if horizontal:
             ax.barh(range(len(labels)), values, color="#2b6cb0")
@@ -74,19 +73,19 @@ def _svg(fig: Figure) -> str:
         fig_.tight_layout()
         buf = io.StringIO()
         fig_.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-        plt.close(fig_)
     text = buf.getvalue()
     return text[text.index("<svg"):]  # drop the XML prolog and doctype: inline in HTML
 
 
-def html_report(rep: Report) -> str:
-    """``rep`` must already be suppressed (``suppress.report``)."""
+def html_report(rep: Report, header: str = "") -> str:
+    """``rep`` must already be suppressed (``suppress.report``). ``header``: HTML put first
+    in the body (the console's date form), already escaped by the caller."""
     title = f"Crisis line report: {rep.start:%-d %B %Y} to {rep.end:%-d %B %Y}"
     out = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title>",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<style>{CSS}</style></head><body>",
+        f"<style>{CSS}</style></head><body>{header}",
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="note">Local time ({html.escape(rep.tz)}), both days included. '
         f"Every count under 5 is shown as \u201c{FEWER}\u201d; nothing here is about one "
@@ -105,7 +104,7 @@ def html_report(rep: Report) -> str:
         out.append(f"<table><thead><tr>{head}</tr></thead><tbody>")
         for row in fig.rows:
             cells = [f"<td>{html.escape(str(row[0]))}</td>"]
-            for column, value in zip(fig.columns[1:], row[1:]):
+            for column, value in zip(fig.columns[1:], row[1:], strict=True):
                 cells.append(f'<td class="n">{html.escape(cell_text(fig, column, value))}</td>')
             out.append(f"<tr>{''.join(cells)}</tr>")
         out.append("</tbody></table>")
@@ -131,7 +130,7 @@ def csv_report(rep: Report) -> str:
     writer.writerow(["figure", "row", "column", "value"])
     for fig in rep.figures:
         for row in fig.rows:
-            for column, value in zip(fig.columns[1:], row[1:]):
+            for column, value in zip(fig.columns[1:], row[1:], strict=True):
                 if isinstance(value, float):
                     value = round(value, 1)
                 writer.writerow([fig.key, row[0], column, value])
