@@ -12,7 +12,6 @@ import csv
 import datetime as dt
 import html
 import io
-import threading
 from typing import Any
 
 from bot.report.figures import Figure, Report
@@ -43,22 +42,6 @@ def cell_text(fig: Figure, column: str, value: Any) -> str:
     if column in fig.seconds:
         return _minutes(value)
     return str(value)
-
-
-def _import_matplotlib() -> None:
-    import matplotlib.backends.backend_svg  # noqa: F401
-    import matplotlib.figure  # noqa: F401
-
-
-def warm_up() -> threading.Thread:
-    """Import matplotlib in a thread while the figures' queries wait on the database.
-
-    Its import is a second or more (docstrings processed at import); the queries spend most
-    of their time waiting for PostgreSQL with the GIL released, so the two overlap.
-    """
-    thread = threading.Thread(target=_import_matplotlib, name="report-matplotlib", daemon=True)
-    thread.start()
-    return thread
 
 
 def _svg(fig: Figure) -> str:

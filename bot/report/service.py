@@ -52,7 +52,6 @@ def make(engine: Engine, start: dt.date, end: dt.date, tz: str,
          nation: Optional[str] = None) -> figures.Report:
     """The suppressed report: the only form that leaves this package."""
     check_range(start, end)
-    render.warm_up()
     return suppress.report(figures.build(engine, start, end, tz, nation))
 
 
