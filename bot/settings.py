@@ -181,6 +181,9 @@ class Settings(BaseModel):
     webchat_new_sessions_per_min: int = setting("WEBCHAT_NEW_SESSIONS_PER_MIN", 1, at_least=1)
     # Absolute lifetime of a staff console session.
     duty_session_hours: int = setting("DUTY_SESSION_HOURS", 8)
+    # On: /report shows the latest full month's report to anyone, without signing in, so
+    # user groups see what commissioners see (issue 26). Off by default.
+    report_public: bool = setting("REPORT_PUBLIC", False)
     # Proxies (addresses or networks) whose X-Forwarded-For names the client, for the console's
     # sign-in limit (bot/duty/ratelimit.py). Empty: the header is ignored.
     trusted_proxies: Tuple[str, ...] = setting("TRUSTED_PROXIES", then=_networks)

@@ -19,6 +19,7 @@ from bot.duty.keys import (
     ENGINE_KEY,
     HTTP_KEY,
     LIMITER_KEY,
+    PUBLIC_REPORT_KEY,
     SETTINGS_KEY,
     TAKEOVER_KEY,
 )
@@ -78,6 +79,7 @@ def create_app(
     quiet_malformed_requests()
     app[SETTINGS_KEY] = settings or settings_module.settings()
     app[LIMITER_KEY] = LoginLimiter()
+    app[PUBLIC_REPORT_KEY] = {}
     app[METRICS_KEY] = LineMetrics()
     if takeover is not None:
         app[TAKEOVER_KEY] = takeover

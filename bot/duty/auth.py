@@ -12,6 +12,10 @@ Roles see only what their work needs (DESIGN.md, "Confidential"):
 | metrics      |             | yes          |                     | yes   |
 | rota         | yes         | yes          |                     | yes   |
 | rota_edit    |             | yes          |                     | yes   |
+| report       |             | yes          |                     |       |
+
+A commissioner (a sixth role) has only ``report``: the anonymous figures of ``bot/report``
+(console page ``/duty/report`` and ``GET /api/report``), never a conversation.
 
 An admin runs the service (accounts, metrics, the queue's shape, the rota) and has no need to
 read what people wrote, so has no transcript, summary or API access. Peer workers see who is
@@ -39,6 +43,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "metrics": frozenset({"duty_manager", "admin"}),
     "rota": frozenset({"peer_worker", "duty_manager", "admin"}),
     "rota_edit": frozenset({"duty_manager", "admin"}),
+    "report": frozenset({"duty_manager", "commissioner"}),
 }
 
 PRINCIPAL = "staff"  # request[PRINCIPAL]: the signed-in Principal, or absent

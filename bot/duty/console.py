@@ -40,6 +40,7 @@ ROLE_LABELS = {
     "duty_manager": "Duty manager",
     "sanctuary_volunteer": "Sanctuary volunteer",
     "admin": "Admin",
+    "commissioner": "Commissioner",
 }
 
 
@@ -72,7 +73,9 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
 def home_for(who: staff.Principal) -> str:
     if auth.can(who, "queue"):
         return "/duty"
-    return "/duty/sanctuary"
+    if auth.can(who, "sanctuary"):
+        return "/duty/sanctuary"
+    return "/duty/report"
 
 
 # --- sign-in -------------------------------------------------------------------------------
@@ -151,8 +154,11 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 async def queue_page(request: web.Request) -> web.StreamResponse:
     who = auth.principal(request)
-    if who is not None and not auth.can(who, "queue") and auth.can(who, "sanctuary"):
-        raise web.HTTPSeeOther("/duty/sanctuary")
+    if who is not None and not auth.can(who, "queue"):
+        if auth.can(who, "sanctuary"):
+            raise web.HTTPSeeOther("/duty/sanctuary")
+        if auth.can(who, "report"):
+            raise web.HTTPSeeOther("/duty/report")
     auth.require(request, "queue")
     rows = await run_db(request, console_db.queue, utcnow())
     return render(request, "queue.html", rows=rows)

@@ -30,3 +30,5 @@ LIMITER_KEY = web.AppKey("login_limiter", LoginLimiter)
 TAKEOVER_KEY = web.AppKey("takeover", TakeoverEngine)
 # Gaps in the rota within 14 days, for the console's banner (bot/duty/rota_gaps.py).
 ROTA_GAPS_KEY = web.AppKey("rota_gaps", RotaGaps)
+# The public report (/report, with REPORT_PUBLIC): the month it covers, its HTML, when made.
+PUBLIC_REPORT_KEY = web.AppKey("public_report", dict)

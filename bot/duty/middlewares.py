@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 API_PREFIX = "/api/"
+# The one API path a commissioner's session may read (the anonymous report's figures).
+REPORT_API = "/api/report"
 CONSOLE_PREFIX = "/duty"
 # Paths answered in JSON; everything else (the console and web chat pages) gets text.
 JSON_PREFIXES = ("/api/", "/health", "/metrics")
@@ -189,7 +191,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     who = auth.principal(request)
 
     if _under(path, "/api") or path == "/metrics":
-        permission = "api" if path != "/metrics" else "metrics"
+        permission = {"/metrics": "metrics", REPORT_API: "report"}.get(path, "api")
         # Machines send the bearer token; a browser signed in to the console sends its
         # session cookie. Nothing here answers without one of the two (issue 6).
         if "Authorization" in request.headers or who is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.duty import queries
+from bot.report.service import MAX_DAYS as MAX_REPORT_DAYS
 
 DOCUMENT_VERSION = "0.1.0"
 
@@ -185,6 +186,39 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/report": {
+                "get": {
+                    "operationId": "getReport",
+                    "summary": "The anonymous report's figures (as python -m bot.report and the "
+                    "console page), every count under 5 given as \"fewer than 5\"",
+                    "description": "Bearer token, or the session of a duty manager or a "
+                    "commissioner. Both days are included, in the line's local time. With "
+                    "neither parameter: the last full calendar month. docs/report.md.",
+                    "parameters": [
+                        {"name": name, "in": "query", "required": False,
+                         "description": f"{which} day of the range, YYYY-MM-DD (give both).",
+                         "schema": {"type": "string", "format": "date"}}
+                        for name, which in (("from", "First"), ("to", "Last"))
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The report; `empty` is true when the range has "
+                            "no contact and no escalation.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Report"}
+                                }
+                            },
+                        },
+                        "400": _error("A date that is not YYYY-MM-DD or not a real day, only "
+                                      "one of the two, to before from, a range over "
+                                      f"{MAX_REPORT_DAYS} days, or an unknown parameter."),
+                        "401": unauthorized,
+                        "403": _error("Signed in, but the role does not include the report."),
+                        "503": unavailable,
+                    },
+                }
+            },
             "/api/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -208,6 +242,43 @@ def document() -> dict[str, Any]:
                 }
             },
             "schemas": {
+                "Report": {
+                    "type": "object",
+                    "required": ["from", "to", "time_zone", "empty", "suppressed_below",
+                                 "contacts", "escalations", "figures", "not_recorded"],
+                    "properties": {
+                        "from": {"type": "string", "format": "date"},
+                        "to": {"type": "string", "format": "date"},
+                        "time_zone": {"type": "string", "example": "Europe/London"},
+                        "empty": {"type": "boolean"},
+                        "suppressed_below": {"type": "integer", "enum": [5]},
+                        "contacts": {"$ref": "#/components/schemas/ReportCount"},
+                        "escalations": {"$ref": "#/components/schemas/ReportCount"},
+                        "figures": {"type": "array", "items": {
+                            "type": "object",
+                            "required": ["key", "title", "columns", "rows"],
+                            "properties": {
+                                "key": {"type": "string", "example": "contacts_by_hour"},
+                                "title": {"type": "string"},
+                                "columns": {"type": "array", "items": {"type": "string"}},
+                                "rows": {"type": "array", "description": "A label, then one "
+                                         "value per further column: a count (5 or more), "
+                                         "\"fewer than 5\", seconds (columns *_seconds), or "
+                                         "\"not shown\".",
+                                         "items": {"type": "array", "items": {}}},
+                                "note": {"type": "string"},
+                            },
+                        }},
+                        "not_recorded": {"type": "array", "items": {"type": "string"},
+                                         "description": "What the line does not record yet, "
+                                         "so the report cannot count it."},
+                    },
+                },
+                "ReportCount": {
+                    "description": "A count of 5 or more, or \"fewer than 5\".",
+                    "oneOf": [{"type": "integer", "minimum": 5},
+                              {"type": "string", "enum": ["fewer than 5"]}],
+                },
                 "Error": {
                     "type": "object",
                     "required": ["error", "message"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.duty import api, console, health, metrics, rota_console, webchat_page
+from bot.duty import api, console, health, metrics, report_page, rota_console, webchat_page
 from bot.duty.keys import TAKEOVER_KEY
 from bot.settings import ROOT
 
@@ -21,7 +21,10 @@ def setup_routes(app: web.Application) -> None:
 
     app.router.add_get("/api/escalations", api.list_escalations, name="escalations")
     app.router.add_get("/api/escalations/{id}", api.get_escalation, name="escalation")
+    app.router.add_get("/api/report", report_page.report_json, name="report_json")
     app.router.add_get("/api/openapi.json", api.openapi_document, name="openapi")
+    # The anonymous report: public only with REPORT_PUBLIC (404 otherwise).
+    app.router.add_get("/report", report_page.public_report, name="public_report")
 
     app.router.add_get("/login", console.login_form, name="login")
     app.router.add_post("/login", console.login_submit, name="login_submit")
@@ -35,6 +38,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/duty/e/{ref}/resolve", console.resolve, name="resolve")
     app.router.add_get("/duty/sanctuary", console.sanctuary_page, name="sanctuary")
     app.router.add_post("/duty/sanctuary/beds", console.sanctuary_beds, name="sanctuary_beds")
+    app.router.add_get("/duty/report", report_page.report_page, name="report")
+    app.router.add_get("/duty/report.csv", report_page.report_csv, name="report_csv")
     app.router.add_get("/duty/rota", rota_console.rota_page, name="rota")
     app.router.add_post("/duty/rota/add", rota_console.add_shift, name="rota_add")
     app.router.add_post("/duty/rota/change", rota_console.change_shift, name="rota_change")

@@ -25,7 +25,8 @@ from bot.store.models.directory import SanctuaryBeds  # noqa: F401  the one bed 
 from bot.store.models.handoff import RotaChange  # noqa: F401  the rota's trail, beside its versions
 from bot.store.models import Base, utcnow
 
-ROLES = ("peer_worker", "duty_manager", "sanctuary_volunteer", "admin")
+# A commissioner sees the anonymous report and nothing else (bot/duty/auth.py).
+ROLES = ("peer_worker", "duty_manager", "sanctuary_volunteer", "admin", "commissioner")
 
 
 class Staff(Base):
