@@ -198,9 +198,13 @@ def do_not_ask(person: str, reason: str = "opt_out", now: Optional[dt.datetime] 
 
 def _forget(session: Session, person: str, now: dt.datetime) -> int:
     ids = select(FeedbackSurvey.id).where(FeedbackSurvey.person == person)
-    gone = session.execute(delete(FeedbackComment).where(FeedbackComment.survey_id.in_(ids))).rowcount
-    gone += session.execute(delete(FeedbackAnswer).where(FeedbackAnswer.survey_id.in_(ids))).rowcount
-    session.execute(delete(FeedbackSurvey).where(FeedbackSurvey.person == person))
+    gone = 0
+    for table in (FeedbackComment, FeedbackAnswer):
+        gone += session.execute(delete(table).where(table.survey_id.in_(ids))
+                                .execution_options(synchronize_session=False)).rowcount
+    session.execute(delete(FeedbackSurvey).where(FeedbackSurvey.person == person)
+                    .execution_options(synchronize_session=False))
+    session.expire_all()
     _do_not_ask(session, person, "forget", now)
     return gone
 
