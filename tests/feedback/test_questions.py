@@ -60,8 +60,10 @@ def test_a_bare_yes_read_as_true_says_to_quote_it(tmp_path):
 @pytest.mark.parametrize("change, field", [
     (lambda d: d["sets"].pop("default"), "sets"),
     (lambda d: d.pop("offer"), "offer"),
-    (lambda d: d["sets"]["default"]["questions"][0].update(choices=["yes"]), "sets.default.questions[0].choices"),
-    (lambda d: d["sets"]["default"]["questions"][0].update(choices=["yes", "skip"]), "sets.default.questions[0].choices"),
+    (lambda d: d["sets"]["default"]["questions"][0].update(choices=["yes"]),
+     "sets.default.questions[0].choices"),
+    (lambda d: d["sets"]["default"]["questions"][0].update(choices=["yes", "skip"]),
+     "sets.default.questions[0].choices"),
     (lambda d: d["sets"]["default"]["questions"][0].update(colour="red"), "sets.default.questions[0].colour"),
     (lambda d: d["sets"]["default"]["questions"].append(dict(d["sets"]["default"]["questions"][0], id="x")),
      "sets.default.questions"),

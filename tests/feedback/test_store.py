@@ -110,7 +110,8 @@ def test_forget_deletes_answers_and_free_text_and_never_asks_again(db_url):
         assert s.execute(select(FeedbackComment)).first() is None
         person = s.get(FeedbackPerson, "web-3")
         assert person.do_not_ask and person.do_not_ask_reason == "forget"
-    assert store.offer("web-3", "socketio", "goodbye", Q, now=NOW + dt.timedelta(days=30)).reason == "do_not_ask"
+    later = NOW + dt.timedelta(days=30)
+    assert store.offer("web-3", "socketio", "goodbye", Q, now=later).reason == "do_not_ask"
 
 
 def test_not_after_an_imminent_conversation_until_staff_resolve_it(db_url):
