@@ -80,3 +80,15 @@ async def test_no_questions_file_no_survey(sqlite_url, monkeypatch):
     store.offer("c-3", "rest", "goodbye", Q)
     monkeypatch.setattr("bot.channels.feedback_turn.configured", lambda: None)
     assert (await _say("yes", "c-3"))[0] == ["yes"]
+
+
+async def test_sms_stop_at_the_webhook_ends_the_survey_and_never_asks_again(db_url):
+    from bot.channels import inbox
+
+    received = inbox.receive("SM" + "1" * 32, "+447700900123", "hi", 0)
+    person = received.pseudonym
+    store.offer(person, "sms", "goodbye", Q)
+    await _say("yes", person, "sms")
+    inbox.receive("SM" + "2" * 32, "+447700900123", "STOP", 0)
+    assert not store.has_live_survey(person)
+    assert store.standing(person).do_not_ask
