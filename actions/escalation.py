@@ -15,6 +15,7 @@ from actions.common import channel_of, escalation_level, in_thread, latest_risk
 from bot.escalation import memory
 from bot.escalation.engine import flag_for_staff, record_consent, record_escalation
 from bot.escalation.summary import build_summary
+from bot.feedback import store as feedback_store
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +179,11 @@ class ActionOptOut(Action):
             logger.exception("could not tell staff about an opt-out")
         if flagged is not None:
             logger.info("opt-out on escalation %s raised to staff", flagged.ref)
+        try:
+            # Never asked for feedback again; a survey under way ends (docs/feedback.md).
+            await in_thread(feedback_store.do_not_ask, tracker.sender_id, "opt_out")
+        except Exception:  # noqa: BLE001 - the opt-out reply goes out regardless
+            logger.exception("could not record the opt-out for the feedback survey")
         return []
 
 

@@ -87,6 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     s = settings_module.settings()
     settings_module.check(s, "action server")
+    # The feedback questions, read now so that a malformed file is named at start-up (the
+    # survey is then off; the line runs). docs/feedback.md.
+    from bot.feedback.questions import configured
+
+    if configured() is None:
+        logger.warning("feedback survey: off (FEEDBACK_FILE)")
     app = create_app(s, args.actions)
     logger.info("action server on %s:%s", s.actions_host, s.actions_port)
     app.run(host=s.actions_host, port=s.actions_port, workers=1, access_log=False,

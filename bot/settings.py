@@ -189,6 +189,9 @@ class Settings(BaseModel):
     trusted_proxies: Tuple[str, ...] = setting("TRUSTED_PROXIES", then=_networks)
     # The rota (tiers, ladders, staff numbers, sanctuary houses) the dispatcher reads.
     rota_file: str = setting("ROTA_FILE", str(ROOT / "data" / "rota" / "rota.yml"))
+    # The feedback questions (docs/feedback.md); a file that does not validate, or "off",
+    # and the line runs without a survey.
+    feedback_file: str = setting("FEEDBACK_FILE", str(ROOT / "data" / "feedback" / "questions.yml"))
     # Bearer token of the Rasa server's staff-relay endpoint (bot/channels/relay.py); unset,
     # RASA_AUTH_TOKEN is used, and with neither the endpoint refuses every request.
     relay_token: Optional[str] = setting("RELAY_TOKEN", fallback="rasa_auth_token")

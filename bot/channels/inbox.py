@@ -33,6 +33,7 @@ from bot.store.models.sms import (
     SmsOptOut,
 )
 from bot.sms.pseudonym import encrypt_number, pseudonym
+from bot.feedback import store as feedback_store
 from bot.escalation.engine import LIVE_STATUSES, flag_for_staff
 from bot.store.db import group_safe, transaction
 from bot.store.models import Escalation, utcnow
@@ -245,6 +246,9 @@ def _receive_keyword(
             flagged = True
         s.add(SmsOptOut(pseudonym=pid, action="opt_out", keyword=word,
                         message_sid=message_sid, at=now, staff_flagged=flagged))
+        # Twilio blocks the number now, and the line never asks them for feedback again:
+        # a survey under way ends here (docs/feedback.md).
+        feedback_store.do_not_ask(pid, "opt_out", now=now, session=s)
     elif kind == keywords.OPT_IN and contact.opted_out:
         status = INBOX_KEYWORD
         contact.opted_out, contact.opted_out_at = False, None

@@ -29,6 +29,7 @@ from twilio.request_validator import RequestValidator
 from bot.channels import inbox, server_hooks
 from bot.sms import outbox
 from bot.store.dbthread import DbThread
+from bot.channels.feedback_turn import survey_first
 from bot.channels.gate import gated, recently_at_risk
 from bot.sms.pseudonym import BadNumber, normalise_number
 from bot.channels.ratelimit import TokenBucket
@@ -245,7 +246,7 @@ class SmsRuntime:
 
             # In the turn thread, through the process's turn gate (risk first, gate.py); the
             # turn's replies are written after it has given back its slot (SmsOutput.defer).
-            gated_turn = gated(handler)
+            gated_turn = gated(survey_first(handler))
 
             async def turn_in_thread(message: UserMessage) -> Any:
                 output = message.output_channel

@@ -1,0 +1,94 @@
+"""The channels' survey turn (bot/channels/feedback_turn.py): a live survey takes the message
+unless it shows risk; risk ends the survey and the dialogue gets the message."""
+
+from __future__ import annotations
+
+import pytest
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+from bot.channels.feedback_turn import survey_first
+from bot.feedback import questions, store, survey
+
+Q = questions.load()
+pytestmark = pytest.mark.asyncio
+
+
+class Dialogue:
+    def __init__(self):
+        self.heard: list[str] = []
+
+    async def __call__(self, message: UserMessage):
+        self.heard.append(message.text)
+        await message.output_channel.send_text_message(message.sender_id, "dialogue")
+
+
+async def _say(text: str, sender: str, channel: str = "rest"):
+    dialogue, out = Dialogue(), CollectingOutputChannel()
+    await survey_first(dialogue)(UserMessage(text, out, sender, input_channel=channel))
+    return dialogue.heard, out.messages
+
+
+async def test_without_a_survey_the_dialogue_answers(sqlite_url):
+    assert await _say("hello", "c-1") == (["hello"], [{"recipient_id": "c-1", "text": "dialogue"}])
+
+
+async def test_a_survey_on_web_chat_asks_with_buttons_and_keeps_answers_out_of_the_dialogue(sqlite_url):
+    store.offer("web-1", "socketio", "goodbye", Q)
+    heard, sent = await _say("yes", "web-1", "socketio")
+    assert heard == []
+    assert sent[0]["text"] == Q.sets["default"][0].prompt()
+    assert [b["payload"] for b in sent[0]["buttons"]] == ["yes", "partly", "no", "skip"]
+    heard, sent = await _say("2", "web-1", "socketio")
+    assert heard == [] and sent[0]["text"] == Q.sets["default"][1].prompt()
+
+
+async def test_sms_gets_one_question_per_text_without_buttons(sqlite_url):
+    store.offer("sms-x", "sms", "goodbye", Q)
+    heard, sent = await _say("YES", "sms-x", "sms")
+    assert heard == [] and len(sent) == 1 and "buttons" not in sent[0]
+    assert sent[0]["text"].endswith("Reply 1 yes, 2 partly, 3 no, or SKIP.")
+
+
+@pytest.mark.parametrize("answered_first", [False, True])
+async def test_risk_always_wins(sqlite_url, answered_first):
+    store.offer("c-risk", "rest", "goodbye", Q)
+    if answered_first:
+        await _say("yes", "c-risk")
+    heard, sent = await _say("i want to kill myself tonight", "c-risk")
+    # The dialogue (and its risk path) got the message; the survey said nothing and is over.
+    assert heard == ["i want to kill myself tonight"]
+    assert [m["text"] for m in sent] == ["dialogue"]
+    assert not store.has_live_survey("c-risk")
+    from bot.store.db import transaction
+    from bot.store.models.feedback import FeedbackSurvey
+    from sqlalchemy import select
+    with transaction() as s:
+        assert s.execute(select(FeedbackSurvey.status)).scalar_one() == survey.RISK
+
+
+async def test_a_second_non_answer_ends_politely_and_the_dialogue_hears_it(sqlite_url):
+    store.offer("c-2", "rest", "goodbye", Q)
+    await _say("yes", "c-2")
+    heard, sent = await _say("what do you mean", "c-2")
+    assert heard == [] and sent[0]["text"].startswith(survey.AGAIN)
+    heard, sent = await _say("can I talk to someone", "c-2")
+    assert heard == ["can I talk to someone"]
+    assert [m["text"] for m in sent] == [Q.ended, "dialogue"]
+
+
+async def test_no_questions_file_no_survey(sqlite_url, monkeypatch):
+    store.offer("c-3", "rest", "goodbye", Q)
+    monkeypatch.setattr("bot.channels.feedback_turn.configured", lambda: None)
+    assert (await _say("yes", "c-3"))[0] == ["yes"]
+
+
+async def test_sms_stop_at_the_webhook_ends_the_survey_and_never_asks_again(db_url):
+    from bot.channels import inbox
+
+    received = inbox.receive("SM" + "1" * 32, "+447700900123", "hi", 0)
+    person = received.pseudonym
+    store.offer(person, "sms", "goodbye", Q)
+    await _say("yes", person, "sms")
+    inbox.receive("SM" + "2" * 32, "+447700900123", "STOP", 0)
+    assert not store.has_live_survey(person)
+    assert store.standing(person).do_not_ask
