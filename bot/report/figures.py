@@ -247,10 +247,14 @@ def build(engine: Engine, start: dt.date, end: dt.date, tz: str = "Europe/London
 
     if feedback_rows is None:
         report.notes.append(
-            "Feedback: not recorded yet. Asking people a few questions after a conversation "
-            "(issue 26, part 1) is being built; its figures will appear here.")
+            "Feedback: no survey was offered in this range (people are asked a few questions "
+            "after they say goodbye; docs/feedback.md).")
     else:
-        figs.append(Figure("feedback", "Feedback", ["answer", "count"], feedback_rows))
+        figs.append(Figure(
+            "feedback", "Feedback in people's own criteria", ["answer", "count"], feedback_rows,
+            note="Surveys offered in the range, how many got an answer, and each criterion's "
+                 "answers (a skipped question counts as skipped). Free text is never shown "
+                 "here."))
     report.notes.append(
         "Unmet need (what people asked for when nothing suitable was open): not recorded. "
         "The line answers from the service directory but keeps no record of a request it "

@@ -100,7 +100,7 @@ def test_every_figure_matches_an_independent_count(db_url, world):
         "declined": referrals["declined"], "no answer recorded": referrals["no answer"]}
     # What is not recorded is said, not left out.
     assert any("Unmet need" in n for n in report.notes)
-    assert any("Feedback: not recorded yet" in n for n in report.notes)
+    assert any("Feedback: no survey was offered" in n for n in report.notes)
 
 
 def test_a_range_counts_contacts_by_local_days(db_url, world):
