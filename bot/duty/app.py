@@ -16,12 +16,14 @@ from aiohttp import web
 from bot import settings as settings_module
 from bot.duty.keys import (
     DB_EXECUTOR_KEY,
+    DISPATCH_TIMINGS_KEY,
     ENGINE_KEY,
     HTTP_KEY,
     LIMITER_KEY,
     PUBLIC_REPORT_KEY,
     SETTINGS_KEY,
     TAKEOVER_KEY,
+    DispatchTimings,
 )
 from bot.duty.middlewares import (
     auth_middleware,
@@ -66,6 +68,7 @@ def create_app(
     settings: Settings | None = None,
     takeover: TakeoverEngine | None = None,
     dispatch: bool = False,
+    dispatch_timings: DispatchTimings | None = None,
 ) -> web.Application:
     """The duty service; ``settings`` defaults to the process environment.
 
@@ -74,6 +77,7 @@ def create_app(
     ``dispatch``: run the alert dispatcher and an SMS sender in this process
     (``bot/duty/handoff.py``). Off by default so that tests of the console and API see the
     escalations they seed exactly as they left them; ``python -m bot.duty`` turns it on.
+    ``dispatch_timings``: the dispatcher's and sender's polls (``DispatchTimings``).
     """
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     quiet_malformed_requests()
@@ -94,6 +98,7 @@ def create_app(
     if dispatch:
         from bot.duty.handoff import handoff_ctx, stop_handoff
 
+        app[DISPATCH_TIMINGS_KEY] = dispatch_timings or DispatchTimings()
         app.cleanup_ctx.append(handoff_ctx)
         app.on_shutdown.append(stop_handoff)
     setup_routes(app)

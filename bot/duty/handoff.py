@@ -37,7 +37,9 @@ from sqlalchemy.orm import Session
 
 from bot.escalation.delivery import outbox_sender
 from bot.sms.outbox import OUTBOX_CHANNEL, OutboxSender
-from bot.duty.keys import DB_EXECUTOR_KEY, ENGINE_KEY, HTTP_KEY, SETTINGS_KEY
+from bot.duty.keys import (
+    DB_EXECUTOR_KEY, DISPATCH_TIMINGS_KEY, ENGINE_KEY, HTTP_KEY, SETTINGS_KEY, DispatchTimings,
+)
 from bot.duty.staff import Principal
 from bot.duty.takeover import TakeoverError
 from bot.escalation import audit, engine
@@ -57,11 +59,6 @@ SENDER_KEY = web.AppKey("sms_sender", OutboxSender)
 WATCHER_KEY = web.AppKey("held_risk_watcher", HeldRiskWatcher)
 SAFETY_NET_KEY = web.AppKey("risk_safety_net", RiskSafetyNet)
 WAKEUP_KEY = web.AppKey("alert_wakeup", AlertWakeup)
-# The dispatcher's poll: on PostgreSQL only the safety net under the wake-up (a job due after
-# a ladder timeout; one announced while the listener reconnected); on SQLite, how every alert
-# job is found. The SMS sender is woken by the dispatcher when it writes alert rows, so its
-# own poll (1 s) is not on the alert's path.
-DISPATCH_POLL_S = 0.25
 RELAY_TIMEOUT_S = 5.0
 # How old the in-memory rota may get before a console page asks for a fresh read (in the
 # background: that page still gets the copy in memory).
@@ -293,9 +290,12 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
     # Otherwise they are its own sender's, taken here only when they have waited (the Rasa
     # server is down or stuck: outbox.BACKUP_AFTER_S).
     duty_sends = cfg.sms_sender == "duty"
+    timings = app.get(DISPATCH_TIMINGS_KEY) or DispatchTimings()
+    sender_timing = {} if timings.sender_poll_s is None else {"poll_s": timings.sender_poll_s}
     sender = outbox_sender(run_db=run_db,
-                           kinds=None if duty_sends else (ALERT_KIND, PERSON_KIND))
-    dispatcher = Dispatcher(cfg.rota_file, poll_s=DISPATCH_POLL_S,
+                           kinds=None if duty_sends else (ALERT_KIND, PERSON_KIND),
+                           **sender_timing)
+    dispatcher = Dispatcher(cfg.rota_file, poll_s=timings.dispatch_poll_s,
                             timeout_override=cfg.escalation_ack_timeout_s,
                             run_db=run_db, on_enqueued=sender.wake_urgent, notify=notify)
     watcher = HeldRiskWatcher(cfg.rota_file, run_db=run_db, on_enqueued=sender.wake_urgent)

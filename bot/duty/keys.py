@@ -7,6 +7,8 @@ importing the app factory (which imports them, through the routes).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Optional
 
 import aiohttp
 from aiohttp import web
@@ -32,3 +34,21 @@ TAKEOVER_KEY = web.AppKey("takeover", TakeoverEngine)
 ROTA_GAPS_KEY = web.AppKey("rota_gaps", RotaGaps)
 # The public report (/report, with REPORT_PUBLIC): the month it covers, its HTML, when made.
 PUBLIC_REPORT_KEY = web.AppKey("public_report", dict)
+
+
+@dataclass(frozen=True)
+class DispatchTimings:
+    """How often the duty service's alert dispatcher and SMS sender look for work when
+    nothing woke them (``create_app(dispatch_timings=...)``).
+
+    ``dispatch_poll_s``: on PostgreSQL only the safety net under the wake-up (a job due after a
+    ladder timeout; one announced while the listener reconnected); on SQLite, how every alert
+    job is found. ``sender_poll_s``: the SMS sender's own poll (None: the sender's default);
+    the dispatcher wakes it when it writes alert rows, so it is not on an alert's path.
+    """
+
+    dispatch_poll_s: float = 0.25
+    sender_poll_s: Optional[float] = None
+
+
+DISPATCH_TIMINGS_KEY = web.AppKey("dispatch_timings", DispatchTimings)

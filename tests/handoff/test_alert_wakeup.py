@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import logging
 import time
 
@@ -20,9 +19,9 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from bot import settings as settings_module
-from bot.escalation.delivery import outbox_sender
 from bot.duty import handoff
 from bot.duty.app import create_app
+from bot.duty.keys import DispatchTimings
 from bot.escalation import engine
 from bot.escalation.dispatch import Dispatcher
 from bot.escalation.engine import record_escalation
@@ -38,13 +37,16 @@ LONG_POLL_S = 60.0
 @pytest.fixture
 async def duty_service(monkeypatch, configure, aiohttp_client):
     """The duty service with every poll on the alert's path at a minute."""
-    monkeypatch.setattr(handoff, "DISPATCH_POLL_S", LONG_POLL_S)
-    monkeypatch.setattr(handoff, "outbox_sender", functools.partial(outbox_sender, poll_s=LONG_POLL_S))
     configure(RASA_URL="http://127.0.0.1:1")
+    slow = DispatchTimings(dispatch_poll_s=LONG_POLL_S, sender_poll_s=LONG_POLL_S)
 
     async def start():
-        client = await aiohttp_client(create_app(settings_module.settings(), dispatch=True))
+        client = await aiohttp_client(create_app(settings_module.settings(), dispatch=True,
+                                                 dispatch_timings=slow))
         app = client.server.app
+        # every poll on the alert's path is slow: only the wake-up can deliver in time
+        assert app[handoff.DISPATCHER_KEY].poll_s == LONG_POLL_S
+        assert app[handoff.SENDER_KEY].poll_s == LONG_POLL_S
         return app[handoff.WAKEUP_KEY], app[handoff.DISPATCHER_KEY]
 
     return start
