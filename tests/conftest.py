@@ -33,6 +33,9 @@ def _fresh_turn_gate() -> Iterator[None]:
     gate = sys.modules.get("bot.channels.gate")  # nothing to reset if no test imported it
     if gate is not None:
         gate.reset()
+    live = sys.modules.get("bot.feedback.live")  # the channels' view of live surveys, likewise
+    if live is not None:
+        live.reset()
     yield
 
 

@@ -25,9 +25,10 @@ from typing import Any, Awaitable, Callable
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from bot.channels.gate import shows_risk
-from bot.feedback import store
+from bot.feedback import live, store, survey
 from bot.feedback.questions import configured
 from bot.feedback.survey import Prompt
+from bot.store.models import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +50,25 @@ def survey_first(handler: Handler) -> Handler:
         questions = configured()
         if questions is None or not message.text or not message.sender_id:
             return await handler(message)
-        level = "urgent" if shows_risk(message.text) else "none"
+        conversation = message.sender_id
+        at_risk = shows_risk(message.text)
+        view = live.view()
         try:
-            outcome = await asyncio.to_thread(store.handle, message.sender_id, message.text,
-                                              level, questions)
+            # No query for an ordinary turn (bot/feedback/live.py): at most one a second.
+            needed = view.known(conversation, message.text, at_risk)
+            if needed is None:
+                needed = await asyncio.to_thread(view.needs_lookup, conversation,
+                                                 message.text, at_risk)
+            if not needed:
+                view.went_to_dialogue(conversation, utcnow())
+                return await handler(message)
+            outcome = await asyncio.to_thread(store.handle, conversation, message.text,
+                                              "urgent" if at_risk else "none", questions,
+                                              dialogue_at=view.passed(conversation))
         except Exception as exc:  # noqa: BLE001  the dialogue answers; the survey can wait
             logger.error("feedback: could not read the survey (%s)", type(exc).__name__)
             return await handler(message)
+        view.note(conversation, outcome is not None and outcome.state.status in survey.LIVE)
         if outcome is None:
             return await handler(message)
         for prompt in outcome.replies:

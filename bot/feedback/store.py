@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Callable, List, Optional, TypeVar
+from typing import Callable, FrozenSet, List, Optional, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -111,8 +111,13 @@ def offer(conversation_id: str, channel: str, trigger: str, questions: Questions
           now: Optional[dt.datetime] = None, session: Optional[Session] = None) -> Offered:
     """Start a survey for a conversation that has ended, if the person may be asked; the
     returned prompt is the offer to send (the caller sends it)."""
-    return _in_txn(_offer, session, conversation_id, person or conversation_id, channel,
-                   trigger, audience, questions, now or utcnow())
+    offered = _in_txn(_offer, session, conversation_id, person or conversation_id, channel,
+                      trigger, audience, questions, now or utcnow())
+    if offered.survey_id is not None:
+        from bot.feedback import live
+
+        live.view().note(conversation_id, True)
+    return offered
 
 
 def _live(session: Session, conversation_id: str) -> Optional[FeedbackSurvey]:
@@ -129,16 +134,32 @@ def has_live_survey(conversation_id: str, session: Optional[Session] = None) -> 
     return _in_txn(lambda s: _live(s, conversation_id) is not None, session)
 
 
+def live_conversations(session: Optional[Session] = None) -> FrozenSet[str]:
+    """Every conversation with a live survey (a handful): the channels' view of them
+    (``bot/feedback/live.py``) reads this at most once a second instead of a look-up a turn."""
+    since = utcnow() - SURVEY_TTL
+    return _in_txn(lambda s: frozenset(s.execute(
+        select(FeedbackSurvey.conversation_id).distinct()
+        .where(FeedbackSurvey.status.in_(survey.LIVE), FeedbackSurvey.updated_at >= since)
+    ).scalars()), session)
+
+
 def _end(record: FeedbackSurvey, status: str, now: dt.datetime) -> None:
     record.status, record.updated_at, record.ended_at = status, now, now
 
 
 def _handle(session: Session, conversation_id: str, text: str, risk_level: str,
-            questions: Questions, now: dt.datetime) -> Optional[survey.Outcome]:
+            questions: Questions, now: dt.datetime,
+            dialogue_at: Optional[dt.datetime]) -> Optional[survey.Outcome]:
     record = _live(session, conversation_id)
     if record is None:
         return None
     if now - _aware(record.updated_at) > SURVEY_TTL:
+        _end(record, survey.LAPSED, now)
+        return None
+    if (record.status == survey.OFFERED and dialogue_at is not None
+            and _aware(record.updated_at) <= dialogue_at):
+        # A message after the offer already went to the dialogue: the offer was dropped then.
         _end(record, survey.LAPSED, now)
         return None
     if record.set_name not in questions.sets:  # the file changed under a live survey
@@ -167,12 +188,14 @@ def _handle(session: Session, conversation_id: str, text: str, risk_level: str,
 
 
 def handle(conversation_id: str, text: str, risk_level: str, questions: Questions,
-           now: Optional[dt.datetime] = None,
-           session: Optional[Session] = None) -> Optional[survey.Outcome]:
+           now: Optional[dt.datetime] = None, session: Optional[Session] = None,
+           dialogue_at: Optional[dt.datetime] = None) -> Optional[survey.Outcome]:
     """The live survey's step for the person's message, stored; None when no survey is live
-    (the message is the dialogue's)."""
+    (the message is the dialogue's). ``dialogue_at``: when an earlier message of the
+    conversation went to the dialogue unread by the survey (``bot/feedback/live.py``); an
+    offer made before it has lapsed."""
     return _in_txn(_handle, session, conversation_id, text, risk_level, questions,
-                   now or utcnow())
+                   now or utcnow(), dialogue_at)
 
 
 def _do_not_ask(session: Session, person: str, reason: str, now: dt.datetime) -> None:

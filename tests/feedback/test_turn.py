@@ -92,3 +92,54 @@ async def test_sms_stop_at_the_webhook_ends_the_survey_and_never_asks_again(db_u
     inbox.receive("SM" + "2" * 32, "+447700900123", "STOP", 0)
     assert not store.has_live_survey(person)
     assert store.standing(person).do_not_ask
+
+
+# An ordinary turn costs no query (bot/feedback/live.py): the survey's table is read at most
+# once a second, and an offer made in another process is still honoured.
+
+
+async def test_ordinary_turns_do_not_read_the_survey_table_each_time(sqlite_url):
+    from bot.feedback import live
+
+    reads = []
+    real = store.live_conversations
+    view = live.view()
+    view._read = lambda: (reads.append(1), real())[1]
+    for n in range(20):
+        assert (await _say(f"what is open near me {n}", "c-quiet"))[0] == [f"what is open near me {n}"]
+    assert len(reads) == 1  # one read of the live set, not one query per message
+
+
+async def test_an_offer_from_another_process_is_taken_up_with_yes(sqlite_url):
+    from bot.feedback import live
+
+    await _say("hello", "c-other")  # the view has read the (empty) set of live surveys
+    store.offer("c-other", "rest", "goodbye", Q)
+    live.view().note("c-other", False)  # as if the action server, not this process, offered
+    heard, sent = await _say("yes", "c-other")
+    assert heard == [] and sent[0]["text"] == Q.sets["default"][0].prompt()
+
+
+async def test_an_offer_the_view_missed_lapses_when_the_person_talks_on(sqlite_url):
+    """Made elsewhere a moment ago: "thanks again" goes to the dialogue, and a later "yes"
+    (to the dialogue's question) does not start the survey."""
+    from bot.feedback import live
+
+    await _say("hello", "c-on")
+    store.offer("c-on", "rest", "goodbye", Q)
+    live.view().note("c-on", False)
+    assert (await _say("thanks again, one more thing", "c-on"))[0] == ["thanks again, one more thing"]
+    heard, _ = await _say("yes", "c-on")
+    assert heard == ["yes"]
+    assert not store.has_live_survey("c-on")
+
+
+async def test_risk_ends_a_survey_the_view_has_not_seen(sqlite_url):
+    from bot.feedback import live
+
+    await _say("hello", "c-r2")
+    store.offer("c-r2", "rest", "goodbye", Q)
+    live.view().note("c-r2", False)
+    heard, _ = await _say("i am going to end it tonight", "c-r2")
+    assert heard == ["i am going to end it tonight"]
+    assert not store.has_live_survey("c-r2")
