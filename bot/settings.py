@@ -192,6 +192,9 @@ class Settings(BaseModel):
     # The feedback questions (docs/feedback.md); a file that does not validate, or "off",
     # and the line runs without a survey.
     feedback_file: str = setting("FEEDBACK_FILE", str(ROOT / "data" / "feedback" / "questions.yml"))
+    # Minutes without a message from the person after which a conversation that ended
+    # without a goodbye is offered the survey (the duty service's quiet-period watcher).
+    feedback_quiet_minutes: int = setting("FEEDBACK_QUIET_MINUTES", 30, at_least=1)
     # Bearer token of the Rasa server's staff-relay endpoint (bot/channels/relay.py); unset,
     # RASA_AUTH_TOKEN is used, and with neither the endpoint refuses every request.
     relay_token: Optional[str] = setting("RELAY_TOKEN", fallback="rasa_auth_token")

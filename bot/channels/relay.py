@@ -12,6 +12,11 @@ with neither set every request is refused):
   resumes the assistant (``resume`` event).
 - ``/notify`` ``{conversation_id, channel, ref, text}``: a message from the line itself (the
   dispatcher's "nobody could be reached yet" on web chat).
+- ``/feedback`` ``{conversation_id, channel, text, choices, trigger, ref?}``: the feedback
+  survey's offer after staff resolved a conversation or it went quiet
+  (``bot/feedback/offers.py``). The assistant's own words, so no ``sender`` in the metadata
+  (``{"feedback": trigger, "ref"}``); on web chat the ``choices`` are quick-reply buttons,
+  and only to an open page: with none, 409 ``not_present`` and nothing is recorded.
 
 Every message is delivered on the person's channel (SMS: the outbox; web chat: the socket.io
 room, which lives in this process) and appended to the tracker as a bot event with metadata
@@ -46,7 +51,10 @@ WEBCHAT_CHANNELS = ("socketio", "webchat")
 MAX_TEXT = 1600  # Twilio's own limit for one message
 # The longest conversation id the SMS tables hold (a pseudonym is "sms-" and 40 hex digits).
 MAX_SMS_CONVERSATION_ID = 64
-OPTIONAL_TEXT_FIELDS = ("text", "actor", "display_name")
+OPTIONAL_TEXT_FIELDS = ("text", "actor", "display_name", "ref", "trigger")
+# The feedback offer's choices (quick-reply buttons on web chat): a few short words.
+MAX_CHOICES = 5
+MAX_CHOICE = 40
 
 
 def joined_text(name: str) -> str:
@@ -140,6 +148,16 @@ class RelayInput(InputChannel):
         for key in OPTIONAL_TEXT_FIELDS:
             if body.get(key) is not None and not isinstance(body[key], str):
                 raise RelayError(400, "bad_request", f"field {key!r} must be a string")
+        choices = body.get("choices")
+        if choices is not None and not (
+            isinstance(choices, list) and len(choices) <= MAX_CHOICES
+            and all(isinstance(c, str) and 0 < len(c.strip()) <= MAX_CHOICE for c in choices)
+        ):
+            raise RelayError(400, "bad_request",
+                             f"choices must be at most {MAX_CHOICES} words of 1 to {MAX_CHOICE} characters")
+        for key in ("ref", "trigger"):
+            if len(body.get(key) or "") > 32:
+                raise RelayError(400, "bad_request", f"field {key!r} is too long")
         if len(body.get("text") or "") > MAX_TEXT:
             raise RelayError(400, "bad_request", f"text longer than {MAX_TEXT} characters")
         if isinstance(body.get("text"), str):
@@ -153,14 +171,17 @@ class RelayInput(InputChannel):
             "send": ("conversation_id", "channel", "ref", "actor", "display_name", "text"),
             "handback": ("conversation_id", "channel", "ref", "actor", "display_name"),
             "notify": ("conversation_id", "channel", "ref", "text"),
+            "feedback": ("conversation_id", "channel", "text"),
         }[step]
         body = self._payload(request, *needed)
         agent = getattr(request.app.ctx, "agent", None)
         if agent is None or agent.tracker_store is None:
             raise RelayError(503, "not_ready", "the assistant is not loaded yet")
-        cid, channel, ref = body["conversation_id"], body["channel"], body["ref"]
+        cid, channel, ref = body["conversation_id"], body["channel"], body.get("ref") or "-"
         # Checked before the tracker changes: a refused call leaves no trace in the transcript.
         check_target(cid, channel)
+        if step == "feedback":
+            return await self._feedback(agent, body, cid, channel)
         name = (body.get("display_name") or "").strip()
         if step == "takeover":
             text = joined_text(name)
@@ -188,6 +209,36 @@ class RelayInput(InputChannel):
                                     uttered.timestamp)
         logger.info("relay: %s on %s for %s (%s)", step, channel, ref, result.get("delivered"))
         return {"ok": True, "paused": step in ("takeover", "send"), **result}
+
+    async def _feedback(self, agent: Any, body: dict[str, Any], cid: str,
+                        channel: str) -> dict[str, Any]:
+        """The survey's offer: recorded as the assistant's message, then delivered."""
+        choices = [c.strip() for c in body.get("choices") or []]
+        if channel in WEBCHAT_CHANNELS:
+            from bot.channels import webchat
+
+            # An offer to a closed page would wait in the transcript and be replayed, days
+            # later perhaps, with nobody's survey behind its buttons.
+            if not webchat.present(cid):
+                raise RelayError(409, "not_present", "no page of the conversation is open")
+        meta = {"feedback": body.get("trigger") or "offer"}
+        if body.get("ref"):
+            meta["ref"] = body["ref"]
+        buttons = ([{"title": c, "payload": c} for c in choices]
+                   if channel in WEBCHAT_CHANNELS else [])
+        async with agent.lock_store.lock(cid):
+            tracker = await agent.tracker_store.get_or_create_tracker(cid)
+            uttered = BotUttered(body["text"], data={"buttons": buttons} if buttons else {},
+                                 metadata=meta)
+            tracker.update(uttered)
+            await agent.tracker_store.save(tracker)
+        extra = ({"quick_replies": [{"content_type": "text", "title": b["title"],
+                                     "payload": b["payload"]} for b in buttons]}
+                 if buttons else {})
+        result = await self.deliver(cid, channel, body["text"], extra, uttered.timestamp)
+        logger.info("relay: feedback offer (%s) on %s (%s)", meta["feedback"], channel,
+                    result.get("delivered"))
+        return {"ok": True, "paused": tracker.is_paused(), **result}
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("staff_relay", __name__)
@@ -224,5 +275,9 @@ class RelayInput(InputChannel):
         @bp.route("/notify", methods=["POST"])
         async def notify(request: Request) -> HTTPResponse:
             return await handle(request, "notify")
+
+        @bp.route("/feedback", methods=["POST"])
+        async def feedback(request: Request) -> HTTPResponse:
+            return await handle(request, "feedback")
 
         return bp

@@ -428,6 +428,13 @@ class WebChatInput(InputChannel):
             return payloads
         return [p for p in payloads if (parse_message_id(p["message_id"]) or (0, 0)) > cursor]
 
+    def present(self, sender_id: Text) -> int:
+        """How many sockets of the conversation are connected now (0: no page is open)."""
+        if self.sio is None:
+            raise RuntimeError("the web chat channel is not running in this process")
+        namespace = self.namespace or "/"
+        return len(list(self.sio.manager.get_participants(namespace, sender_id)))
+
     async def send_to_conversation(
         self, sender_id: Text, text: Text, extra: Optional[Dict[str, Any]] = None,
         timestamp: Optional[float] = None,
@@ -448,7 +455,7 @@ class WebChatInput(InputChannel):
         stamp = timestamp if timestamp is not None else time.time()
         payload = {"text": text, **(extra or {}), "message_id": message_id(stamp, 0)}
         namespace = self.namespace or "/"
-        present = len(list(self.sio.manager.get_participants(namespace, sender_id)))
+        present = self.present(sender_id)
         self.note_live(sender_id, payload["message_id"])
         await self.sio.emit(self.bot_message_evt, payload, room=sender_id, namespace=namespace)
         return present
@@ -603,3 +610,12 @@ async def send_to_conversation(
     if channel is None:
         raise RuntimeError("the web chat channel is not running in this process")
     return await channel.send_to_conversation(sender_id, text, extra, timestamp)
+
+
+def present(sender_id: Text) -> int:
+    """Module-level form of ``WebChatInput.present`` (the staff relay asks before it offers
+    the feedback survey: an offer to a closed page would be read by nobody)."""
+    channel = _active
+    if channel is None:
+        raise RuntimeError("the web chat channel is not running in this process")
+    return channel.present(sender_id)

@@ -7,7 +7,8 @@ it never appears in the process list or shell history).
 
 ``python -m bot.duty verify-rota`` checks the hash chain of the rota edits made in the console
 (``rota_changes``): exit 0 when intact, 1 naming the first changed entry, 2 when the database
-cannot be reached.
+cannot be reached. ``python -m bot.duty verify-comment-views`` does the same for the readings
+of feedback comments in the console (``feedback_comment_views``).
 """
 
 from __future__ import annotations
@@ -93,6 +94,24 @@ def verify_rota() -> int:
     return 0
 
 
+def verify_comment_views() -> int:
+    from bot.feedback.reading import verify
+    from bot.store import db
+
+    try:
+        broken = verify(db.get_engine(settings_module.settings().database_url))
+    except sa_exc.SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        print(f"could not check the comment readings' trail: database error ({type(cause).__name__})",
+              file=sys.stderr)
+        return 2
+    if broken is not None:
+        print(f"comment readings trail BROKEN at entry seq {broken}")
+        return 1
+    print("comment readings trail intact")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from bot.store.models.duty import ROLES
 
@@ -114,12 +133,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     sub.add_parser("verify-rota", help="check the hash chain of the rota edits made in the console")
+    sub.add_parser("verify-comment-views",
+                   help="check the hash chain of the readings of feedback comments in the console")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "add-staff":
         return add_staff(args)
     if args.command == "verify-rota":
         return verify_rota()
+    if args.command == "verify-comment-views":
+        return verify_comment_views()
     return serve()
 
 

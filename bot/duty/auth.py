@@ -17,6 +17,9 @@ Roles see only what their work needs (DESIGN.md, "Confidential"):
 A commissioner (a sixth role) has only ``report``: the anonymous figures of ``bot/report``
 (console page ``/duty/report`` and ``GET /api/report``), never a conversation.
 
+``transcript`` also opens the feedback survey's free-text comments (``/duty/feedback``),
+audited as a transcript is.
+
 An admin runs the service (accounts, metrics, the queue's shape, the rota) and has no need to
 read what people wrote, so has no transcript, summary or API access. Peer workers see who is
 on call (names, masked numbers) but only duty managers and admins change the rota.

@@ -313,6 +313,12 @@ async def resolve(request: web.Request) -> web.StreamResponse:
         await run_db(request, console_db.resolve, ref, who.actor, str(form.get("outcome", "")))
     except console_db.ActionRefused as exc:
         raise _back(ref, notices.code_for(str(exc), ref)) from None
+    # The person may now be offered the feedback survey, through the takeover engine's staff
+    # relay (in the background: docs/feedback.md, "When the line asks").
+    engine = request.app.get(TAKEOVER_KEY)
+    after = getattr(engine, "resolved", None)
+    if after is not None:
+        after(ref)
     raise _back(ref, "resolved")
 
 

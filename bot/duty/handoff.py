@@ -10,6 +10,8 @@
 - And the risk safety net (``bot/escalation/safety_net.py``): an urgent or imminent message
   in any conversation that the assistant did not record (the action server down) gets its
   escalation here, and the dispatcher is woken to alert at once.
+- And the feedback survey's quiet-period watcher (``bot/feedback/quiet_watch.py``): a
+  conversation that ended without a goodbye is offered the survey once, through the relay.
 - On PostgreSQL, the alert wake-up (``bot/escalation/wakeup.py``): it LISTENs for the
   NOTIFY that a due alert job's transaction sends on commit (the action server's
   ``record_escalation``, in another process) and wakes the dispatcher, so the first alert
@@ -17,9 +19,11 @@
 - ``RelayTakeover`` is the ``TakeoverEngine`` the console uses: state changes go through the
   escalation engine (validated, audited, row-locked); what the person sees goes through the
   Rasa server's staff relay (``bot/channels/relay.py``), which pauses and resumes the
-  assistant and delivers on SMS or web chat. Its rota (for the houses it offers) is read in
-  the database threads and kept in memory, because the console asks for the houses from a
-  request handler, on the event loop, and must not wait on the disk there.
+  assistant and delivers on SMS or web chat. When staff resolve a conversation in the
+  console, it offers the feedback survey the same way (``resolved``). Its rota (for the
+  houses it offers) is read in the database threads and kept in memory, because the console
+  asks for the houses from a request handler, on the event loop, and must not wait on the
+  disk there.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from bot.escalation.delivery import outbox_sender
+from bot.feedback.offers import ABSENT, REFUSED, UNREACHABLE, NotSent, OfferMessage, Offers
+from bot.feedback.quiet_watch import QuietWatcher
 from bot.sms.outbox import OUTBOX_CHANNEL, OutboxSender
 from bot.duty.keys import (
     DB_EXECUTOR_KEY, DISPATCH_TIMINGS_KEY, ENGINE_KEY, HTTP_KEY, SETTINGS_KEY, DispatchTimings,
@@ -58,11 +64,20 @@ DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
 SENDER_KEY = web.AppKey("sms_sender", OutboxSender)
 WATCHER_KEY = web.AppKey("held_risk_watcher", HeldRiskWatcher)
 SAFETY_NET_KEY = web.AppKey("risk_safety_net", RiskSafetyNet)
+QUIET_KEY = web.AppKey("feedback_quiet_watcher", QuietWatcher)
 WAKEUP_KEY = web.AppKey("alert_wakeup", AlertWakeup)
 RELAY_TIMEOUT_S = 5.0
 # How old the in-memory rota may get before a console page asks for a fresh read (in the
 # background: that page still gets the copy in memory).
 ROTA_REFRESH_S = 15.0
+
+
+class RelayRefused(TakeoverError):
+    """The relay answered, and not with 200: ``code`` is its error code (``not_present`` ...)."""
+
+    def __init__(self, message: str, code: Any) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class RelayClient:
@@ -87,7 +102,7 @@ class RelayClient:
                 body = await resp.json(content_type=None)
                 if resp.status != 200:
                     code = body.get("error") if isinstance(body, dict) else resp.status
-                    raise TakeoverError(f"The assistant server refused the step ({code}).")
+                    raise RelayRefused(f"The assistant server refused the step ({code}).", code)
                 return body
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise TakeoverError(
@@ -96,6 +111,24 @@ class RelayClient:
         finally:
             if own:
                 await session.close()
+
+    async def send_offer(self, offer: OfferMessage) -> None:
+        """The feedback survey's offer (``bot/feedback/offers.py``'s ``send``): through the
+        relay's ``/feedback`` step, like a staff reply; ``NotSent`` when it did not go."""
+        payload: dict[str, Any] = {
+            "conversation_id": offer.conversation_id, "channel": offer.channel,
+            "text": offer.text, "choices": list(offer.choices), "trigger": offer.trigger,
+        }
+        if offer.ref:
+            payload["ref"] = offer.ref
+        try:
+            await self.post("feedback", payload)
+        except RelayRefused as exc:
+            raise NotSent(ABSENT if exc.code == "not_present"
+                          else REFUSED if exc.code in ("bad_request", "unsupported_channel")
+                          else UNREACHABLE) from None
+        except TakeoverError:
+            raise NotSent(UNREACHABLE) from None
 
 
 def _conversation(session: Session, ref: str) -> tuple[str, str]:
@@ -110,6 +143,8 @@ class RelayTakeover:
         self.settings = settings
         self.rota = RotaSource(rota_path or settings.rota_file, settings.database_url)
         self.relay = RelayClient(settings)
+        # The feedback survey's offer after a resolution goes the way staff replies go.
+        self.offers = Offers(self.relay.send_offer, run_db=self._db)
         self.app: Optional[web.Application] = None  # bound by app_ctx
         # The last rota read (off the event loop) and when: ``referral_houses`` uses it.
         self._rota: Optional[rota_module.Rota] = None
@@ -129,6 +164,7 @@ class RelayTakeover:
         task, self._refreshing = self._refreshing, None
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
+        await self.offers.close()
         self.app = None
 
     async def refresh_rota(self) -> rota_module.Rota:
@@ -190,6 +226,11 @@ class RelayTakeover:
                          people, self.settings.duty_public_url, self.settings.tz_line)
         if self.app is not None and SENDER_KEY in self.app:
             self.app[SENDER_KEY].wake()
+
+    def resolved(self, ref: str) -> None:
+        """Staff resolved ``ref`` in the console: offer the person the feedback survey, in
+        the background, if they may be asked (``bot/feedback/offers.py``)."""
+        self.offers.resolved(ref)
 
     def referral_houses(self) -> Sequence[tuple[str, str]]:
         """Houses with a volunteer on duty now, from the rota in memory (no file I/O here:
@@ -300,6 +341,11 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
                             run_db=run_db, on_enqueued=sender.wake_urgent, notify=notify)
     watcher = HeldRiskWatcher(cfg.rota_file, run_db=run_db, on_enqueued=sender.wake_urgent)
     net = RiskSafetyNet(run_db=run_db, on_recorded=dispatcher.wake)
+    # A conversation that ended without a goodbye is offered the feedback survey once, after
+    # FEEDBACK_QUIET_MINUTES (bot/feedback/quiet_watch.py), through the same relay.
+    quiet = QuietWatcher(Offers(relay.send_offer, run_db=run_db),
+                         quiet_s=cfg.feedback_quiet_minutes * 60.0,
+                         poll_s=timings.quiet_poll_s, run_db=run_db)
     # Connects in the database threads: shutdown does not wait for a connection attempt to
     # an unreachable server (``database_ctx`` drops them).
     wakeup = AlertWakeup(cfg.database_url, dispatcher.wake, run_db=run_db,
@@ -309,14 +355,16 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
     await dispatcher.start()
     await watcher.start()
     await net.start()
+    await quiet.start()
     await wakeup.start()  # does nothing on SQLite
     app[SENDER_KEY] = sender
     app[DISPATCHER_KEY] = dispatcher
     app[WATCHER_KEY] = watcher
     app[SAFETY_NET_KEY] = net
+    app[QUIET_KEY] = quiet
     app[WAKEUP_KEY] = wakeup
-    logger.info("handoff: dispatcher%s, risk watcher, risk safety net and SMS sender running",
-                " (woken by NOTIFY)" if wakeup.enabled else " (polling)")
+    logger.info("handoff: dispatcher%s, risk watcher, risk safety net, feedback quiet watcher "
+                "and SMS sender running", " (woken by NOTIFY)" if wakeup.enabled else " (polling)")
     yield
     await stop_handoff(app)
 
@@ -333,6 +381,9 @@ async def stop_handoff(app: web.Application) -> None:
         await app[WAKEUP_KEY].stop()  # closes its listening connection
     if SAFETY_NET_KEY in app:
         await app[SAFETY_NET_KEY].stop()
+    if QUIET_KEY in app:
+        await app[QUIET_KEY].stop()
+        await app[QUIET_KEY].offers.close()
     if WATCHER_KEY in app:
         await app[WATCHER_KEY].stop()
     if DISPATCHER_KEY in app:

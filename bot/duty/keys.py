@@ -45,10 +45,13 @@ class DispatchTimings:
     ladder timeout; one announced while the listener reconnected); on SQLite, how every alert
     job is found. ``sender_poll_s``: the SMS sender's own poll (None: the sender's default);
     the dispatcher wakes it when it writes alert rows, so it is not on an alert's path.
+    ``quiet_poll_s``: how often the feedback survey's quiet-period watcher looks for
+    conversations that went quiet (a minute: the quiet period is half an hour).
     """
 
     dispatch_poll_s: float = 0.25
     sender_poll_s: Optional[float] = None
+    quiet_poll_s: float = 60.0
 
 
 DISPATCH_TIMINGS_KEY = web.AppKey("dispatch_timings", DispatchTimings)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.duty import api, console, health, metrics, report_page, rota_console, webchat_page
+from bot.duty import (
+    api, console, feedback_page, health, metrics, report_page, rota_console, webchat_page,
+)
 from bot.duty.keys import TAKEOVER_KEY
 from bot.settings import ROOT
 
@@ -38,6 +40,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/duty/e/{ref}/resolve", console.resolve, name="resolve")
     app.router.add_get("/duty/sanctuary", console.sanctuary_page, name="sanctuary")
     app.router.add_post("/duty/sanctuary/beds", console.sanctuary_beds, name="sanctuary_beds")
+    app.router.add_get("/duty/feedback", feedback_page.feedback_page, name="feedback")
     app.router.add_get("/duty/report", report_page.report_page, name="report")
     app.router.add_get("/duty/report.csv", report_page.report_csv, name="report_csv")
     app.router.add_get("/duty/rota", rota_console.rota_page, name="rota")

@@ -18,6 +18,9 @@ What an engine must do (the console relies on each point):
   ``referred`` and an audit entry of kind ``referred`` whose ``data`` is ``{"house": <id>}``
   (the sanctuary page finds a house's referrals by it).
 - ``referral_houses``: the houses that may be offered tonight, as ``(id, name)`` pairs.
+- ``resolved`` (optional, not async): called after staff resolved an escalation in the
+  console; the relay engine offers the feedback survey from it, in the background
+  (``bot/feedback/offers.py``). It must return at once and never raise.
 - Raise ``TakeoverError`` with a message fit to show staff when a step cannot be done (taken
   by someone else, already resolved, no consent, the person opted out of SMS...). Anything
   else is a bug and becomes a 500.

@@ -10,8 +10,8 @@ Why the table rather than Rasa's HTTP API (``GET /conversations/{id}/tracker``):
 - we read only the rows we show (user and bot messages), not the whole tracker with slots.
 
 The cost is coupling to Rasa 3.6's ``SQLTrackerStore`` schema (``events``: ``id``,
-``sender_id``, ``type_name``, ``timestamp``, ``data`` as JSON text). The table is declared here
-on its own ``MetaData``, never on the project's ``Base``: Rasa owns it, Alembic must not.
+``sender_id``, ``type_name``, ``timestamp``, ``data`` as JSON text). The table is declared
+once, in ``bot/store/rasa_events.py``, on its own ``MetaData``: Rasa owns it, Alembic must not.
 """
 
 from __future__ import annotations
@@ -21,20 +21,11 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, inspect, select
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
-RASA_EVENTS = Table(
-    "events",
-    MetaData(),
-    Column("id", Integer, primary_key=True),
-    Column("sender_id", String(255)),
-    Column("type_name", String(255)),
-    Column("timestamp", Float),
-    Column("intent_name", String(255)),
-    Column("action_name", String(255)),
-    Column("data", Text),
-)
+from bot.store.rasa_events import RASA_EVENTS
+
 
 # A long crisis conversation is a few hundred messages; beyond this the page says it is cut.
 MAX_MESSAGES = 500

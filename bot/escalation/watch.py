@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, inspect, select
+from sqlalchemy import inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -53,21 +53,11 @@ from bot.store.models.handoff import PURPOSE_HELD_RISK, HeldWatch
 from bot.settings import settings
 from bot.store.db import transaction
 from bot.store.loop import BackgroundLoop
+from bot.store.rasa_events import RASA_EVENTS
 from bot.store.models import Escalation, EscalationEvent, utcnow
 
 logger = logging.getLogger(__name__)
 
-# Rasa 3.6's SQLTrackerStore table, declared on its own MetaData (Rasa owns it, Alembic must
-# not); the columns read here. See bot/duty/transcripts.py.
-RASA_EVENTS = Table(
-    "events",
-    MetaData(),
-    Column("id", Integer, primary_key=True),
-    Column("sender_id", String(255)),
-    Column("type_name", String(255)),
-    Column("timestamp", Float),
-    Column("data", Text),
-)
 ALERT_LEVELS = ("urgent", "imminent")
 HELD_STATUSES = ("active", "referred")
 # Rasa stamps a message with its own clock, the trail with the duty service's: a message

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Callable, FrozenSet, List, Optional, TypeVar
+from typing import Callable, FrozenSet, List, Optional, Tuple, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -77,6 +77,8 @@ class Offered:
     survey_id: Optional[int]  # None: not asked
     reason: str  # "ok", or why not (survey.may_ask's words)
     prompt: Optional[survey.Prompt] = None
+    # When the person was last asked before this offer: ``withdraw`` puts it back.
+    asked_before: Optional[dt.datetime] = None
 
 
 def _offer(session: Session, conversation_id: str, person: str, channel: str, trigger: str,
@@ -96,6 +98,7 @@ def _offer(session: Session, conversation_id: str, person: str, channel: str, tr
     if not allowed:
         return Offered(None, reason)
     state = survey.first(questions, audience)
+    asked_before = _aware(row.last_asked_at)
     row.last_asked_at = now
     record = FeedbackSurvey(conversation_id=conversation_id, person=person, channel=channel,
                             trigger=trigger, set_name=state.set_name, status=state.status,
@@ -103,7 +106,7 @@ def _offer(session: Session, conversation_id: str, person: str, channel: str, tr
     session.add(record)
     session.flush()
     logger.info("feedback: survey %s offered (%s, set %s)", record.id, trigger, state.set_name)
-    return Offered(record.id, "ok", survey.offer(questions))
+    return Offered(record.id, "ok", survey.offer(questions), asked_before)
 
 
 def offer(conversation_id: str, channel: str, trigger: str, questions: Questions,
@@ -118,6 +121,55 @@ def offer(conversation_id: str, channel: str, trigger: str, questions: Questions
 
         live.view().note(conversation_id, True)
     return offered
+
+
+def _withdraw(session: Session, survey_id: int, asked_before: Optional[dt.datetime]) -> bool:
+    record = session.get(FeedbackSurvey, survey_id, with_for_update=True)
+    if record is None or record.status != survey.OFFERED:
+        return False  # answered already (it did reach them), or gone
+    person = session.get(FeedbackPerson, record.person, with_for_update=True)
+    if person is not None and _aware(person.last_asked_at) == _aware(record.offered_at):
+        person.last_asked_at = asked_before
+    session.delete(record)
+    logger.info("feedback: survey %s withdrawn (the offer was not delivered)", survey_id)
+    return True
+
+
+def withdraw(survey_id: int, asked_before: Optional[dt.datetime] = None,
+             session: Optional[Session] = None) -> bool:
+    """Undo an offer that never reached the person (the relay refused it or could not be
+    reached): the survey row goes, so the report does not count an offer nobody saw and a
+    later "yes" is not taken for an answer to it, and the person's last-asked date is put
+    back (``asked_before``), so the week's one offer is not spent on nothing. False when
+    the survey has already been answered (then it did reach them) or is gone."""
+    return _in_txn(_withdraw, session, survey_id, asked_before)
+
+
+def _lapse(session: Session, survey_id: int, now: dt.datetime) -> bool:
+    record = session.get(FeedbackSurvey, survey_id, with_for_update=True)
+    if record is None or record.status != survey.OFFERED:
+        return False
+    _end(record, survey.LAPSED, now)
+    logger.info("feedback: survey %s lapsed (its offer may not have been sent)", survey_id)
+    return True
+
+
+def lapse(survey_id: int, now: Optional[dt.datetime] = None,
+          session: Optional[Session] = None) -> bool:
+    """End an offer whose sending was cut off (the duty service died mid-send): whether it
+    reached the person is unknown, so it is neither sent again nor left live (a later "yes"
+    would be taken for an answer to an offer they may never have seen)."""
+    return _in_txn(_lapse, session, survey_id, now or utcnow())
+
+
+def escalation_conversation(ref: str, session: Optional[Session] = None) -> Optional[Tuple[str, str]]:
+    """(conversation id, channel) of the escalation ``ref``, for the offer after staff
+    resolved it; None when there is no such escalation."""
+    def read(s: Session) -> Optional[Tuple[str, str]]:
+        row = s.execute(select(Escalation.conversation_id, Escalation.channel)
+                        .where(Escalation.ref == ref.upper())).first()
+        return (row.conversation_id, row.channel) if row is not None else None
+    return _in_txn(read, session)
 
 
 def _live(session: Session, conversation_id: str) -> Optional[FeedbackSurvey]:

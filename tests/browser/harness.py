@@ -137,6 +137,22 @@ class Line:
         staff.create_staff(db.get_engine(self.db_url), username, password, role, house=house,
                            display_name=display_name)
 
+    def add_comment(self, conversation_id: str, words: str, channel: str = "socketio",
+                    audience: Optional[str] = None) -> None:
+        """A feedback survey answered to the end, ``words`` its free text (as the channels'
+        survey turn stores it), for the console's comments page."""
+        from sqlalchemy.orm import Session
+
+        from bot.feedback import questions, store
+        from bot.store import db
+
+        q = questions.load()
+        with Session(db.get_engine(self.db_url), future=True) as s, s.begin():
+            store.offer(conversation_id, channel, "goodbye", q, audience=audience, session=s)
+            asked = q.for_audience(audience)[1]
+            for text in ["yes"] + ["skip"] * (len(asked) - 1) + [words]:
+                store.handle(conversation_id, text, "none", q, session=s)
+
     def stop(self) -> None:
         for child in reversed(self.children):
             child.stop()

@@ -106,11 +106,21 @@ def test_every_console_page_meets_wcag_aa(chromium, line, manager):
         expect(page.locator("#esc-status")).to_have_text("active")
         assert violations(page) == [], "conversation, taken over"
 
-        for path in ("/duty/sanctuary", "/duty/rota"):
+        line.add_comment("a11y-" + ref, "The person I spoke to listened.\nThank you.")
+        for path in ("/duty/sanctuary", "/duty/rota", "/duty/feedback"):
             page.goto(f"{line.duty_url}{path}")
             assert violations(page) == [], path
+        expect(page.locator("#comments .comment-text")).to_contain_text("listened")
+        # The page is reached from the console's navigation, by keyboard.
+        page.goto(f"{line.duty_url}/duty")
+        link = page.get_by_role("navigation", name="Console").get_by_role(
+            "link", name="Feedback comments")
+        link.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{line.duty_url}/duty/feedback")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Feedback in people's own words")
         page.set_viewport_size(WIDTHS["phone"])
-        for path in ("/duty", f"/duty/e/{ref}", "/duty/rota"):
+        for path in ("/duty", f"/duty/e/{ref}", "/duty/rota", "/duty/feedback"):
             page.goto(f"{line.duty_url}{path}")
             assert violations(page) == [], f"{path} (phone)"
     finally:

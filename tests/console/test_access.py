@@ -131,14 +131,15 @@ async def test_sign_out_ends_the_session(client, make_staff):
 @pytest.mark.parametrize(
     "role, house, allowed, refused",
     [
-        ("peer_worker", None, ["/duty", "/duty/e/{ref}", "/api/escalations"],
+        ("peer_worker", None, ["/duty", "/duty/e/{ref}", "/api/escalations", "/duty/feedback"],
          ["/metrics", "/duty/sanctuary"]),
-        ("duty_manager", None, ["/duty", "/duty/e/{ref}", "/api/escalations", "/metrics", "/duty/sanctuary"],
+        ("duty_manager", None, ["/duty", "/duty/e/{ref}", "/api/escalations", "/metrics", "/duty/sanctuary",
+                                "/duty/feedback"],
          []),
         ("sanctuary_volunteer", "harbour_house", ["/duty/sanctuary"],
-         ["/duty/e/{ref}", "/duty/queue.json", "/api/escalations", "/metrics"]),
+         ["/duty/e/{ref}", "/duty/queue.json", "/api/escalations", "/metrics", "/duty/feedback"]),
         ("admin", None, ["/duty", "/duty/queue.json", "/metrics"],
-         ["/duty/e/{ref}", "/api/escalations", "/duty/sanctuary"]),
+         ["/duty/e/{ref}", "/api/escalations", "/duty/sanctuary", "/duty/feedback"]),
     ],
 )
 async def test_each_role_sees_only_what_it_needs(client, make_staff, seed, role, house, allowed, refused):

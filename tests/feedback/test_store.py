@@ -136,3 +136,35 @@ def test_an_old_offer_lapses(db_url):
     store.offer(CONV, "sms", "goodbye", Q, now=NOW)
     assert store.handle(CONV, "yes", "none", Q, now=NOW + dt.timedelta(hours=13)) is None
     assert not store.has_live_survey(CONV)
+
+
+def test_an_offer_that_never_reached_the_person_is_withdrawn(db_url):
+    earlier = NOW - dt.timedelta(days=9)
+    assert store.offer(CONV, "sms", "goodbye", Q, now=earlier).survey_id
+    store.handle(CONV, "no", "none", Q, now=earlier)
+    offered = store.offer(CONV, "sms", "resolved", Q, now=NOW)
+    assert offered.asked_before == earlier
+    assert store.withdraw(offered.survey_id, offered.asked_before)
+    # Not counted as offered, not live (a "yes" goes to the dialogue), and the week's one
+    # offer not spent on a text nobody got.
+    assert not store.has_live_survey(CONV)
+    with transaction() as s:
+        assert s.get(FeedbackSurvey, offered.survey_id) is None
+        assert store._aware(s.get(FeedbackPerson, CONV).last_asked_at) == earlier
+    assert store.offer(CONV, "sms", "quiet", Q, now=NOW + dt.timedelta(minutes=5)).survey_id
+
+
+def test_an_answered_offer_is_not_withdrawn(db_url):
+    offered = store.offer(CONV, "sms", "resolved", Q, now=NOW)
+    store.handle(CONV, "yes", "none", Q, now=NOW)
+    assert not store.withdraw(offered.survey_id, offered.asked_before)
+    assert store.has_live_survey(CONV)
+
+
+def test_migration_0013_adds_the_quiet_claims_and_the_comment_readings(sqlite_url):
+    added = {"feedback_quiet", "feedback_comment_views"}
+    migrate.downgrade(sqlite_url, "0012_feedback")
+    names = set(inspect(get_engine(sqlite_url)).get_table_names())
+    assert TABLES <= names and not added & names
+    migrate.upgrade(sqlite_url)
+    assert added <= set(inspect(get_engine(sqlite_url)).get_table_names())

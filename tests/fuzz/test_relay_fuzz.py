@@ -25,8 +25,10 @@ STEPS = {
     "send": ("conversation_id", "channel", "ref", "actor", "display_name", "text"),
     "handback": ("conversation_id", "channel", "ref", "actor", "display_name"),
     "notify": ("conversation_id", "channel", "ref", "text"),
+    "feedback": ("conversation_id", "channel", "text", "choices", "trigger"),
 }
-ERROR_CODES = {"bad_request", "unsupported_channel", "not_ready"}
+# not_present: the feedback offer to a web chat conversation with no page open.
+ERROR_CODES = {"bad_request", "unsupported_channel", "not_ready", "not_present"}
 
 
 json_values = st.recursive(
@@ -49,6 +51,7 @@ def relay_request(draw) -> dict:
         "conversation_id": conversation_id, "channel": channel, "ref": "E7K2Q",
         "actor": "staff:pia", "display_name": "Pia",
         "text": draw(st.builds(lambda a, b: a + marker + b, any_text, any_text)),
+        "choices": ["yes", "no"], "trigger": "resolved",
     }
     body = {key: good[key] for key in STEPS[step]}
     wrong = draw(st.lists(st.sampled_from(sorted(good)), max_size=2, unique=True))

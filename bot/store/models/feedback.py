@@ -11,14 +11,21 @@ touching free text.
 - ``feedback_surveys``: one row per offer: the set asked, where it has got to, how it ended.
 - ``feedback_answers``: one row per question answered or skipped (``choice`` NULL: skipped).
 - ``feedback_comments``: the free-text answer; read only in the console, with an audit entry.
+- ``feedback_comment_views``: that audit: every reading of free text in the console, by whom
+  and which comments, hash-chained like an escalation's trail (migration 0013).
+- ``feedback_quiet``: the quiet-period watcher's claims, one row per conversation: which
+  message's quiet spell was handled and how, so two duty services, or one restarted, offer
+  once (migration 0013).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
+from typing import Any, Dict, Optional
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import (
+    JSON, Boolean, Column, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, false,
+)
 from sqlalchemy.orm import Mapped
 
 from bot.store.models import Base, utcnow
@@ -82,3 +89,46 @@ class FeedbackComment(Base):
     question_id: Mapped[str] = Column(String(48), nullable=False)
     text: Mapped[str] = Column(Text, nullable=False)
     at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class FeedbackCommentView(Base):
+    """One reading of free text in the console (``bot/feedback/reading.py``): who, when and
+    which comments (ids only, never their words), written and committed before the words are
+    read. Append-only and hash-chained (each ``hash`` covers the previous one), like an
+    escalation's trail, but one chain for all of it: a comment belongs to a conversation,
+    which may have no escalation. ``python -m bot.duty verify-comment-views`` checks it."""
+
+    __tablename__ = "feedback_comment_views"
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    seq: Mapped[int] = Column(Integer, nullable=False, unique=True)
+    at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    actor: Mapped[str] = Column(String(64), nullable=False)  # "staff:ellen"
+    kind: Mapped[str] = Column(String(32), nullable=False)  # comments_viewed
+    reason: Mapped[str] = Column(String(200), nullable=False, default="")
+    # {"comment_ids": [...]}: which comments were shown.
+    data: Mapped[Dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    prev_hash: Mapped[str] = Column(String(64), nullable=False)
+    hash: Mapped[str] = Column(String(64), nullable=False)
+
+
+class FeedbackQuiet(Base):
+    """The quiet-period watcher's claim on a conversation (``bot/feedback/quiet.py``).
+
+    ``last_event_id``: the tracker row of the person's last message before the quiet spell
+    this row handled. A duty service takes a spell by moving it forward in one conditional
+    write (or by inserting the row), so of two services, or a restarted one, only one offers
+    for that spell; the next spell (the person wrote again) is a later id. ``outcome``:
+    ``sending`` (offered, the offer on its way), ``offered``, or why not (``goodbye``,
+    ``emergency``, ``absent``, ``unsent``, ``lost``, or ``bot.feedback.survey.may_ask``'s
+    word). ``unsent`` (the relay did not answer) is taken again, at most ``attempts`` 3."""
+
+    __tablename__ = "feedback_quiet"
+
+    conversation_id: Mapped[str] = Column(String(128), primary_key=True)
+    last_event_id: Mapped[int] = Column(Integer, nullable=False)
+    outcome: Mapped[str] = Column(String(24), nullable=False)
+    attempts: Mapped[int] = Column(Integer, nullable=False, default=1)
+    survey_id: Mapped[Optional[int]] = Column(Integer, nullable=True)
+    claimed_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
