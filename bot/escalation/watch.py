@@ -66,6 +66,10 @@ RASA_EVENTS = Table(
     Column("sender_id", String(255)),
     Column("type_name", String(255)),
     Column("timestamp", Float),
+    # As Rasa's SQL tracker store (and ours, bot/rasa_runtime) fills them: a user event's
+    # top intent; a slot event's slot name (an action event's action name).
+    Column("intent_name", String(255)),
+    Column("action_name", String(255)),
     Column("data", Text),
 )
 ALERT_LEVELS = ("urgent", "imminent")
