@@ -1,10 +1,14 @@
 """WCAG 2.1 AA in a real browser: axe-core (vendored, ``vendor/axe.min.js``, no CDN) finds
 no violations on the chat page, empty and mid-conversation, at phone and desktop widths, nor
-on any console page; the emergency numbers stay on screen however far the chat is scrolled."""
+on any console page (the report included, with its tables and plots drawn); the emergency
+numbers stay on screen however far the chat is scrolled. (The chat with the feedback
+survey's choices on screen: ``test_feedback_keyboard.py``.)"""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -106,11 +110,17 @@ def test_every_console_page_meets_wcag_aa(chromium, line, manager):
         expect(page.locator("#esc-status")).to_have_text("active")
         assert violations(page) == [], "conversation, taken over"
 
-        for path in ("/duty/sanctuary", "/duty/rota"):
+        # The report: the last full month (the page's default, likely empty here), and a
+        # range with today's conversations in it, so its tables and plots are drawn.
+        today = dt.datetime.now(ZoneInfo(line.settings.tz_line)).date()
+        report = (f"/duty/report?from={today - dt.timedelta(days=1)}"
+                  f"&to={today + dt.timedelta(days=1)}")
+        for path in ("/duty/sanctuary", "/duty/rota", "/duty/report", report):
             page.goto(f"{line.duty_url}{path}")
             assert violations(page) == [], path
+        expect(page.locator("section#contacts_by_hour svg")).to_have_count(1)
         page.set_viewport_size(WIDTHS["phone"])
-        for path in ("/duty", f"/duty/e/{ref}", "/duty/rota"):
+        for path in ("/duty", f"/duty/e/{ref}", "/duty/rota", report):
             page.goto(f"{line.duty_url}{path}")
             assert violations(page) == [], f"{path} (phone)"
     finally:
