@@ -1,4 +1,5 @@
-"""Signposting: services open now, for the person's place and need, from bot.directory."""
+"""Signposting: services open now, for the person's place and need, from bot.directory; when
+nothing suitable is open, the need and place are kept for the report (``bot.directory.unmet``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import in_thread
-from bot.directory import needs, places, query
+from bot.directory import needs, places, query, unmet
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ ASKING_INTENTS = {
     "carer_assessment",
     "carer_confidentiality",
 }
-CARER_INTENTS = {"carer_how_to_help", "carer_self_support", "carer_assessment", "carer_confidentiality"}
+CARER_INTENTS = frozenset(needs.CARER_INTENTS)
 DECLINED = "not given"
 
 FALLBACK = (
@@ -102,14 +103,20 @@ class ActionFindServices(Action):
         # DECLINED is passed through: the answer then says "you don't have to say where you are".
         place_text = place
         try:
-            messages = await in_thread(
-                query.answer, request["need"], place_text, request["audience"], answer_time()
+            reply = await in_thread(
+                query.respond, request["need"], place_text, request["audience"], answer_time()
             )
         except Exception:  # noqa: BLE001 - the person still gets services open now
             logger.exception("directory answer failed; giving national services")
-            messages = [FALLBACK]
-        for text in messages:
+            reply = query.Reply([FALLBACK])
+        for text in reply.messages:
             dispatcher.utter_message(text=text)
+        if reply.unmet is not None:
+            # Nothing suitable was open: kept for the report (need and place only).
+            try:
+                await in_thread(unmet.record, tracker.sender_id, reply.unmet)
+            except Exception as exc:  # noqa: BLE001 - the answer has gone; only a count is lost
+                logger.warning("unmet need not recorded (%s)", type(exc).__name__)
         return [
             SlotSet("place", place),
             SlotSet("need", request["need"]),

@@ -1,6 +1,8 @@
-"""A generated year of the line for the report: conversations in Rasa's ``events`` table,
-escalations with their trail. Used by ``bench/report_bench.py`` (100,000 conversations) and
-``tests/report`` (a few hundred, whose figures the tests count again from ``World``).
+"""A generated year of the line for the report: conversations in Rasa's ``events`` table
+(their messages and slot events, carers among them), escalations with their trail, unmet
+needs, and feedback surveys with their answers (and free text the report must never show).
+Used by ``bench/report_bench.py`` (100,000 conversations) and ``tests/report`` (a few
+hundred, whose figures the tests count again from ``World``).
 
 Deterministic for a seed. No real person's anything: senders are random hex, there is no
 message text (the ``user`` events carry only what the report reads: the channel and the risk
@@ -18,10 +20,14 @@ from typing import Optional
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
+from bot.directory.unmet import PLACE_NOT_GIVEN, PLACE_UNKNOWN
 from bot.escalation.engine import OUTCOMES
 from bot.escalation.watch import RASA_EVENTS
 from bot.store.models import Escalation, EscalationEvent
+from bot.store.models.directory import UnmetNeed
+from bot.store.models.feedback import FeedbackAnswer, FeedbackComment, FeedbackSurvey
 
 UTC = dt.timezone.utc
 RISKS = ("none", "concern", "urgent", "imminent")
@@ -32,6 +38,13 @@ class Conversation:
     sender: str
     channel: str  # SMS, web chat, other
     messages: list[tuple[dt.datetime, str]]  # (when, risk level)
+    # How the person showed they are a carer: a carers' intent on a message ("intent"), the
+    # audience slot set to carers by an action ("slot"), or not at all (None).
+    carer_by: Optional[str] = None
+
+    @property
+    def carer(self) -> bool:
+        return self.carer_by is not None
 
     @property
     def start(self) -> dt.datetime:
@@ -58,22 +71,85 @@ class Esc:
 
 
 @dataclass
+class Unmet:
+    conversation: Conversation
+    at: dt.datetime
+    need: str
+    place: str  # a directory place key, or bot.directory.unmet's "not given" / "not in ..."
+
+
+@dataclass
+class Survey:
+    conversation: Conversation
+    offered_at: dt.datetime
+    set_name: str
+    # (question id, criterion, choice number or None when skipped, word or None)
+    answers: list[tuple[str, str, Optional[int], Optional[str]]]
+    comment: Optional[str] = None
+
+
+@dataclass
 class World:
     conversations: list[Conversation] = field(default_factory=list)
     escalations: list[Esc] = field(default_factory=list)
+    unmet: list[Unmet] = field(default_factory=list)
+    surveys: list[Survey] = field(default_factory=list)
 
 
-def _user_event(sender: str, at: dt.datetime, channel: str, risk: str) -> dict:
+# Places of data/services/somerset.yml (and one key no longer in it), and the needs that
+# depend on a place: what an unmet request is made of.
+UNMET_PLACES = ("bridgwater", "taunton", "yeovil", "frome", "minehead", "somerset",
+                "old-district", PLACE_UNKNOWN, PLACE_NOT_GIVEN)
+UNMET_NEEDS = ("sanctuary", "housing", "money", "advocacy", "peer_support", "carers",
+               "pharmacy")
+# The shipped questions (data/feedback/questions.yml): set -> (id, criterion, choices).
+QUESTIONS = {
+    "default": (("listened", "listened", ("yes", "partly", "no")),
+                ("valued", "valued", ("yes", "partly", "no")),
+                ("connected", "connected", ("yes", "partly", "no", "didn't need it"))),
+    "carers": (("carer_listened", "listened", ("yes", "partly", "no")),
+               ("carer_engaged", "engaged", ("yes", "partly", "no")),
+               ("carer_connected", "connected", ("yes", "partly", "no", "didn't need it"))),
+}
+SECRET_COMMENT = "Kestrel-Quartz-Private-Words"
+
+
+def _user_event(sender: str, at: dt.datetime, channel: str, risk: str,
+                intent: str = "greet") -> dict:
     input_channel = {"SMS": "sms", "web chat": "socketio", "other": "rest"}[channel]
     # The shape Rasa 3.6 saves (json.dumps of the event's as_dict), cut to what matters here.
+    # The ranking names a carers' intent on every message: only the top intent counts.
     data = {
         "event": "user", "timestamp": at.timestamp(), "metadata": {}, "text": None,
-        "parse_data": {"intent": {"name": "greet", "confidence": 0.9}, "entities": [],
+        "parse_data": {"intent": {"name": intent, "confidence": 0.9}, "entities": [],
+                       "intent_ranking": [{"name": intent, "confidence": 0.9},
+                                          {"name": "carer_how_to_help", "confidence": 0.05}],
                        "risk": {"level": risk, "signals": [] if risk == "none" else ["x"]}},
         "input_channel": input_channel, "message_id": uuid.uuid4().hex,
     }
     return {"sender_id": sender, "type_name": "user", "timestamp": at.timestamp(),
-            "data": json.dumps(data)}
+            "intent_name": intent, "action_name": None, "data": json.dumps(data)}
+
+
+def _slot_event(sender: str, at: dt.datetime, name: str, value) -> dict:
+    # SlotSet.as_dict() as Rasa 3.6 saves it (action_name: the slot's name).
+    data = {"event": "slot", "timestamp": at.timestamp(), "name": name, "value": value}
+    return {"sender_id": sender, "type_name": "slot", "timestamp": at.timestamp(),
+            "intent_name": None, "action_name": name, "data": json.dumps(data)}
+
+
+def _events(conv: Conversation) -> list[dict]:
+    rows = []
+    for n, (at, risk) in enumerate(conv.messages):
+        intent = "carer_how_to_help" if conv.carer_by == "intent" and n == 0 else "greet"
+        rows.append(_user_event(conv.sender, at, conv.channel, risk, intent))
+        after = at + dt.timedelta(seconds=1)
+        if n == len(conv.messages) - 1:
+            # What action_find_services sets: carers, or (for others) no audience.
+            rows.append(_slot_event(conv.sender, after, "audience",
+                                    "carers" if conv.carer_by == "slot" else None))
+        rows.append(_slot_event(conv.sender, after, "risk_level", risk))
+    return rows
 
 
 def generate(conversations: int, escalations: int, year: int = 2025, seed: int = 26) -> World:
@@ -144,7 +220,37 @@ def generate(conversations: int, escalations: int, year: int = 2025, seed: int =
         world.escalations.append(Esc(conv, level, risk_at, created, alerted, top, exhausted,
                                      acked, taken, referral, outcome))
         seen_live.add(conv.sender)
+    _carers_unmet_and_feedback(world, random.Random(seed + 1))
     return world
+
+
+def _carers_unmet_and_feedback(world: World, rng: random.Random) -> None:
+    """Carers, unmet needs and survey answers, from a generator of their own (so the rest of
+    a seed's world is what it always was)."""
+    for conv in world.conversations:
+        roll = rng.random()
+        conv.carer_by = "intent" if roll < 0.12 else "slot" if roll < 0.2 else None
+        last = conv.messages[-1][0]
+        if rng.random() < 0.15:
+            need = "carers" if conv.carer and rng.random() < 0.5 else rng.choices(
+                UNMET_NEEDS, (8, 5, 3, 2, 2, 1, 1))[0]
+            place = rng.choices(UNMET_PLACES, (10, 6, 4, 2, 1, 1, 1, 2, 3))[0]
+            world.unmet.append(Unmet(conv, last + dt.timedelta(seconds=2), need, place))
+        if rng.random() < 0.3:
+            set_name = "carers" if conv.carer else "default"
+            answers: list[tuple[str, str, Optional[int], Optional[str]]] = []
+            comment = None
+            if rng.random() < 0.65:  # otherwise declined or never answered
+                for qid, criterion, choices in QUESTIONS[set_name]:
+                    if rng.random() < 0.12:
+                        answers.append((qid, criterion, None, None))
+                    else:
+                        pick = rng.choices(range(len(choices)), (6, 2, 1, 1)[:len(choices)])[0]
+                        answers.append((qid, criterion, pick + 1, choices[pick]))
+                if rng.random() < 0.2:
+                    comment = SECRET_COMMENT
+            world.surveys.append(Survey(conv, last + dt.timedelta(seconds=30), set_name,
+                                        answers, comment))
 
 
 def _trail(esc: Esc) -> list[tuple[str, dt.datetime, dict]]:
@@ -199,13 +305,13 @@ def load(engine: Engine, world: World, batch: int = 5000) -> None:
     rows: list[dict] = []
     with engine.begin() as conn:
         for conv in world.conversations:
-            for at, risk in conv.messages:
-                rows.append(_user_event(conv.sender, at, conv.channel, risk))
-                if len(rows) >= batch:
-                    conn.execute(insert(RASA_EVENTS), rows)
-                    rows = []
+            rows.extend(_events(conv))
+            if len(rows) >= batch:
+                conn.execute(insert(RASA_EVENTS), rows)
+                rows = []
         if rows:
             conn.execute(insert(RASA_EVENTS), rows)
+    _load_unmet_and_feedback(engine, world, batch)
     with engine.begin() as conn:
         start_id = 1 + (conn.execute(Escalation.__table__.select().with_only_columns(
             Escalation.__table__.c.id).order_by(Escalation.__table__.c.id.desc()).limit(1)
@@ -237,3 +343,35 @@ def load(engine: Engine, world: World, batch: int = 5000) -> None:
             conn.exec_driver_sql(
                 "SELECT setval(pg_get_serial_sequence('escalations', 'id'), "
                 "(SELECT max(id) FROM escalations))")
+
+
+def _load_unmet_and_feedback(engine: Engine, world: World, batch: int) -> None:
+    with engine.begin() as conn:
+        for start in range(0, len(world.unmet), batch):
+            conn.execute(insert(UnmetNeed.__table__), [
+                {"conversation_id": u.conversation.sender, "need": u.need, "place": u.place,
+                 "asked_at": u.at} for u in world.unmet[start:start + batch]])
+    with Session(engine) as session, session.begin():
+        for survey in world.surveys:
+            conv = survey.conversation.sender
+            status = "done" if survey.answers else "declined"
+            record = FeedbackSurvey(
+                conversation_id=conv, person=conv,
+                channel={"SMS": "sms", "web chat": "socketio"}.get(survey.conversation.channel,
+                                                                   "rest"),
+                trigger="goodbye", set_name=survey.set_name, status=status,
+                position=len(survey.answers), retried=False, offered_at=survey.offered_at,
+                updated_at=survey.offered_at, ended_at=survey.offered_at)
+            session.add(record)
+            session.flush()
+            at = survey.offered_at
+            for qid, criterion, choice, value in survey.answers:
+                at += dt.timedelta(seconds=20)
+                session.add(FeedbackAnswer(
+                    survey_id=record.id, conversation_id=conv, set_name=survey.set_name,
+                    question_id=qid, criterion=criterion, choice=choice, value=value,
+                    answered_at=at))
+            if survey.comment is not None:
+                session.add(FeedbackComment(survey_id=record.id, conversation_id=conv,
+                                            question_id="anything_else", text=survey.comment,
+                                            at=at))

@@ -25,6 +25,12 @@ NEEDS: Dict[str, Tuple[str, bool]] = {
     "pharmacy": ("medication and prescriptions", True),
 }
 
+# Intents (domain.yml) of a person asking as a family member, friend or carer: their request
+# is for carers' services (actions/services.py), and the report counts their contact as a
+# carer's (bot/report/figures.py).
+CARER_INTENTS = ("carer_how_to_help", "carer_self_support", "carer_assessment",
+                 "carer_confidentiality")
+
 # Checked in this order; the first need whose pattern matches wins.
 _PATTERNS = [
     ("a_and_e_alternative", r"(instead of|alternative to|rather than|other than|avoid(ing)?|not|"

@@ -4,7 +4,8 @@
 soonest; a service that will not open within two weeks is left out, and so is one with no
 places free tonight unless nothing else is open. ``answer`` turns that into SMS replies and
 never raises: with the database down or the directory broken it still names national
-services that are open now.
+services that are open now. ``respond`` gives the same replies and says when nothing suitable
+was open (``unmet.py``), for the report's unmet need.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from bot.store.models.directory import (
 from bot.directory.needs import NEEDS, need_from_text
 from bot.directory.places import Gazetteer, gazetteer, is_declined
 from bot.directory.schema import AUDIENCES, NATIONAL, Contact, Directory, Place, Service
+from bot.directory.unmet import Unmet
+from bot.directory.unmet import of as unmet_of
 from bot.settings import settings
 
 log = logging.getLogger(__name__)
@@ -360,13 +363,22 @@ def _always_open_national(at: dt.datetime, session=None, directory=None) -> List
     ]
 
 
-def answer(
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    """What ``respond`` says, and the unmet need behind it when nothing suitable was open
+    (``bot/directory/unmet.py``; None also when the directory could not be read)."""
+
+    messages: List[str]
+    unmet: Optional[Unmet] = None
+
+
+def respond(
     need: Optional[str],
     place_text: Optional[str],
     audience: Optional[str] = None,
     at: Optional[dt.datetime] = None,
-) -> List[str]:
-    """SMS replies (≤ 306 GSM-7 characters each) naming services open now. Never raises."""
+) -> Reply:
+    """``answer``'s messages, and whether the need went unmet. Never raises."""
     try:
         when = as_line_time(at)
     except Exception:  # noqa: BLE001  a bad TZ_LINE must not silence the answer
@@ -375,10 +387,23 @@ def answer(
     who = audience if audience in AUDIENCES else None
     try:
         results = find_services(key, place_text, who, when)
-        return compose(results, _always_open_national(when)) or _fallback(key, place_text, when)
+        messages = compose(results, _always_open_national(when))
+        if messages:
+            return Reply(messages, unmet_of(results))
+        return Reply(_fallback(key, place_text, when))
     except Exception as exc:  # noqa: BLE001  never leave a person without a number
         log.warning("directory query failed (%s); answering with national services", type(exc).__name__)
-        return _fallback(key, place_text, when)
+        return Reply(_fallback(key, place_text, when))
+
+
+def answer(
+    need: Optional[str],
+    place_text: Optional[str],
+    audience: Optional[str] = None,
+    at: Optional[dt.datetime] = None,
+) -> List[str]:
+    """SMS replies (≤ 306 GSM-7 characters each) naming services open now. Never raises."""
+    return respond(need, place_text, audience, at).messages
 
 
 def _fallback(need: Optional[str], place_text: Optional[str], when: dt.datetime) -> List[str]:

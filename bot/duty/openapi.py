@@ -263,15 +263,15 @@ def document() -> dict[str, Any]:
                                 "columns": {"type": "array", "items": {"type": "string"}},
                                 "rows": {"type": "array", "description": "A label, then one "
                                          "value per further column: a count (5 or more), "
-                                         "\"fewer than 5\", seconds (columns *_seconds), or "
-                                         "\"not shown\".",
+                                         "\"fewer than 5\", seconds (columns *_seconds), a "
+                                         "percentage (a response rate), or \"not shown\".",
                                          "items": {"type": "array", "items": {}}},
                                 "note": {"type": "string"},
                             },
                         }},
                         "not_recorded": {"type": "array", "items": {"type": "string"},
-                                         "description": "What the line does not record yet, "
-                                         "so the report cannot count it."},
+                                         "description": "What the report could not count "
+                                         "in this range, and why (no survey offered)."},
                     },
                 },
                 "ReportCount": {

@@ -7,5 +7,5 @@ into a ``Report`` of ``Figure``s; ``suppress`` turns every count under 5 into "f
 ``python -m bot.report`` is the command, ``bot/duty`` serves the same report and its JSON.
 
 No Rasa imports: the report reads Rasa's table through its own declaration
-(``bot.escalation.watch.RASA_EVENTS``). See docs/report.md.
+(``bot.store.rasa_events.RASA_EVENTS``). See docs/report.md.
 """

@@ -31,13 +31,16 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, inspect, literal, select
+from sqlalchemy import and_, case, inspect, literal, or_, select
 from sqlalchemy.engine import Engine
 
 from bot.directory import bank_holidays
 from bot.escalation.engine import LEVELS, OUTCOMES
-from bot.escalation.watch import RASA_EVENTS
-from bot.report import feedback
+from bot.store.rasa_events import RASA_EVENTS
+from bot.directory.needs import CARER_INTENTS, NEEDS
+from bot.directory.query import NEED_WORDS
+from bot.feedback.questions import CRITERIA
+from bot.report import feedback, unmet
 from bot.store.models import Escalation, EscalationEvent
 
 SESSION_GAP_S = 60 * 60
@@ -46,7 +49,11 @@ RISK_LOOKBACK_S = 30 * 60
 RISK_LEVELS = ("none", "concern", "urgent", "imminent")
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 CHANNELS = ("SMS", "web chat", "other")
+AUDIENCES = ("service users", "carers")
 LEVEL_LABELS = {"support": "wants a person", "urgent": "urgent", "imminent": "imminent"}
+# A place and need are named in the unmet need table only when asked for this often (the
+# suppression threshold: a named pair under it would say "at least one" where a blank cannot).
+SHOWN_PAIR = 5
 TRAIL_KINDS = ("alerted", "taken_over", "resolved", "ladder_exhausted", "referred",
                "referral_accepted", "referral_declined")
 
@@ -58,7 +65,11 @@ class Figure:
     ``rows`` are ``[label, value, ...]`` in ``columns`` order. Columns named in ``counts``
     hold counts (suppressed under 5); ``seconds`` columns hold durations, shown only when
     the row's ``basis`` count column is 5 or more. ``partition``: the rows' counts split one
-    whole, so a lone suppressed cell must not be recoverable by subtraction.
+    whole, so a lone suppressed cell must not be recoverable by subtraction. ``row_parts``
+    split the row's ``row_total`` the same way, across a row. ``rates``: a percentage column
+    and the (numerator, denominator) count columns it is worked out from; shown only when
+    both are. ``plot``: ``bars`` (the first count column) or ``months`` (each ``row_parts``
+    column as a share of ``row_total``, and each rate, month by month).
     """
 
     key: str
@@ -71,6 +82,10 @@ class Figure:
     partition: bool = False
     chart: bool = False
     note: str = ""
+    row_total: str = ""
+    row_parts: tuple[str, ...] = ()
+    rates: dict[str, tuple[str, str]] = field(default_factory=dict)
+    plot: str = "bars"
 
 
 @dataclass
@@ -123,11 +138,26 @@ def _channel():
     )
 
 
+# A carer's contact: a message whose top intent (Rasa's intent_name column) is one of the
+# carers' intents, or the audience slot set to carers (by action_find_services; a slot
+# event's action_name is the slot's name). Columns, not the JSON text: cheaper to match.
+_CARER_SLOT = '%"value": "carers"%'
+
+
+def _carer():
+    return case(
+        (RASA_EVENTS.c.type_name == "slot", literal(1)),  # only carers' slots are read
+        (RASA_EVENTS.c.intent_name.in_(CARER_INTENTS), literal(1)),
+        else_=literal(0),
+    )
+
+
 @dataclass
 class _Contacts:
     starts: list[dt.datetime] = field(default_factory=list)  # local time of each contact
     channels: Counter = field(default_factory=Counter)
     risk: Counter = field(default_factory=Counter)
+    audience: Counter = field(default_factory=Counter)
     # Per sender, the timestamps of urgent/imminent messages (for the escalations' clocks).
     risk_times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
@@ -137,34 +167,46 @@ def _read_contacts(conn, first: dt.datetime, after: dt.datetime, zone: ZoneInfo)
     if not inspect(conn).has_table("events"):
         return out  # no Rasa server has written to this database: no contacts yet
     lo, hi = first.timestamp(), after.timestamp()
+    kind = RASA_EVENTS.c.type_name
     query = (
-        select(RASA_EVENTS.c.sender_id, RASA_EVENTS.c.timestamp, _channel(), _risk_rank())
-        .where(RASA_EVENTS.c.type_name == "user",
+        select(RASA_EVENTS.c.sender_id, RASA_EVENTS.c.timestamp, _channel(), _risk_rank(),
+               _carer(), kind == "slot")
+        .where(or_(kind == "user",
+                   and_(kind == "slot", RASA_EVENTS.c.action_name == "audience",
+                        RASA_EVENTS.c.data.like(_CARER_SLOT))),
                RASA_EVENTS.c.timestamp >= lo - SESSION_GAP_S - RISK_LOOKBACK_S,
                RASA_EVENTS.c.timestamp < hi)
         .order_by(RASA_EVENTS.c.sender_id, RASA_EVENTS.c.timestamp)
     )
     sender: Optional[str] = None
     last = -math.inf
-    current: Optional[list] = None  # [start, channel, risk]
+    current: Optional[list] = None  # [start, channel, risk, carer]
 
     def close(contact: Optional[list]) -> None:
         if contact is not None and contact[0] >= lo:
             out.starts.append(dt.datetime.fromtimestamp(contact[0], zone))
             out.channels[CHANNELS[contact[1]]] += 1
             out.risk[RISK_LEVELS[contact[2]]] += 1
+            out.audience[AUDIENCES[contact[3]]] += 1
 
     # A server-side cursor read in batches (a year of a busy line is 250,000 messages or
     # more; partitions rather than row by row: measured 2 s less on bench/report_bench.py).
     result = conn.execution_options(stream_results=True).execute(query)
     for part in result.partitions(BATCH):
-        for who, stamp, channel, rank in part:
+        for who, stamp, channel, rank, carer, slot in part:
+            if slot:
+                # Set by an action during a turn: it marks the contact it falls in, and
+                # neither starts one nor keeps one open.
+                if current is not None and who == sender and stamp - last <= SESSION_GAP_S:
+                    current[3] = 1
+                continue
             if who != sender or stamp - last > SESSION_GAP_S:
                 close(current)
-                current = [stamp, channel, rank]
+                current = [stamp, channel, rank, carer]
                 sender = who
-            elif rank > current[2]:
-                current[2] = rank
+            else:
+                current[2] = max(current[2], rank)
+                current[3] = max(current[3], carer)
             last = stamp
             if rank >= 2:
                 out.risk_times[who].append(stamp)
@@ -208,6 +250,9 @@ def build(engine: Engine, start: dt.date, end: dt.date, tz: str = "Europe/London
 
         with Session(bind=conn) as session:
             feedback_rows = feedback.feedback_rows(session, first, after)
+            by_month = feedback.monthly(session, first, after, zone) if feedback_rows else None
+            unmet_counts = unmet.counts(session, first, after)
+            places = unmet.places(session)
 
     report = Report(start, end, tz, len(contacts.starts), len(escalations))
     figs = report.figures
@@ -238,12 +283,20 @@ def build(engine: Engine, start: dt.date, end: dt.date, tz: str = "Europe/London
     figs.append(Figure("contacts_by_channel", "Contacts by channel", ["channel", "count"],
                        [[c, contacts.channels[c]] for c in CHANNELS], partition=True, chart=True))
     figs.append(Figure(
+        "contacts_by_audience", "Contacts: carers and service users", ["who", "count"],
+        [[a, contacts.audience[a]] for a in AUDIENCES], partition=True, chart=True,
+        note="A carer's contact: the person asked as a family member, friend or carer (the "
+             "carers' questions, or services for carers). Every other contact counts as a "
+             "service user's.",
+    ))
+    figs.append(Figure(
         "risk_levels", "Highest risk seen in a contact", ["risk level", "count"],
         [[level, contacts.risk[level]] for level in RISK_LEVELS], partition=True, chart=True,
         note="The risk guard's reading of what people wrote, the highest in each contact.",
     ))
 
     figs.extend(_escalation_figures(escalations, trail, contacts.risk_times))
+    figs.extend(_unmet_figures(unmet_counts, places))
 
     if feedback_rows is None:
         report.notes.append(
@@ -255,11 +308,114 @@ def build(engine: Engine, start: dt.date, end: dt.date, tz: str = "Europe/London
             note="Surveys offered in the range, how many got an answer, and each criterion's "
                  "answers (a skipped question counts as skipped). Free text is never shown "
                  "here."))
-    report.notes.append(
-        "Unmet need (what people asked for when nothing suitable was open): not recorded. "
-        "The line answers from the service directory but keeps no record of a request it "
-        "could not meet, so this report cannot count it.")
+        whole = start.day == 1 and (end + dt.timedelta(days=1)).day == 1
+        figs.extend(_feedback_month_figures(by_month, months(start, end), whole))
     return report
+
+
+def months(start: dt.date, end: dt.date) -> list[tuple[int, int]]:
+    """The calendar months the range touches, first to last."""
+    out, (year, month) = [], (start.year, start.month)
+    while (year, month) <= (end.year, end.month):
+        out.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def month_label(month: tuple[int, int]) -> str:
+    return dt.date(month[0], month[1], 1).strftime("%b %Y")
+
+
+def _rate(part: int, whole: int) -> Optional[float]:
+    return 100.0 * part / whole if whole else None
+
+
+def _feedback_month_figures(data: "feedback.Monthly", span: list[tuple[int, int]],
+                            whole: bool) -> list[Figure]:
+    partial = "" if whole else "A month the range does not cover whole counts its days in it."
+    figs = [Figure(
+        "feedback_by_month", "Feedback month by month: surveys offered and answered",
+        ["month", "surveys offered", "with an answer", "response rate"],
+        [[month_label(m), data.offered[m], data.responded[m],
+          _rate(data.responded[m], data.offered[m])] for m in span],
+        counts=("surveys offered", "with an answer"),
+        rates={"response rate": ("with an answer", "surveys offered")},
+        partition=True, chart=True, plot="months",
+        note="The response rate is the share of surveys offered that month with at least one "
+             f"answer, shown only when both counts are. {partial}".strip(),
+    )]
+    for criterion in [c for c in CRITERIA if c in data.criteria] + sorted(
+            c for c in data.criteria if c not in CRITERIA):
+        counts = data.criteria[criterion]
+        fixed = ("month", "surveys offered", "answered", "response rate", "skipped")
+        words = sorted(counts.values, key=lambda v: (counts.position.get(v, 99), v))
+        columns = [v if v not in fixed else f"{v} (answer)" for v in words]
+        rows = []
+        for m in span:
+            rows.append([month_label(m), counts.offered[m], counts.answered[m],
+                         _rate(counts.answered[m], counts.offered[m]),
+                         *[counts.values[v][m] for v in words], counts.skipped[m]])
+        name = CRITERIA.get(criterion, criterion)
+        figs.append(Figure(
+            f"feedback_{criterion}", f"Feedback over time: {name}",
+            ["month", "surveys offered", "answered", "response rate", *columns, "skipped"],
+            rows, counts=("surveys offered", "answered", *columns, "skipped"),
+            rates={"response rate": ("answered", "surveys offered")},
+            row_total="answered", row_parts=tuple(columns),
+            partition=True, chart=True, plot="months",
+            note=f"Each month: the surveys offered whose questions include \u201c{name}\u201d "
+                 "(a question set that asks it), how many answered that question (its response "
+                 "rate) and with which answer, and how many skipped it. The plot shows each "
+                 "answer as a share of the month's answers, and the response rate, where they "
+                 f"are shown. {partial}".strip(),
+        ))
+    return figs
+
+
+def _unmet_figures(pairs: Counter, places: list[tuple[str, str]]) -> list[Figure]:
+    names = dict(places)
+    names.update(unmet.SPECIAL_PLACES)
+
+    def place_label(key: str) -> str:
+        return names.get(key, key)
+
+    def need_label(need: str) -> str:
+        return NEED_WORDS.get(need, need)
+
+    by_need = Counter()
+    by_place = Counter()
+    for (need, place), n in pairs.items():
+        by_need[need] += n
+        by_place[place] += n
+    place_keys = [k for k, _ in places] + sorted(
+        k for k in by_place if k not in names) + list(unmet.SPECIAL_PLACES)
+    shown = sorted(((n, need_label(need), place_label(place)) for (need, place), n
+                    in pairs.items() if n >= SHOWN_PAIR), key=lambda t: (-t[0], t[2], t[1]))
+    rest = sum(pairs.values()) - sum(n for n, _, _ in shown)
+    what = "nothing suitable was open"
+    return [
+        Figure(
+            "unmet_need", "Unmet need: what people asked for, by place and need, when "
+            f"{what}", ["place and need", "count"],
+            [[f"{place}: {need}", n] for n, need, place in shown]
+            + [[f"every other place and need (each fewer than {SHOWN_PAIR})", rest]],
+            note="A request is unmet when the directory had no service for that need, serving "
+                 "that place, open with room when the person asked (the answer still named "
+                 "the lines open across the UK). One conversation asking the same again within "
+                 "the hour counts once. A place and need asked for fewer than "
+                 f"{SHOWN_PAIR} times is not named. Counted since the line began to keep "
+                 "it (migration 0014_unmet_need); a range before then shows none.",
+        ),
+        Figure("unmet_need_by_need", "Unmet need by need", ["need", "count"],
+               [[need_label(need), by_need[need]] for need in NEEDS]
+               + [[need, by_need[need]] for need in sorted(by_need) if need not in NEEDS],
+               partition=True, chart=True),
+        Figure("unmet_need_by_place", "Unmet need by place", ["place", "count"],
+               [[place_label(key), by_place[key]] for key in place_keys],
+               partition=True, chart=True,
+               note="Places as the directory names them (a town, or the county when that is "
+                    "all the person said); never the words or postcode the person gave."),
+    ]
 
 
 def _escalation_figures(escalations, trail, risk_times) -> list[Figure]:

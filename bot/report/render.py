@@ -2,8 +2,9 @@
 
 The HTML carries its CSS in a ``<style>`` element and each plot as inline SVG drawn by
 matplotlib (text as paths, no fonts, no scripts, nothing fetched), so it can be mailed,
-opened offline and printed to PDF from any browser. A plot draws a suppressed cell as an
-empty bar marked "<5": the picture says no more than the table.
+opened offline and printed to PDF from any browser. A bar plot draws a suppressed cell as an
+empty bar marked "<5"; a month-by-month plot leaves a gap where a share or rate is not shown:
+the picture says no more than the table.
 """
 
 from __future__ import annotations
@@ -41,10 +42,66 @@ def _minutes(value: Any) -> str:
 def cell_text(fig: Figure, column: str, value: Any) -> str:
     if column in fig.seconds:
         return _minutes(value)
+    if column in fig.rates and isinstance(value, (int, float)):
+        return f"{value:.0f}%"
     return str(value)
 
 
 def _svg(fig: Figure) -> str:
+    return _svg_months(fig) if fig.plot == "months" else _svg_bars(fig)
+
+
+def _svg_text(canvas) -> str:
+    buf = io.StringIO()
+    canvas.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and doctype: inline in HTML
+
+
+def _svg_months(fig: Figure) -> str:
+    """Month by month: each answer as a share of the month's answers, and each rate, as
+    lines with a point per month; a month whose share is not shown (a count hidden) is a gap
+    in the line, so the picture says no more than the table."""
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure as Canvas
+
+    months = [str(r[0]) for r in fig.rows]
+    x = list(range(len(months)))
+    total = fig.columns.index(fig.row_total) if fig.row_total in fig.columns else None
+    lines: list[tuple[str, list[float], str]] = []
+    for part in fig.row_parts:
+        i = fig.columns.index(part)
+        ys = [100.0 * r[i] / r[total]
+              if total is not None and isinstance(r[i], int) and isinstance(r[total], int)
+              and r[total] else float("nan") for r in fig.rows]
+        lines.append((part, ys, "-"))
+    for rate in fig.rates:
+        i = fig.columns.index(rate)
+        ys = [float(r[i]) if isinstance(r[i], (int, float)) else float("nan") for r in fig.rows]
+        lines.append((rate, ys, "--"))
+    with rc_context({"svg.fonttype": "path", "svg.hashsalt": "report", "font.size": 9}):
+        canvas = Canvas(figsize=(7.5, 2.9))
+        ax = canvas.add_subplot()
+        colours = ["#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b83280", "#4a5568"]
+        for n, (label, ys, style) in enumerate(lines):
+            ax.plot(x, ys, style, marker="o", markersize=3.5, linewidth=1.6,
+                    color="#1b1b1b" if style == "--" else colours[n % len(colours)],
+                    label=label)
+        ax.set_xticks(x, months, rotation=90 if len(months) > 8 else 0)
+        ax.set_xlim(-0.5, max(len(months) - 0.5, 0.5))
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("% of answers; rate: % of surveys" if fig.row_parts
+                      else "% of surveys offered")
+        ax.spines[["top", "right"]].set_visible(False)
+        if fig.row_parts:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                      fontsize=8)
+        canvas.subplots_adjust(left=0.08, right=0.68 if fig.row_parts else 0.98, top=0.95,
+                               bottom=0.3 if len(months) > 8 else 0.14)
+        return _svg_text(canvas)
+
+
+def _svg_bars(fig: Figure) -> str:
     # The object API, not pyplot: no global figure state, no GUI backend chosen at import,
     # safe in the duty service's threads.
     from matplotlib import rc_context
@@ -78,10 +135,7 @@ def _svg(fig: Figure) -> str:
         else:
             fig_.subplots_adjust(left=0.09, right=0.98, top=0.95,
                                  bottom=0.25 if len(labels) > 12 else 0.12)
-        buf = io.StringIO()
-        fig_.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    text = buf.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog and doctype: inline in HTML
+        return _svg_text(fig_)
 
 
 def html_report(rep: Report, header: str = "") -> str:
@@ -118,9 +172,10 @@ def html_report(rep: Report, header: str = "") -> str:
         if fig.note:
             out.append(f'<p class="note">{html.escape(fig.note)}</p>')
         out.append("</section>")
-    out.append('<section id="notes"><h2>Not in this report</h2><ul>')
-    out.extend(f"<li>{html.escape(n)}</li>" for n in rep.notes)
-    out.append("</ul></section>")
+    if rep.notes:
+        out.append('<section id="notes"><h2>Not in this report</h2><ul>')
+        out.extend(f"<li>{html.escape(n)}</li>" for n in rep.notes)
+        out.append("</ul></section>")
     out.append(f'<p class="note">Made {dt.date.today():%-d %B %Y} by python -m bot.report; '
                "the same figures are in report.csv.</p></body></html>")
     return "\n".join(out)
@@ -130,8 +185,13 @@ def _heading(fig: Figure, column: str) -> str:
     return {"p50_seconds": "p50", "p90_seconds": "p90"}.get(column, column)
 
 
+def _csv_column(fig: Figure, column: str) -> str:
+    return f"{column} (%)" if column in fig.rates else column
+
+
 def csv_report(rep: Report) -> str:
-    """One line per cell: figure, row label, column, value (seconds for durations)."""
+    """One line per cell: figure, row label, column, value (seconds for durations, a
+    percentage for a rate, its column named "... (%)")."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["figure", "row", "column", "value"])
@@ -140,7 +200,7 @@ def csv_report(rep: Report) -> str:
             for column, value in zip(fig.columns[1:], row[1:], strict=True):
                 if isinstance(value, float):
                     value = round(value, 1)
-                writer.writerow([fig.key, row[0], column, value])
+                writer.writerow([fig.key, row[0], _csv_column(fig, column), value])
     return buf.getvalue()
 
 

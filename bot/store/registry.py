@@ -6,7 +6,7 @@ with models adds a line.
 """
 
 from bot.store import models  # noqa: F401  Base; escalations and their audit trail
-from bot.store.models import directory  # noqa: F401  service directory, sanctuary beds
+from bot.store.models import directory  # noqa: F401  service directory, sanctuary beds, unmet needs
 from bot.store.models import duty  # noqa: F401  staff, sessions, rota changes
 from bot.store.models import handoff  # noqa: F401  alert jobs (ladder timers), staff SMS links
 from bot.store.models import sms  # noqa: F401  sms inbox, outbox, contacts

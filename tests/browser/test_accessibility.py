@@ -1,10 +1,14 @@
 """WCAG 2.1 AA in a real browser: axe-core (vendored, ``vendor/axe.min.js``, no CDN) finds
 no violations on the chat page, empty and mid-conversation, at phone and desktop widths, nor
-on any console page; the emergency numbers stay on screen however far the chat is scrolled."""
+on any console page (the report included, with its tables and plots drawn); the emergency
+numbers stay on screen however far the chat is scrolled. (The chat with the feedback
+survey's choices on screen: ``test_feedback_keyboard.py``.)"""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -107,11 +111,18 @@ def test_every_console_page_meets_wcag_aa(chromium, line, manager):
         assert violations(page) == [], "conversation, taken over"
 
         line.add_comment("a11y-" + ref, "The person I spoke to listened.\nThank you.")
-        for path in ("/duty/sanctuary", "/duty/rota", "/duty/feedback"):
+        # The report: the last full month (the page's default, likely empty here), and a
+        # range with today's conversations in it, so its tables and plots are drawn.
+        today = dt.datetime.now(ZoneInfo(line.settings.tz_line)).date()
+        report = (f"/duty/report?from={today - dt.timedelta(days=1)}"
+                  f"&to={today + dt.timedelta(days=1)}")
+        for path in ("/duty/sanctuary", "/duty/rota", "/duty/feedback", "/duty/report", report):
             page.goto(f"{line.duty_url}{path}")
             assert violations(page) == [], path
-        expect(page.locator("#comments .comment-text")).to_contain_text("listened")
-        # The page is reached from the console's navigation, by keyboard.
+            if path == "/duty/feedback":
+                expect(page.locator("#comments .comment-text")).to_contain_text("listened")
+        expect(page.locator("section#contacts_by_hour svg")).to_have_count(1)
+        # The comments page is reached from the console's navigation, by keyboard.
         page.goto(f"{line.duty_url}/duty")
         link = page.get_by_role("navigation", name="Console").get_by_role(
             "link", name="Feedback comments")
@@ -120,7 +131,7 @@ def test_every_console_page_meets_wcag_aa(chromium, line, manager):
         page.wait_for_url(f"{line.duty_url}/duty/feedback")
         expect(page.get_by_role("heading", level=1)).to_have_text("Feedback in people's own words")
         page.set_viewport_size(WIDTHS["phone"])
-        for path in ("/duty", f"/duty/e/{ref}", "/duty/rota", "/duty/feedback"):
+        for path in ("/duty", f"/duty/e/{ref}", "/duty/rota", "/duty/feedback", report):
             page.goto(f"{line.duty_url}{path}")
             assert violations(page) == [], f"{path} (phone)"
     finally:

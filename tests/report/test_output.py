@@ -46,11 +46,15 @@ def test_no_cell_under_5_is_printed_and_nothing_leaks(sqlite_url, small_world, t
     page, table = service.write(rep, tmp_path)
 
     # CSV: every value is 5 or more, "fewer than 5" or "not shown" (durations, in seconds,
-    # are all over 5 here; a duration is never a count).
+    # are all over 5 here; a duration is never a count; a rate, in %, is worked out only from
+    # counts that are shown).
     cells = list(csv.DictReader(io.StringIO(table.read_text())))
-    assert cells and all(_allowed(c["value"]) for c in cells), [
-        c for c in cells if not _allowed(c["value"])]
+    counts = [c for c in cells if not c["column"].endswith("(%)")]
+    assert counts and all(_allowed(c["value"]) for c in counts), [
+        c for c in counts if not _allowed(c["value"])]
     assert any(c["value"] == suppress.FEWER for c in cells)
+    rates = [c for c in cells if c["column"].endswith("(%)")]
+    assert rates and all(c["value"] == suppress.NOT_SHOWN for c in rates)  # few a month
 
     # HTML: the same in every table cell right of the label.
     text = page.read_text()
@@ -58,12 +62,36 @@ def test_no_cell_under_5_is_printed_and_nothing_leaks(sqlite_url, small_world, t
     assert numbers
     for value in numbers:
         assert value in (suppress.FEWER, suppress.NOT_SHOWN) or (
-            value.endswith(" s") or int(value) >= 5), value
+            value.endswith(" s") or value.endswith("%") or int(value) >= 5), value
 
-    # A lone suppressed cell in a split of one whole would be recoverable by subtraction.
+    # A lone suppressed cell in a split of one whole would be recoverable by subtraction:
+    # down every count column of a split, and along a row's parts when its total is shown.
     for fig in rep.figures:
         if fig.partition:
-            assert sum(1 for r in fig.rows if r[1] == suppress.FEWER) != 1, fig.key
+            for i, column in enumerate(fig.columns):
+                if column in fig.counts:
+                    assert sum(1 for r in fig.rows if r[i] == suppress.FEWER) != 1, (
+                        fig.key, column)
+        if fig.row_parts:
+            total = fig.columns.index(fig.row_total)
+            parts = [fig.columns.index(c) for c in fig.row_parts]
+            for row in fig.rows:
+                if row[total] != suppress.FEWER:
+                    assert sum(1 for i in parts if row[i] == suppress.FEWER) != 1, (fig.key, row)
+    # A rate is never shown beside a hidden count it comes from.
+    for fig in rep.figures:
+        for column, (num, den) in fig.rates.items():
+            i, n, d = (fig.columns.index(c) for c in (column, num, den))
+            for row in fig.rows:
+                if suppress.FEWER in (row[n], row[d]):
+                    assert row[i] == suppress.NOT_SHOWN, (fig.key, row)
+    # The unmet need table names no place and need asked for fewer than 5 times.
+    unmet = next(f for f in rep.figures if f.key == "unmet_need")
+    assert all(r[1] != suppress.FEWER for r in unmet.rows[:-1])
+    # The new figures are there, and have cells to hide in this small year.
+    keys = {f.key for f in rep.figures}
+    assert {"contacts_by_audience", "unmet_need", "unmet_need_by_need", "unmet_need_by_place",
+            "feedback", "feedback_by_month", "feedback_listened"} <= keys
 
     # JSON: the same rows.
     body = json.dumps(render.json_report(rep))
@@ -83,12 +111,44 @@ def test_no_cell_under_5_is_printed_and_nothing_leaks(sqlite_url, small_world, t
         words = re.sub(r"<svg.*?</svg>", "", out, flags=re.S)
         assert not re.search(r"\+?44\s?7\d{3}|\b07\d{9}\b", words)
         assert "harbour_house" not in out and "Sam" not in out and "staff:" not in out
+        # Free text from the survey never; and unmet need only as the directory's places.
+        assert report_data.SECRET_COMMENT not in out
+        assert "old-district" not in words or "old-district" in [
+            r[0] for f in rep.figures for r in f.rows]
 
     # Self-contained: nothing fetched, nothing run.
     assert "<script" not in text
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)
     assert "<svg" in text and "<style>" in text
     assert "<text" not in text
+
+
+def test_suppression_along_a_row_and_rates_from_shown_counts_only():
+    fig = figures.Figure(
+        "f", "f", ["month", "offered", "answered", "rate", "yes", "no", "skipped"],
+        [["Jan", 20, 9, 45.0, 6, 3, 2],    # "no" hidden: "yes" would give it away (9 - 6)
+         ["Feb", 12, 4, 33.3, 4, 0, 5],    # answered hidden: its rate is not shown
+         ["Mar", 30, 14, 46.7, 7, 7, 6]],
+        counts=("offered", "answered", "yes", "no", "skipped"),
+        rates={"rate": ("answered", "offered")}, row_total="answered", row_parts=("yes", "no"))
+    out = suppress.figure(fig)
+    F, N = suppress.FEWER, suppress.NOT_SHOWN
+    assert out.rows == [["Jan", 20, 9, 45.0, F, F, F],
+                        ["Feb", 12, F, N, F, F, 5],
+                        ["Mar", 30, 14, 46.7, 7, 7, 6]]
+    # Down the columns too, until nothing is left to work out: January's lone "no" takes
+    # February's (the smallest in its column) with it; each of those rows then has one part
+    # hidden beside a shown total, so their "yes" go too; January's lone "skipped" takes
+    # February's. March, all 5 or more, is untouched, and so are the rates.
+    fig = figures.Figure(
+        "f", "f", fig.columns,
+        [["Jan", 20, 9, 45.0, 6, 3, 2], ["Feb", 25, 13, 52.0, 8, 5, 5],
+         ["Mar", 30, 14, 46.7, 7, 7, 6]],
+        counts=fig.counts, rates=fig.rates, row_total="answered", row_parts=("yes", "no"),
+        partition=True)
+    assert suppress.figure(fig).rows == [["Jan", 20, 9, 45.0, F, F, F],
+                                         ["Feb", 25, 13, 52.0, F, F, F],
+                                         ["Mar", 30, 14, 46.7, 7, 7, 6]]
 
 
 def test_suppression_hides_a_second_cell_in_a_split(sqlite_url):

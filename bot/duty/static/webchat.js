@@ -36,6 +36,7 @@
   var entries = [];
   var seen = {};          // message ids already shown
   var pendingEls = {};    // client id -> the "not sent yet" note of that message
+  var quickBoxes = [];    // the choices on screen not answered yet: {entry, box}
   var ACK_TIMEOUT_MS = 15000;
 
   function storage(kind) {
@@ -63,6 +64,7 @@
     entries = [];
     seen = {};
     pendingEls = {};
+    quickBoxes = [];
     sessionId = null;
     confirmed = false;
   }
@@ -93,21 +95,27 @@
       pendingEls[entry.cid] = note;
     }
     if (entry.quick && entry.quick.length && !entry.answered) {
+      // Buttons in a named group, reached by keyboard (Shift+Tab from the message box) and
+      // pressed with Enter or Space like any button.
       var box = document.createElement("div");
       box.className = "quick-replies";
+      box.setAttribute("role", "group");
+      box.setAttribute("aria-label", "Choices");
       entry.quick.forEach(function (q) {
         var b = document.createElement("button");
         b.type = "button";
         b.className = "secondary";
         b.textContent = q.title;
         b.addEventListener("click", function () {
-          entry.answered = true;
-          box.remove();
           send(q.title, q.payload);
+          // The pressed button has gone: keep the keyboard in the conversation, in the
+          // message box, from where the next question's choices are one Shift+Tab away.
+          input.focus();
         });
         box.appendChild(b);
       });
       li.appendChild(box);
+      quickBoxes.push({ entry: entry, box: box });
     }
     transcriptEl.appendChild(li);
     logEl.scrollTop = logEl.scrollHeight;
@@ -168,7 +176,18 @@
     });
   }
 
+  // Choices answer the question they came with: once the person has said anything (a
+  // button, or words typed), earlier buttons go, so none is pressed for a later question.
+  function retireChoices() {
+    quickBoxes.forEach(function (q) {
+      q.entry.answered = true;
+      q.box.remove();
+    });
+    quickBoxes = [];
+  }
+
   function send(shown, payload) {
+    retireChoices();
     add({ who: "me", text: shown, payload: payload || shown, cid: newClientId(), pending: true });
     flush();
     showState();
@@ -210,6 +229,7 @@
         transcriptEl.textContent = "";
         seen = {};
         pendingEls = {};
+        quickBoxes = [];
         entries.forEach(render);
       }
       sessionId = id;

@@ -104,3 +104,24 @@ class SanctuaryBeds(Base):
     free_beds: Mapped[int] = Column(Integer, nullable=False)
     updated_by: Mapped[str] = Column(String(64), nullable=False)
     updated_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class UnmetNeed(Base):
+    """A request the directory could not meet: nothing for this need, serving this place, was
+    open (with a place free) when the person asked (``bot/directory/unmet.py``).
+
+    Only what the report counts: the need (``bot.directory.needs.NEEDS``), the place as the
+    directory's key for it (a town or county, never what the person typed, never a postcode),
+    or ``not given`` / ``not in the directory``, and when. ``conversation_id`` is the
+    pseudonymous sender id, kept only so that a person asking again in the same conversation
+    counts once; the report never reads it.
+    """
+
+    __tablename__ = "unmet_needs"
+
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = Column(String(128), nullable=False, index=True)
+    need: Mapped[str] = Column(String(32), nullable=False)
+    place: Mapped[str] = Column(String(64), nullable=False)
+    asked_at: Mapped[dt.datetime] = Column(DateTime(timezone=True), nullable=False,
+                                           default=utcnow, index=True)
