@@ -29,7 +29,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
@@ -64,6 +64,10 @@ _RANK = {name: i for i, name in enumerate(LEVELS)}
 class Risk:
     level: str
     signals: Tuple[str, ...] = ()
+    #: for the lexicon's own urgent reading, what it rests on (``_basis``): ``first`` (the
+    #: writer says it of themselves), ``cue`` (risk words about someone else, people in
+    #: general, or no one said); empty otherwise. Not part of a reading's identity.
+    basis: str = field(default="", compare=False)
 
     @property
     def rank(self) -> int:
@@ -76,7 +80,8 @@ NONE = Risk("none", ())
 _SIGNAL_ORDER = (
     "act_in_progress", "overdose", "at_height", "means", "plan", "suicidal_ideation", "self_harm",
     "unsafe", "risk_to_others", "safeguarding", "third_party_risk", "hopelessness", "distress",
-    "negated", "education", "idiom", "history", "model_imminent", "model_urgent", "model_concern",
+    "negated", "education", "idiom", "history", "unconfirmed", "model_imminent", "model_urgent",
+    "model_concern",
     "detector_error",
 )
 
@@ -409,13 +414,15 @@ class RiskDetector:
         return _prepared(doc, self._assess(doc))
 
     def _with_model(self, risk: Risk, doc: Doc) -> Risk:
-        """The higher of the lexicon's and the model's readings (the model never lowers).
+        """The higher of the lexicon's reading, weighed by the model (``_weighed``), and the
+        model's own.
 
         The frames that lower the lexicon cap the model's reading at concern too: an
         educational or general frame (an essay, a question of fact, the news) only when nothing
         in the message is in the first person, and a joke (laughter with an "if").
         """
         reading = self.model.read(_prepared(doc, risk))
+        risk = self._weighed(risk, reading.p_urgent)
         level = reading.level
         if _RANK[level] >= _RANK["urgent"]:
             words = {t.lemma_ for t in doc} | {t.lower_ for t in doc}
@@ -427,6 +434,28 @@ class RiskDetector:
             return risk
         signals = tuple(s for s in risk.signals if s not in ("education", "idiom", "negated"))
         return Risk(level, tuple(sorted(set(signals) | {"model_" + level}, key=_signal_rank)))
+
+    def _weighed(self, risk: Risk, p_urgent: float) -> Risk:
+        """The lexicon's urgent reading, unless the model is confident its words are not
+        risk here.
+
+        Words alone cannot tell "I wanted to die when I was 15, I'm doing great now", a lyric
+        or a carer's question about warning signs from risk now, and on blind batches 19-31
+        they were 62 of the 72 false alarms; the model, which reads the whole message and
+        the lexicon's reading with it, scored none of the 542 urgent messages with a
+        first-person lexicon hit below 0.3. So an urgent reading stands unless the model's
+        urgent probability is under a bar chosen on the training corpus by cross-validation
+        (``RiskModel.bars``): a low one when the writer says it of themselves, a higher one
+        when the words are about someone else or no one. An imminent reading always stands;
+        so does everything without a model. A reading set aside is still concern, with the
+        marker ``unconfirmed`` for the console, and the model's own reading may still raise
+        it.
+        """
+        bar = self.model.bars.get(risk.basis) if risk.level == "urgent" else None
+        if bar is None or p_urgent >= bar:
+            return risk
+        kept = tuple(s for s in risk.signals if s not in ("education", "idiom", "negated"))
+        return Risk("concern", tuple(sorted(set(kept) | {"unconfirmed"}, key=_signal_rank)))
 
     def _doc(self, text: str) -> Doc:
         doc = self.nlp.make_doc(text)
@@ -846,7 +875,17 @@ def _combine(hits: Sequence[_Hit], markers: Set[str]) -> Risk:
         if _RANK[h.level] > 0:
             signals |= set(h.signals)
     signals |= markers
-    return Risk(LEVELS[top], tuple(sorted(signals, key=_signal_rank)))
+    return Risk(LEVELS[top], tuple(sorted(signals, key=_signal_rank)), _basis(hits, top))
+
+
+def _basis(hits: Sequence[_Hit], top: int) -> str:
+    """What an urgent lexicon reading rests on: ``first`` when a hit at that level is the
+    writer's own (not negated), ``cue`` otherwise; "" for any other level. An imminent reading
+    (an act under way, a plan with its time, the means at hand) needs no basis: it stands."""
+    if top != _RANK["urgent"]:
+        return ""
+    urgent = [h for h in hits if _RANK[h.level] == top]
+    return "first" if any(h.person == "first" and not h.negated for h in urgent) else "cue"
 
 
 def _signal_rank(signal: str) -> Tuple[int, str]:
@@ -1044,7 +1083,14 @@ class _Context:
 def _prepared(doc: Doc, lexicon: Risk) -> str:
     words = [t.lemma_ for t in doc if not t.is_space]
     markers = ["zzlex" + lexicon.level] + ["zzsig" + s.replace("_", "") for s in lexicon.signals]
+    if lexicon.basis:
+        markers.append(BASIS_MARKER + lexicon.basis)
     return " ".join(words + markers)
+
+
+#: the marker word of an urgent lexicon reading's basis in a prepared text (the model reads
+#: it, and training finds the examples each bar is chosen on by it)
+BASIS_MARKER = "zzbasis"
 
 
 def _words(macro: str) -> Set[str]:

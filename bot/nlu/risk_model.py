@@ -67,13 +67,23 @@ INTENT_LEVEL = {"risk_urgent": "urgent", "risk_imminent": "imminent",
 #: not-urgent messages stay at or under this. The corpus is built of hard negatives (prose about
 #: suicide, jokes, games, recovered pasts), far harder than a line's ordinary traffic, so this is
 #: well above the 5% the line allows on real messages; below it the model answers on words
-#: alone ("how many", "right now") and everyday questions start to alarm.
-TARGET_CV_FALSE_ALARMS = 0.06
+#: alone ("how many", "right now") and everyday questions start to alarm. 6% until session 18:
+#: once the model weighs the lexicon's urgent readings (most false alarms were the lexicon's),
+#: the blind batches 19-31 showed 3.2% realistic false alarms at 6%, room to buy recall
+#: (0.983 -> 0.987 on the same batches, after their before-figures; batches 32-34 then
+#: measured it fresh).
+TARGET_CV_FALSE_ALARMS = 0.08
 #: among messages it reads as urgent or more, the imminent threshold keeps this recall of the
 #: imminent ones: a person whose act is under way must get 999 first
 TARGET_CV_IMMINENT = 0.95
 #: never let a threshold fall so low that the model says urgent on a coin toss
 MIN_THRESHOLD = 0.2
+#: the bars under which the model sets aside the lexicon's urgent reading (``RiskDetector.
+#: _weighed``), per basis: each is the highest score that still keeps this share of the
+#: corpus's urgent and imminent messages with that basis, out of fold. A first-person reading
+#: ("I ...") may be set aside for at most 1 in 200 real ones, a reading about someone else or
+#: no one for at most 1 in 100.
+TARGET_KEEP = {"first": 0.995, "cue": 0.99}
 
 
 @dataclass(frozen=True)
@@ -225,11 +235,15 @@ class RiskModel:
     """
 
     def __init__(self, vectoriser, classifiers: Sequence, urgent_threshold: float,
-                 imminent_threshold: float, meta: Optional[Dict] = None) -> None:
+                 imminent_threshold: float, meta: Optional[Dict] = None,
+                 bars: Optional[Dict[str, float]] = None) -> None:
         self.vectoriser = vectoriser
         self.classifiers = list(classifiers)
         self.urgent_threshold = float(urgent_threshold)
         self.imminent_threshold = float(imminent_threshold)
+        #: per basis of the lexicon's urgent reading, the score under which the model sets
+        #: it aside (``TARGET_KEEP``); empty: the lexicon's reading always stands
+        self.bars = {k: float(v) for k, v in (bars or {}).items()}
         self.meta = dict(meta or {})
         # for each classifier, which of its classes count for each reading
         self._columns = []
@@ -243,13 +257,14 @@ class RiskModel:
     # -- fit ------------------------------------------------------------------------------
     @classmethod
     def fit(cls, texts: Sequence[str], labels: Sequence[str], urgent_threshold: float = 0.5,
-            imminent_threshold: float = 0.5, meta: Optional[Dict] = None) -> "RiskModel":
+            imminent_threshold: float = 0.5, meta: Optional[Dict] = None,
+            bars: Optional[Dict[str, float]] = None) -> "RiskModel":
         """``labels``: a class for each text, a level or ``cell/level`` (:attr:`Example.label`)."""
         vectoriser = _vectoriser()
         matrix = vectoriser.fit_transform(list(texts))
         cells = _classifier().fit(matrix, list(labels))
         levels = _classifier().fit(matrix, [level_of(lb) for lb in labels])
-        return cls(vectoriser, [cells, levels], urgent_threshold, imminent_threshold, meta)
+        return cls(vectoriser, [cells, levels], urgent_threshold, imminent_threshold, meta, bars)
 
     # -- read -----------------------------------------------------------------------------
     def probabilities(self, texts: Sequence[str]) -> List[Tuple[float, float, float]]:
@@ -288,7 +303,7 @@ class RiskModel:
         directory.mkdir(parents=True, exist_ok=True)
         meta = {**self.meta, "sklearn": sklearn.__version__,
                 "urgent_threshold": self.urgent_threshold,
-                "imminent_threshold": self.imminent_threshold}
+                "imminent_threshold": self.imminent_threshold, "bars": self.bars}
         tmp = directory / (MODEL_FILE + ".tmp")
         with tmp.open("wb") as fh:
             pickle.dump({"vectoriser": self.vectoriser, "classifiers": self.classifiers}, fh,
@@ -311,7 +326,7 @@ class RiskModel:
         with (directory / MODEL_FILE).open("rb") as fh:
             parts = pickle.load(fh)  # noqa: S301 - our own build output, see docstring
         return cls(parts["vectoriser"], parts["classifiers"], meta["urgent_threshold"],
-                   meta["imminent_threshold"], meta)
+                   meta["imminent_threshold"], meta, meta.get("bars"))
 
 
 # ------------------------------------------------------------------------ thresholds --
@@ -336,11 +351,33 @@ def choose_threshold(scores: Sequence[float], positive: Sequence[bool], recall: 
     return max(MIN_THRESHOLD, min(0.5, pos[min(keep, len(pos)) - 1]))
 
 
+def bar_keeping(scores: Sequence[float], positive: Sequence[bool], keep: float,
+                ceiling: float) -> float:
+    """The highest score (at most ``ceiling``) that keeps ``keep`` of the ``positive`` items
+    at or above it; 0.0 (nothing set aside) when there are none."""
+    pos = sorted((s for s, p in zip(scores, positive, strict=True) if p), reverse=True)
+    if not pos:
+        return 0.0
+    k = max(1, int(keep * len(pos) + 0.9999))
+    return min(ceiling, pos[min(k, len(pos)) - 1])
+
+
+def basis_of(prepared: str) -> str:
+    """The basis of the lexicon's urgent reading, from its marker in a prepared text."""
+    from bot.nlu.risk import BASIS_MARKER
+
+    for word in reversed(prepared.split()):
+        if word.startswith(BASIS_MARKER):
+            return word[len(BASIS_MARKER):]
+    return ""
+
+
 @dataclass
 class CrossValidation:
     urgent_threshold: float
     imminent_threshold: float
     figures: Dict[str, float] = field(default_factory=dict)
+    bars: Dict[str, float] = field(default_factory=dict)
 
 
 def cross_validate(texts: Sequence[str], labels: Sequence[str],
@@ -373,6 +410,11 @@ def cross_validate(texts: Sequence[str], labels: Sequence[str],
     t_u = threshold_for_false_alarms([s[1] for s in scores], [not u for u in urgent],
                                      TARGET_CV_FALSE_ALARMS)
     t_i = choose_threshold([s[2] for s in scores], imminent, TARGET_CV_IMMINENT)
+    bases = [basis_of(t) for t in texts]
+    bars = {basis: bar_keeping([s[1] for s in scores],
+                               [u and b == basis for u, b in zip(urgent, bases, strict=True)],
+                               keep, t_u)
+            for basis, keep in TARGET_KEEP.items()}
     n_pos = sum(urgent) or 1
     n_neg = (len(levels) - sum(urgent)) or 1
     figures = {
@@ -382,7 +424,12 @@ def cross_validate(texts: Sequence[str], labels: Sequence[str],
         "cv_imminent_recall": sum(1 for s, m in zip(scores, imminent, strict=True)
                                   if m and s[1] >= t_u and s[2] >= t_i) / (sum(imminent) or 1),
     }
-    return CrossValidation(t_u, t_i, figures)
+    for basis, bar in bars.items():
+        figures[f"bar_{basis}"] = bar
+        negs = [s[1] for s, u, b in zip(scores, urgent, bases, strict=True) if not u and b == basis]
+        figures[f"set_aside_{basis}_false_alarms"] = (
+            sum(1 for x in negs if x < bar) / len(negs) if negs else 0.0)
+    return CrossValidation(t_u, t_i, figures, bars)
 
 
 # ---------------------------------------------------------------------------- training --
@@ -397,7 +444,8 @@ def build(prepare: Callable[[str], str], out: Path = DEFAULT_OUT,
     meta = {"inputs": inputs_hash(training_inputs()), "examples": len(examples),
             "by_level": {lv: levels.count(lv) for lv in CLASSES}, "classes": len(set(labels)),
             **cv.figures}
-    model = RiskModel.fit(texts, labels, cv.urgent_threshold, cv.imminent_threshold, meta)
+    model = RiskModel.fit(texts, labels, cv.urgent_threshold, cv.imminent_threshold, meta,
+                          cv.bars)
     model.save(out)
     return model, cv
 
@@ -426,7 +474,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"risk model: {model.meta['examples']} examples {model.meta['by_level']}; "
           f"thresholds urgent {cv.urgent_threshold:.3f}, imminent {cv.imminent_threshold:.3f}; "
           f"cross-validated urgent recall {cv.figures['cv_urgent_recall']:.3f}, "
-          f"false alarms {cv.figures['cv_false_alarms']:.3f} -> {args.out}")
+          f"false alarms {cv.figures['cv_false_alarms']:.3f}; the lexicon's urgent reading "
+          f"set aside under {cv.bars.get('first', 0):.3f} (first person), "
+          f"{cv.bars.get('cue', 0):.3f} (someone else, no one) -> {args.out}")
     return 0
 
 

@@ -23,6 +23,10 @@ T = 0.85
         (Risk("none", ()), "risk_urgent", 0.99, "concern"),
         (Risk("concern", ("distress",)), "risk_urgent", 0.50, "concern"),
         (Risk("concern", ("negated",)), "risk_urgent", 0.99, "concern"),
+        # Nor against a frame the detector read: prose about suicide with no first person in
+        # it, or an urgent lexicon reading the risk model set aside.
+        (Risk("concern", ("education",)), "risk_urgent", 0.99, "concern"),
+        (Risk("concern", ("suicidal_ideation", "unconfirmed")), "risk_urgent", 0.99, "concern"),
         (Risk("none", ()), "greet", 0.99, "none"),
     ],
 )

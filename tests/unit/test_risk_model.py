@@ -71,7 +71,8 @@ def test_the_model_reads_a_setting_no_pattern_names(full_detector: RiskDetector,
     assert "model_imminent" in risk.signals
 
 
-def test_the_model_never_lowers_the_lexicon(full_detector: RiskDetector, tiny: RiskModel) -> None:
+def test_the_model_never_lowers_an_imminent_reading(full_detector: RiskDetector,
+                                                    tiny: RiskModel) -> None:
     text = "i have taken all my tablets"
     lexicon_only = RiskDetector(full_detector.nlp).assess(text)
     assert lexicon_only.level == "imminent"
@@ -192,3 +193,65 @@ def test_a_model_built_from_other_inputs_is_not_current(tmp_path: Path, full_det
     meta.write_text(meta.read_text().replace(model.meta["inputs"], "0" * 16))
     assert not risk_model.is_current(tmp_path)
     assert not risk_model.is_current(tmp_path / "absent")
+
+
+# The lexicon's urgent reading is weighed by the model (RiskDetector._weighed): set aside only
+# when the model's urgent probability is under the bar for what the reading rests on.
+
+
+class _Fixed:
+    """A model that gives every message the same urgent probability, with the given bars."""
+
+    def __init__(self, p_urgent: float, bars: dict) -> None:
+        self.p_urgent, self.bars = p_urgent, bars
+
+    def read(self, prepared: str) -> risk_model.Reading:
+        return risk_model.Reading("none", 0.0, self.p_urgent, 0.0)
+
+
+FIRST = "i want to kill myself"
+ABOUT_HIM = "my brother keeps saying he wants to kill himself"
+
+
+def test_an_urgent_reading_says_whether_the_writer_said_it_of_themselves(
+        full_detector: RiskDetector) -> None:
+    lexicon = RiskDetector(full_detector.nlp)
+    assert (lexicon.assess(FIRST).level, lexicon.assess(FIRST).basis) == ("urgent", "first")
+    assert (lexicon.assess(ABOUT_HIM).level, lexicon.assess(ABOUT_HIM).basis) == ("urgent", "cue")
+    assert lexicon.assess("i have taken all my tablets").basis == ""  # imminent: no basis
+    assert risk_model.basis_of(lexicon.prepare(FIRST)) == "first"
+
+
+def test_a_model_sure_the_words_are_not_risk_sets_the_reading_aside(
+        full_detector: RiskDetector) -> None:
+    bars = {"first": 0.1, "cue": 0.3}
+    unsure = RiskDetector(full_detector.nlp, _Fixed(0.2, bars))  # type: ignore[arg-type]
+    # Said of oneself, the reading stands unless the model is very sure (under 0.1) ...
+    assert unsure.assess(FIRST).level == "urgent"
+    # ... about someone else, under the higher bar it is concern, marked for the console.
+    aside = unsure.assess(ABOUT_HIM)
+    assert aside.level == "concern" and "unconfirmed" in aside.signals
+    sure = RiskDetector(full_detector.nlp, _Fixed(0.05, bars))  # type: ignore[arg-type]
+    assert sure.assess(FIRST).level == "concern"
+    # An imminent reading always stands.
+    assert sure.assess("i have taken all my tablets").level == "imminent"
+
+
+def test_without_bars_the_lexicons_reading_stands(full_detector: RiskDetector) -> None:
+    detector = RiskDetector(full_detector.nlp, _Fixed(0.0, {}))  # type: ignore[arg-type]
+    assert detector.assess(ABOUT_HIM).level == "urgent"
+
+
+def test_the_bars_keep_what_they_are_asked_to_keep() -> None:
+    scores = [0.9, 0.8, 0.6, 0.2, 0.05]
+    positive = [True, True, True, True, False]
+    assert risk_model.bar_keeping(scores, positive, 1.0, 0.5) == 0.2  # keeps every positive
+    assert risk_model.bar_keeping(scores, positive, 0.75, 0.5) == 0.5  # never above the ceiling
+    assert risk_model.bar_keeping(scores, [False] * 5, 0.99, 0.5) == 0.0  # nothing to go on
+
+
+def test_the_trained_model_has_a_bar_per_basis_under_its_threshold(
+        full_detector: RiskDetector) -> None:
+    model = full_detector.model
+    assert set(model.bars) == set(risk_model.TARGET_KEEP)
+    assert all(0.0 <= bar <= model.urgent_threshold for bar in model.bars.values())
