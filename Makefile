@@ -72,7 +72,8 @@ run: setup ## Start the line: Rasa server, action server, duty service (Ctrl-C s
 test: setup ## Set everything up and run every test
 	@# The browser tests drive Debian's Chromium; they skip, saying why, only if it cannot be installed.
 	bash scripts/ensure-chromium || echo "Chromium could not be installed: the browser tests will skip"
-	$(PY) -m pytest
+	@# The slowest twenty are listed at the end: make test should stay under 20 minutes.
+	$(PY) -m pytest --durations=20
 
 eval: setup ## NLU cross-validation; the risk report per taxonomy cell (tests/risk_blind) and over ../shared/eval
 	$(VENV)/bin/rasa test nlu --config config_crossval.yml --nlu data/nlu --cross-validation --folds 3 --out var/results/nlu
