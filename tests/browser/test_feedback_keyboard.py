@@ -135,13 +135,18 @@ def test_the_survey_answered_by_keyboard_alone_is_counted_in_the_report(chromium
         assert feedback["valued: partly"] == [str(PEOPLE)]
         assert feedback["connected: didn't need it"] == [str(PEOPLE)]
         assert feedback["surveys with at least one answer"] == [str(PEOPLE)]
-        # Month by month: this month's row has the five answers, all of the surveys asked.
+        # Month by month: this month's row has the five answers, and their share of the
+        # surveys offered.
         month = today.strftime("%b %Y")
         listened = report_cells(page, "feedback_listened")
         columns = page.locator("section#feedback_listened thead th").all_inner_texts()
         row = dict(zip(columns[1:], listened[month], strict=True))
         assert row["answered"] == str(PEOPLE) and row["yes"] == str(PEOPLE)
-        assert row["response rate"] == "100%"
+        # The line is shared with the other browser tests, whose conversations may have been
+        # offered the survey too (a staff resolution offers it) and left it unanswered.
+        offered = int(feedback["surveys offered"][0])
+        assert offered >= PEOPLE
+        assert row["response rate"] == f"{100 * PEOPLE / offered:.0f}%"
         assert page.locator("section#feedback_listened svg").count() == 1
         assert COMMENT not in page.content()
     finally:
