@@ -53,22 +53,38 @@ class LiveSurveys:
         self._read = read
         self.refresh_s = refresh_s
         self._clock = clock
+        # ``_lock`` guards the state and is never held over a database read: the event loop
+        # takes it (``known``). ``_reading`` lets one thread read while others wait for it.
         self._lock = threading.Lock()
+        self._reading = threading.Lock()
         self._live: FrozenSet[str] = frozenset()
-        self._added: set[str] = set()
-        self._removed: set[str] = set()
+        # what this process did since the last read, with when (a note made while a read is
+        # under way outlives it: the read may have started before that commit)
+        self._added: Dict[str, float] = {}
+        self._removed: Dict[str, float] = {}
         self._read_at: Optional[float] = None
         self._passed: Dict[str, dt.datetime] = {}
 
+    def _due(self) -> bool:
+        return self._read_at is None or self._clock() - self._read_at >= self.refresh_s
+
     def _fresh(self) -> FrozenSet[str]:
+        with self._reading:
+            with self._lock:
+                due = self._due()
+            if due:
+                started = self._clock()
+                live = self._read()  # outside ``_lock``: the event loop never waits on a query
+                with self._lock:
+                    self._live, self._read_at = live, started
+                    for notes in (self._added, self._removed):
+                        for conversation in [c for c, at in notes.items() if at < started]:
+                            del notes[conversation]
         with self._lock:
-            now = self._clock()
-            if self._read_at is None or now - self._read_at >= self.refresh_s:
-                self._live = self._read()
-                self._read_at = now
-                self._added.clear()
-                self._removed.clear()
-            return (self._live | self._added) - self._removed
+            return self._view()
+
+    def _view(self) -> FrozenSet[str]:
+        return (self._live | self._added.keys()) - self._removed.keys()
 
     def needs_lookup(self, conversation_id: str, text: str, shows_risk: bool) -> bool:
         """True when the message must be read against the database's survey (see above)."""
@@ -81,15 +97,15 @@ class LiveSurveys:
         if shows_risk or could_answer_offer(text):
             return True
         with self._lock:
-            if self._read_at is None or self._clock() - self._read_at >= self.refresh_s:
+            if self._due():
                 return None
-            return conversation_id in ((self._live | self._added) - self._removed)
+            return conversation_id in self._view()
 
     def note(self, conversation_id: str, live: bool) -> None:
         """What this process just did: an offer made (live) or a survey step handled."""
         with self._lock:
-            (self._added if live else self._removed).add(conversation_id)
-            (self._removed if live else self._added).discard(conversation_id)
+            (self._added if live else self._removed)[conversation_id] = self._clock()
+            (self._removed if live else self._added).pop(conversation_id, None)
 
     def went_to_dialogue(self, conversation_id: str, at: dt.datetime) -> None:
         """A message of this conversation went to the dialogue without a look-up."""

@@ -143,3 +143,33 @@ async def test_risk_ends_a_survey_the_view_has_not_seen(sqlite_url):
     heard, _ = await _say("i am going to end it tonight", "c-r2")
     assert heard == ["i am going to end it tonight"]
     assert not store.has_live_survey("c-r2")
+
+
+def test_a_read_of_the_live_surveys_never_holds_up_the_event_loop():
+    """The channels ask ``known`` on the event loop; a slow read in another thread must not
+    make it wait (it answers from what it has, or says a read is due)."""
+    import threading
+    import time as _time
+
+    from bot.feedback.live import LiveSurveys
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow_read():
+        started.set()
+        release.wait(5)
+        return frozenset({"c-slow"})
+
+    view = LiveSurveys(slow_read, refresh_s=0.0)
+    reader = threading.Thread(target=view.needs_lookup, args=("c-1", "hello", False))
+    reader.start()
+    assert started.wait(5)
+    t0 = _time.monotonic()
+    view.known("c-1", "hello", False)
+    view.note("c-2", True)
+    waited = _time.monotonic() - t0
+    release.set()
+    reader.join(5)
+    assert waited < 0.5
+    # A note made while the read was under way outlives it (the read may predate it).
+    assert view._view() == {"c-slow", "c-2"}
