@@ -24,7 +24,7 @@ from typing import Optional
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
-from bot.store.rasa_events import RASA_EVENTS
+from bot.store.rasa_events import RASA_EVENTS, latest_slots
 
 
 # A long crisis conversation is a few hundred messages; beyond this the page says it is cut.
@@ -115,7 +115,6 @@ def read_after(conn: Connection, sender_id: str, after: int) -> tuple[list[Messa
 # (bot/escalation/memory.py; the names are repeated here so the duty service does not load it).
 RISK_SLOTS = ("risk_level", "risk_emergency")
 # Slot rows read back at most: each turn writes a slot row only when a value changes.
-MAX_SLOT_ROWS = 2000
 
 
 def conversation_risk(conn: Connection, sender_id: str) -> Optional[dict]:
@@ -123,23 +122,7 @@ def conversation_risk(conn: Connection, sender_id: str) -> Optional[dict]:
     assistant never set them (or Rasa's table is not there)."""
     if not events_table_exists(conn):
         return None
-    rows = conn.execute(
-        select(RASA_EVENTS.c.data)
-        .where(RASA_EVENTS.c.sender_id == sender_id, RASA_EVENTS.c.type_name == "slot")
-        .order_by(RASA_EVENTS.c.id.desc())
-        .limit(MAX_SLOT_ROWS)
-    ).scalars()
-    found: dict = {}
-    for data in rows:
-        try:
-            slot = json.loads(data or "{}")
-        except ValueError:
-            continue
-        name = slot.get("name")
-        if name in RISK_SLOTS and name not in found:
-            found[name] = slot.get("value")
-            if len(found) == len(RISK_SLOTS):
-                break
+    found = latest_slots(conn, sender_id, RISK_SLOTS)
     if not found.get("risk_level"):
         return None
     return {"level": found["risk_level"], "emergency": found.get("risk_emergency") is True}

@@ -23,6 +23,7 @@ from sqlalchemy import and_, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from bot.store.models.feedback import FeedbackQuiet
+from bot.store import rasa_events
 from bot.store.rasa_events import RASA_EVENTS
 
 # The goodbye rule's actions (data/rules/basics.yml): after them the goodbye's own offer has
@@ -33,7 +34,6 @@ GOODBYE_ACTIONS = ("utter_goodbye", "action_feedback_offer")
 SLOT_AUDIENCE = "audience"
 SLOT_EMERGENCY = "risk_emergency"
 # Slot rows read back at most (each turn writes a slot row only when a value changes).
-MAX_SLOT_ROWS = 2000
 
 
 @dataclass(frozen=True)
@@ -133,24 +133,6 @@ def said_goodbye_after(session: Session, conversation_id: str, event_id: int) ->
 
 def latest_slots(session: Session, conversation_id: str, names: Iterable[str]) -> dict:
     """The latest value of each slot in ``names`` the conversation has set (absent: never)."""
-    wanted = set(names)
-    if not wanted or not has_events(session):
+    if not set(names) or not has_events(session):
         return {}
-    rows = session.execute(
-        select(RASA_EVENTS.c.data)
-        .where(RASA_EVENTS.c.sender_id == conversation_id, RASA_EVENTS.c.type_name == "slot")
-        .order_by(RASA_EVENTS.c.id.desc())
-        .limit(MAX_SLOT_ROWS)
-    ).scalars()
-    found: dict = {}
-    for data in rows:
-        try:
-            slot = json.loads(data or "{}")
-        except ValueError:
-            continue
-        name = slot.get("name") if isinstance(slot, dict) else None
-        if name in wanted and name not in found:
-            found[name] = slot.get("value")
-            if len(found) == len(wanted):
-                break
-    return found
+    return rasa_events.latest_slots(session, conversation_id, names)

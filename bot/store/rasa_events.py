@@ -10,7 +10,10 @@ quiet-period watcher), in the store so that no layer has to import another to re
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
+import json
+from typing import Any, Iterable
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, select
 
 RASA_EVENTS = Table(
     "events",
@@ -23,3 +26,32 @@ RASA_EVENTS = Table(
     Column("action_name", String(255)),
     Column("data", Text),
 )
+
+#: how far back a conversation's slot events are read for their latest values
+MAX_SLOT_ROWS = 2000
+
+
+def latest_slots(db: Any, conversation_id: str, names: Iterable[str]) -> dict:
+    """The latest value of each slot in ``names`` the conversation has set (absent: never).
+    ``db``: a Session or a Connection; the caller checks that the table exists."""
+    wanted = set(names)
+    if not wanted:
+        return {}
+    rows = db.execute(
+        select(RASA_EVENTS.c.data)
+        .where(RASA_EVENTS.c.sender_id == conversation_id, RASA_EVENTS.c.type_name == "slot")
+        .order_by(RASA_EVENTS.c.id.desc())
+        .limit(MAX_SLOT_ROWS)
+    ).scalars()
+    found: dict = {}
+    for data in rows:
+        try:
+            slot = json.loads(data or "{}")
+        except ValueError:
+            continue
+        name = slot.get("name") if isinstance(slot, dict) else None
+        if name in wanted and name not in found:
+            found[name] = slot.get("value")
+            if len(found) == len(wanted):
+                break
+    return found
