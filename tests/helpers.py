@@ -174,3 +174,17 @@ async def serve_fake_twilio(account_sid: str, auth_token: str) -> AsyncIterator[
         yield fake
     finally:
         await asyncio.wait_for(server.close(), 15)
+
+
+def tracker_store_for(url: str):
+    """Rasa's own SQL tracker store on a test database (SQLite or PostgreSQL), as the Rasa
+    server writes it."""
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return SQLTrackerStore(Domain.empty(), dialect="sqlite", db=parsed.database)
+    return SQLTrackerStore(Domain.empty(), dialect="postgresql", host=parsed.host,
+                           port=parsed.port, db=parsed.database, username=parsed.username)

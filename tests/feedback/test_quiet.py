@@ -12,12 +12,12 @@ import time
 import uuid
 
 import pytest
+
+from tests.helpers import tracker_store_for
 from rasa.core.tracker_store import SQLTrackerStore
-from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import select, update
-from sqlalchemy.engine import make_url
 
 from bot.escalation.engine import record_escalation, resolve
 from bot.feedback import questions, quiet, store, survey, tracker
@@ -33,18 +33,10 @@ QUIET_S = 30 * 60.0
 SECRET = "the exact words the person wrote"
 
 
-def store_for(url: str) -> SQLTrackerStore:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return SQLTrackerStore(Domain.empty(), dialect="sqlite", db=parsed.database)
-    return SQLTrackerStore(Domain.empty(), dialect="postgresql", host=parsed.host,
-                           port=parsed.port, db=parsed.database, username=parsed.username)
-
-
 @pytest.fixture
 async def rasa(db_url):
     """Rasa's SQL tracker store on the test database, as the Rasa server writes it."""
-    s = store_for(db_url)
+    s = tracker_store_for(db_url)
     yield s
     s.engine.dispose()
 

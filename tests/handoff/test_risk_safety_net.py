@@ -9,12 +9,12 @@ import json
 import time
 
 import pytest
+
+from tests.helpers import tracker_store_for
 from rasa.core.tracker_store import SQLTrackerStore
-from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
 
 from bot.escalation import engine, safety_net
 from bot.escalation.engine import record_escalation
@@ -27,24 +27,16 @@ SECRET = "the exact words the person wrote"
 HEAD_START = 0.3
 
 
-def store_for(url: str) -> SQLTrackerStore:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return SQLTrackerStore(Domain.empty(), dialect="sqlite", db=parsed.database)
-    return SQLTrackerStore(Domain.empty(), dialect="postgresql", host=parsed.host,
-                           port=parsed.port, db=parsed.database, username=parsed.username)
-
-
 @pytest.fixture
 async def tracker_store(any_env):
-    store = store_for(any_env)
+    store = tracker_store_for(any_env)
     yield store
     store.engine.dispose()
 
 
 @pytest.fixture
 async def pg_store(pg_env):
-    store = store_for(pg_env)
+    store = tracker_store_for(pg_env)
     yield store
     store.engine.dispose()
 
@@ -265,7 +257,7 @@ async def test_an_id_that_never_commits_is_passed_after_the_wait(pg_env, pg_stor
 
 def test_a_big_events_table_is_read_by_the_key_after_the_cursor(pg_url):
     """A pass reads only rows after the cursor, by the primary key, on a large table."""
-    store = store_for(pg_url)  # creates Rasa's events table and sequence
+    store = tracker_store_for(pg_url)  # creates Rasa's events table and sequence
     store.engine.dispose()
     with transaction() as s:
         s.execute(text(
