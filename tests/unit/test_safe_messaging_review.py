@@ -48,6 +48,9 @@ FIXED = [
     ("bot/feedback/survey.py", "AGAIN"),
     ("bot/feedback/questions.py", "prompt_text"),
 ]
+# Module-level string constants named like a reply (``*_REPLY``, ``*_TEXT``) that are not sent
+# to a person: a new constant so named must be reviewed (added to FIXED) or listed here.
+NOT_A_REPLY = {("bot/channels/failsafe.py", "REASON_NO_REPLY")}
 # Sent when a turn failed or nobody could be reached: the person must get every number.
 MUST_GIVE_NUMBERS = ("FAILSAFE_REPLY", "HELP_REPLY", "NO_HUMAN_TEXT", "EMERGENCY_NUMBERS",
                      "COULD_NOT_REACH_TEAM", "FALLBACK")
@@ -166,6 +169,30 @@ def test_every_review_entry_has_a_verdict_and_checks(name):
     verdict = re.search(r"^Verdict: (.+)$", body, flags=re.M)
     assert verdict and verdict.group(1).strip().rstrip(".") in VERDICTS, f"{name}: no Verdict: line"
     assert verdict.group(1).strip().rstrip(".") != "fail", f"{name} fails the review: change the wording"
+
+
+def reply_constants() -> List[tuple]:
+    """(file, name) of every module-level string constant in bot/ and actions/ named like a
+    reply."""
+    found = []
+    for path in sorted([*(ROOT / "bot").rglob("*.py"), *(ROOT / "actions").rglob("*.py")]):
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.Assign) or not isinstance(node.value, (ast.Constant, ast.JoinedStr)):
+                continue
+            if isinstance(node.value, ast.Constant) and not isinstance(node.value.value, str):
+                continue
+            for target in node.targets:
+                name = getattr(target, "id", "")
+                if name.endswith(("_REPLY", "_TEXT")):
+                    found.append((path.relative_to(ROOT).as_posix(), name))
+    return found
+
+
+def test_every_reply_constant_in_the_code_is_reviewed():
+    """A new fixed reply (say ``FORGET_REPLY``) is found here even if nobody adds it to FIXED."""
+    missing = set(reply_constants()) - set(FIXED) - NOT_A_REPLY
+    assert not missing, f"add these to FIXED and review them, or to NOT_A_REPLY: {sorted(missing)}"
+    assert ("bot/sms/keywords.py", "FAILSAFE_REPLY") in reply_constants()
 
 
 def test_a_response_without_a_review_is_caught():
