@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -123,15 +123,23 @@ def unblock(engine: Engine, block_id: int, actor: str,
     Raises ``BlockRefused("not_blocked")`` for an unknown, lifted or expired block."""
     now = now or utcnow()
     with Session(engine, future=True) as session, session.begin():
-        row = session.execute(
-            select(SenderBlock).where(SenderBlock.id == block_id).with_for_update()
-        ).scalar_one_or_none()
-        if row is None or row.lifted_at is not None or _aware(row.expires_at) <= now:
+        # One conditional write: of two managers lifting it at once, one does (and writes
+        # the one trail entry); the other is told it has ended.
+        lifted = session.execute(
+            update(SenderBlock)
+            .where(SenderBlock.id == block_id, SenderBlock.lifted_at.is_(None),
+                   SenderBlock.expires_at > now)
+            .values(lifted_at=now, lifted_by=actor)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not lifted:
             raise BlockRefused("not_blocked")
-        row.lifted_at, row.lifted_by = now, actor
-        esc = escalation_engine.load(session, row.escalation_id)
+        escalation_id = session.execute(
+            select(SenderBlock.escalation_id).where(SenderBlock.id == block_id)
+        ).scalar_one()
+        esc = escalation_engine.load(session, escalation_id)
         audit.append(session, esc, UNBLOCKED_KIND, actor, at=now,
-                     reason="block lifted before its time", data={"block_id": row.id})
+                     reason="block lifted before its time", data={"block_id": block_id})
         ref = esc.ref
     logger.info("block %d (sender of %s) lifted by %s", block_id, ref, actor)
     return ref
