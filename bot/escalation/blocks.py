@@ -109,9 +109,9 @@ def block(engine: Engine, ref: str, actor: str, reason: Any, hours: Any,
             "block_id": row.id, "hours": hours,
             "until": until.isoformat(timespec="seconds"),
         })
-        block_id = row.id
+        block_id, ref = row.id, esc.ref
     # Ids only: never a number, never the reason (staff's words about a person).
-    logger.info("sender of %s blocked by %s for %d hours (block %d)", esc.ref, actor, hours,
+    logger.info("sender of %s blocked by %s for %d hours (block %d)", ref, actor, hours,
                 block_id)
     return block_id
 

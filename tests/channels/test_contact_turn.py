@@ -31,8 +31,6 @@ from bot.store.db import get_engine
 from bot.store.models import utcnow
 from tests.helpers import eventually
 
-pytestmark = pytest.mark.asyncio
-
 URGENT = "I want to kill myself tonight"
 
 
@@ -174,8 +172,10 @@ def test_contacts_are_counted_after_a_quiet_gap_within_the_window():
     assert at(300) is True  # the third: due
     counter.noted("c")
     assert at(400) is False  # the fourth, within the window of the note
-    # Once the window has passed since the note, the next threshold reached is due again.
-    assert at(3950) is True
+    # An hour on, the contacts of the note's time have left the window; once three fall in
+    # one again (3950, 4100, 4200), the note is due again.
+    assert at(3950) is False and at(4100) is False
+    assert at(4200) is True
     assert FrequentContact(0, 3600, clock=lambda: clock[0]).seen("c") is False
 
 
