@@ -195,6 +195,10 @@ class Settings(BaseModel):
     # Minutes without a message from the person after which a conversation that ended
     # without a goodbye is offered the survey (the duty service's quiet-period watcher).
     feedback_quiet_minutes: int = setting("FEEDBACK_QUIET_MINUTES", 30, at_least=1)
+    # Fair use (bot/channels/contact_turn.py): after this many contacts (a message after 30
+    # minutes of quiet) within FAIR_USE_WINDOW_HOURS, one gentle note, never on risk; 0: off.
+    fair_use_contacts: int = setting("FAIR_USE_CONTACTS", 10, at_least=0)
+    fair_use_window_hours: int = setting("FAIR_USE_WINDOW_HOURS", 24, at_least=1)
     # Bearer token of the Rasa server's staff-relay endpoint (bot/channels/relay.py); unset,
     # RASA_AUTH_TOKEN is used, and with neither the endpoint refuses every request.
     relay_token: Optional[str] = setting("RELAY_TOKEN", fallback="rasa_auth_token")

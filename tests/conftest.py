@@ -36,6 +36,9 @@ def _fresh_turn_gate() -> Iterator[None]:
     live = sys.modules.get("bot.feedback.live")  # the channels' view of live surveys, likewise
     if live is not None:
         live.reset()
+    contact = sys.modules.get("bot.channels.contact_turn")  # the fair-use counter, block view
+    if contact is not None:
+        contact.reset()
     yield
 
 

@@ -29,6 +29,7 @@ from twilio.request_validator import RequestValidator
 from bot.channels import inbox, server_hooks
 from bot.sms import outbox
 from bot.store.dbthread import DbThread
+from bot.channels.contact_turn import contact_rules
 from bot.channels.feedback_turn import survey_first
 from bot.channels.gate import gated, recently_at_risk
 from bot.sms.pseudonym import BadNumber, normalise_number
@@ -244,9 +245,10 @@ class SmsRuntime:
             self.turns.start()
             opts = self.options
 
-            # In the turn thread, through the process's turn gate (risk first, gate.py); the
-            # turn's replies are written after it has given back its slot (SmsOutput.defer).
-            gated_turn = gated(survey_first(handler))
+            # In the turn thread, through the process's turn gate (risk first, gate.py), the
+            # block list and fair use (contact_turn.py) and the survey; the turn's replies
+            # are written after it has given back its slot (SmsOutput.defer).
+            gated_turn = gated(contact_rules(survey_first(handler)))
 
             async def turn_in_thread(message: UserMessage) -> Any:
                 output = message.output_channel

@@ -28,6 +28,7 @@ from bot.duty.keys import DB_EXECUTOR_KEY, LIMITER_KEY, ROTA_GAPS_KEY, SETTINGS_
 from bot.duty.ratelimit import client_address
 from bot.duty.rundb import run_db
 from bot.duty.takeover import MAX_REPLY_CHARS, TakeoverError
+from bot.escalation import blocks
 from bot.settings import ROOT
 from bot.store.models import utcnow
 
@@ -215,9 +216,14 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         raise ApiError(404, "not_found", "No such escalation.")
     takeover = request.app.get(TAKEOVER_KEY)
     houses: list[tuple[str, str]] = list(takeover.referral_houses()) if takeover else []
+    # The block list (bot/duty/blocks_console.py): shown to every reader, changed by managers.
+    sender_block = await run_db(request, blocks.for_ref, ref)
     return render(
         request,
         "conversation.html",
+        sender_block=sender_block,
+        block_durations=blocks.DURATIONS,
+        max_block_reason=blocks.MAX_REASON,
         esc=view.escalation,
         messages=view.messages,
         cursor=view.cursor,

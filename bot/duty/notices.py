@@ -16,6 +16,7 @@ from typing import Optional
 from urllib.parse import urlencode
 
 from bot.duty.console_db import MAX_FREE_BEDS, MAX_OVERRIDE_REASON
+from bot.escalation.blocks import MAX_REASON as MAX_BLOCK_REASON
 from bot.duty.takeover import MAX_REPLY_CHARS
 
 NOTICES: dict[str, str] = {
@@ -54,6 +55,14 @@ NOTICES: dict[str, str] = {
     "shift_added": "Shift added.",
     "shift_changed": "Shift changed.",
     "shift_removed": "Shift removed.",
+    # block list (conversation page and /duty/blocks)
+    "sender_blocked": "Sender blocked. Risk messages from them still reach staff.",
+    "sender_unblocked": "Block lifted.",
+    "block_reason_needed": "Give a reason for the block.",
+    "block_reason_too_long": f"Keep the reason to {MAX_BLOCK_REASON} characters.",
+    "block_duration": "Choose how long the block lasts from the list.",
+    "already_blocked": "This sender is blocked already; lift that block first to change it.",
+    "not_blocked": "That block has ended already.",
 }
 
 def text(code: str, ref: str = "") -> str:

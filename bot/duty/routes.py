@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.duty import (
-    api, console, feedback_page, health, metrics, report_page, rota_console, webchat_page,
+    api, blocks_console, console, feedback_page, health, metrics, report_page, rota_console,
+    webchat_page,
 )
 from bot.duty.keys import TAKEOVER_KEY
 from bot.settings import ROOT
@@ -47,6 +48,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/duty/rota/add", rota_console.add_shift, name="rota_add")
     app.router.add_post("/duty/rota/change", rota_console.change_shift, name="rota_change")
     app.router.add_post("/duty/rota/remove", rota_console.remove_shift, name="rota_remove")
+    app.router.add_post("/duty/e/{ref}/block", blocks_console.block_sender, name="block_sender")
+    app.router.add_get("/duty/blocks", blocks_console.blocks_page, name="blocks")
+    app.router.add_post("/duty/blocks/{id}/unblock", blocks_console.unblock_sender,
+                        name="unblock_sender")
     if TAKEOVER_KEY in app:
         # Only with a takeover engine (issue 5): without one these buttons do not exist.
         app.router.add_post("/duty/e/{ref}/takeover", console.take_over, name="take_over")

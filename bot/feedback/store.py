@@ -24,6 +24,7 @@ from bot.feedback.questions import Questions
 from bot.store.db import transaction
 from bot.store.models import Escalation, utcnow
 from bot.store.models.feedback import FeedbackAnswer, FeedbackComment, FeedbackPerson, FeedbackSurvey
+from bot.store.models.blocks import SenderBlock
 from bot.store.models.sms import SmsContact
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,11 @@ def _standing(session: Session, conversation_id: str, person: str) -> survey.Sta
         live_escalation=bool(live),
         imminent_unresolved="imminent" in live,
         survey_live=_live(session, conversation_id) is not None,
+        blocked=session.execute(
+            select(SenderBlock.id).where(SenderBlock.conversation_id.in_({conversation_id, person}),
+                                         SenderBlock.lifted_at.is_(None),
+                                         SenderBlock.expires_at > utcnow()).limit(1)
+        ).first() is not None,
     )
 
 

@@ -170,6 +170,7 @@ class Standing:
     live_escalation: bool = False  # someone from the team is still needed or with them
     imminent_unresolved: bool = False  # imminent risk shown, not resolved by staff
     survey_live: bool = False  # a survey is already out for this conversation
+    blocked: bool = False  # a duty manager blocked the sender (they get only the numbers)
 
 
 def may_ask(standing: Standing, now: dt.datetime) -> Tuple[bool, str]:
@@ -182,6 +183,8 @@ def may_ask(standing: Standing, now: dt.datetime) -> Tuple[bool, str]:
         return False, "live_escalation"
     if standing.survey_live:
         return False, "survey_live"
+    if standing.blocked:
+        return False, "blocked"
     if standing.last_asked_at is not None and now - standing.last_asked_at < WEEK:
         return False, "asked_this_week"
     return True, "ok"

@@ -116,7 +116,8 @@ def test_every_console_page_meets_wcag_aa(chromium, line, manager):
         today = dt.datetime.now(ZoneInfo(line.settings.tz_line)).date()
         report = (f"/duty/report?from={today - dt.timedelta(days=1)}"
                   f"&to={today + dt.timedelta(days=1)}")
-        for path in ("/duty/sanctuary", "/duty/rota", "/duty/feedback", "/duty/report", report):
+        for path in ("/duty/sanctuary", "/duty/rota", "/duty/blocks", "/duty/feedback",
+                     "/duty/report", report):
             page.goto(f"{line.duty_url}{path}")
             assert violations(page) == [], path
             if path == "/duty/feedback":

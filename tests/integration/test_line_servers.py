@@ -228,6 +228,42 @@ def test_urgent_message_gets_numbers_a_person_and_a_safety_question(line):
     assert line.escalations("itest-urgent")[0].level == "urgent"
 
 
+def test_a_blocked_sender_gets_the_numbers_and_their_urgent_message_still_reaches_staff(
+        line, monkeypatch):
+    """Issue 27: a block a duty manager made (from an earlier, resolved escalation) answers
+    an ordinary message with the emergency numbers and no dialogue turn; an urgent message
+    goes through the real risk path: the numbers, a new escalation and its staff alert."""
+    from bot.channels.contact_turn import BLOCKED_REPLY
+    from bot.escalation import blocks, engine
+    from bot.store import db
+    from bot.store.models.handoff import AlertJob
+
+    sender = "itest-blocked"
+    monkeypatch.setenv("DATABASE_URL", line.db_url)
+    settings_module.reset()
+    try:
+        first = engine.record_escalation(sender, "support", channel="rest")
+        engine.resolve(first.ref, "staff:mo", "supported")
+        blocks.block(db.get_engine(line.db_url), first.ref, "staff:mo", "abusive messages", 4)
+    finally:
+        db.dispose_all()
+        monkeypatch.undo()
+        settings_module.reset()
+    time.sleep(1.2)  # the server reads the block list at most once a second
+    assert line.say(sender, "hello, what's open tonight") == [BLOCKED_REPLY]
+    user_texts = [e.get("text") for e in _tracker(line, sender)["events"] if e["event"] == "user"]
+    assert user_texts == []  # no dialogue turn
+    replies = line.say(sender, "i have been thinking about killing myself")
+    assert _all_numbers(replies) and BLOCKED_REPLY not in replies
+    live = [r for r in line.escalations(sender) if r.status != "resolved"]
+    assert len(live) == 1 and live[0].level == "urgent"
+    engine_ = create_engine(line.db_url, future=True)
+    with engine_.connect() as conn:
+        alerts = conn.execute(select(AlertJob).where(AlertJob.escalation_id == live[0].id)).all()
+    engine_.dispose()
+    assert alerts, "no staff alert was scheduled"
+
+
 def test_no_message_text_in_the_logs(line):
     secret = "my neighbour zebracorn keeps shouting at night"
     line.say("itest-privacy", secret)
