@@ -47,6 +47,8 @@ FIXED = [
     ("bot/channels/relay.py", "handed_back_text"),
     ("bot/feedback/survey.py", "AGAIN"),
     ("bot/feedback/questions.py", "prompt_text"),
+    ("bot/channels/contact_turn.py", "BLOCKED_REPLY"),
+    ("bot/channels/contact_turn.py", "FAIR_USE_REPLY"),
 ]
 # Module-level string constants named like a reply (``*_REPLY``, ``*_TEXT``) that are not sent
 # to a person: a new constant so named must be reviewed (added to FIXED) or listed here.
