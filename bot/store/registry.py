@@ -11,3 +11,4 @@ from bot.store.models import duty  # noqa: F401  staff, sessions, rota changes
 from bot.store.models import handoff  # noqa: F401  alert jobs (ladder timers), staff SMS links
 from bot.store.models import sms  # noqa: F401  sms inbox, outbox, contacts
 from bot.store.models import feedback  # noqa: F401  feedback survey: people, surveys, answers, comments
+from bot.store.models import plan  # noqa: F401  the person's own crisis plan (encrypted), plan sessions
