@@ -30,6 +30,7 @@ from bot.channels import inbox, server_hooks
 from bot.sms import outbox
 from bot.store.dbthread import DbThread
 from bot.channels.feedback_turn import survey_first
+from bot.channels.plan_turn import plan_first
 from bot.channels.gate import gated, recently_at_risk
 from bot.sms.pseudonym import BadNumber, normalise_number
 from bot.channels.ratelimit import TokenBucket
@@ -246,7 +247,8 @@ class SmsRuntime:
 
             # In the turn thread, through the process's turn gate (risk first, gate.py); the
             # turn's replies are written after it has given back its slot (SmsOutput.defer).
-            gated_turn = gated(survey_first(handler))
+            # Plan words and a plan being built first (plan_turn.py), then a live survey.
+            gated_turn = gated(plan_first(survey_first(handler)))
 
             async def turn_in_thread(message: UserMessage) -> Any:
                 output = message.output_channel
