@@ -66,11 +66,12 @@ def plan_first(handler: Handler) -> Handler:
             if not needed:
                 return await handler(message)
             if channel == "sms" and keywords.classify(text) == keywords.OPT_OUT:
-                # Twilio's opt-out: the dialogue must hear it; building ends.
+                # Twilio's opt-out (the SMS inbox ends building as it records one; a turn
+                # that still sees the word gives it to the dialogue, never to a step).
                 await asyncio.to_thread(store.stop, conversation)
                 view.note(conversation, False)
                 return await handler(message)
-            if await asyncio.to_thread(conversation_held, conversation):
+            if not at_risk and await asyncio.to_thread(conversation_held, conversation):
                 return await handler(message)  # a human has the conversation: theirs to answer
             outcome = await asyncio.to_thread(
                 store.handle, conversation, text, channel, risk=at_risk,

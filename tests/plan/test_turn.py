@@ -225,7 +225,23 @@ async def test_bad_input_is_stored_safely_or_refused_with_a_clear_answer(db_url)
     assert "Things I can do to help myself: \U0001F3B5\U0001F6C1" in sent[0]
 
 
-async def test_an_sms_opt_out_word_goes_to_the_dialogue_and_ends_the_building(sqlite_url):
+async def test_stop_at_the_sms_webhook_ends_the_building_and_keeps_what_was_saved(db_url):
+    from bot.channels import inbox
+
+    person = inbox.receive("SM" + "1" * 32, "+447700900123", "hi", 0).pseudonym
+    await say("PLAN", person)
+    await say("yes", person)
+    await say("not sleeping", person)
+    inbox.receive("SM" + "2" * 32, "+447700900123", "STOP", 0)
+    with transaction() as s:
+        assert s.execute(select(PlanSession)).first() is None
+    assert store.load(person) == {"warning_signs": "not sleeping"}
+    # After START, "yes" is the dialogue's again, not an answer to step 2.
+    inbox.receive("SM" + "3" * 32, "+447700900123", "START", 0)
+    assert (await say("yes", person))[0] == ["yes"]
+
+
+async def test_an_opt_out_word_that_reaches_an_sms_turn_goes_to_the_dialogue(sqlite_url):
     person = "sms-optout"
     await say("PLAN", person)
     await say("yes", person)
@@ -233,6 +249,15 @@ async def test_an_sms_opt_out_word_goes_to_the_dialogue_and_ends_the_building(sq
     assert heard == ["STOP"] and sent == ["dialogue"]
     with transaction() as s:
         assert s.execute(select(PlanSession)).first() is None
+
+
+async def test_stop_on_web_chat_stops_building(sqlite_url):
+    person = "web-stopper"
+    await say("PLAN", person, "socketio")
+    await say("yes", person, "socketio")
+    await say("not sleeping", person, "socketio")
+    heard, sent = await say("stop", person, "socketio")
+    assert heard == [] and sent == [flow.STOPPED]
 
 
 async def test_forget_deletes_plan_consent_and_building_and_has_plan_says_so(db_url):
