@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
-from bot.channels.gate import recently_at_risk, shows_risk
+from bot.channels.gate import shows_risk
 from bot.escalation.watch import conversation_held
 from bot.plan import flow, live, store
 from bot.sms import keywords
@@ -73,9 +73,8 @@ def plan_first(handler: Handler) -> Handler:
                 return await handler(message)
             if not at_risk and await asyncio.to_thread(conversation_held, conversation):
                 return await handler(message)  # a human has the conversation: theirs to answer
-            outcome = await asyncio.to_thread(
-                store.handle, conversation, text, channel, risk=at_risk,
-                recent_risk=recently_at_risk(conversation))
+            outcome = await asyncio.to_thread(store.handle, conversation, text, channel,
+                                              risk=at_risk)
         except Exception as exc:  # noqa: BLE001  the dialogue answers; the plan can wait
             logger.error("plan: could not read the plan (%s)", type(exc).__name__)
             return await handler(message)

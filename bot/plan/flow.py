@@ -16,9 +16,9 @@ of docs/plan.md that concern one message are here, so the tests can read them:
 - **Risk always wins.** A message the risk detector reads as urgent or imminent is never the
   plan's: building stops, nothing of it is kept, the dialogue takes it down the risk path, and
   the person is then told their plan is paused.
-- **Never during a crisis.** While the conversation is at risk (an imminent escalation not
-  resolved, or risk shown within the hour) the plan is not offered, begun or edited; a plan
-  they already have is still sent back when they ask for it.
+- **Never during imminent risk.** While the emergency is on (``risk_emergency``, or an
+  imminent escalation the person has not confirmed being safe in) the plan is not offered,
+  begun or edited; a plan they already have is still sent back when they ask for it.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class Known:
 
     sections: Optional[Dict[str, str]] = None  # None: no plan
     share: Optional[bool] = None  # the person's consent (None: not asked)
-    at_risk: bool = False  # an imminent escalation not resolved, or risk within the hour
+    at_risk: bool = False  # the emergency is on (bot/plan/store.in_emergency)
 
 
 def plan_text(sections: Dict[str, str], sms: bool) -> str:

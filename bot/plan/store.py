@@ -12,12 +12,13 @@ import datetime as dt
 import logging
 from typing import Callable, Dict, FrozenSet, Optional, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select
 from sqlalchemy.orm import Session
 
 from bot.plan import crypto, flow
 from bot.store.db import transaction
-from bot.store.models import Escalation, utcnow
+from bot.store import rasa_events
+from bot.store.models import Escalation, EscalationEvent, utcnow
 from bot.store.models.plan import CrisisPlan, PlanSession
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,10 @@ T = TypeVar("T")
 # A step nobody answered within this long is over: a "yes" next week is not an answer to it.
 SESSION_TTL = dt.timedelta(hours=12)
 RESOLVED = "resolved"
+# The emergency's slot (domain.yml; named here so the plan does not load the escalation
+# layer's memory of risk) and the entry its stand-down writes on the escalation.
+SLOT_EMERGENCY = "risk_emergency"
+SAID_SAFE = "said_safe"
 
 UNREADABLE = ("Sorry, I can't open your saved plan right now, and our team has not been told "
               "what is in it. If you are in danger call 999. Samaritans: 116 123 (free, "
@@ -46,12 +51,26 @@ def _aware(at: Optional[dt.datetime]) -> Optional[dt.datetime]:
     return at
 
 
-def _imminent_unresolved(session: Session, conversation_id: str) -> bool:
-    return session.execute(
+def in_emergency(session: Session, conversation_id: str) -> bool:
+    """Imminent risk now: the conversation's ``risk_emergency`` slot is on (Rasa's events
+    table), or an imminent escalation is unresolved and the person has not confirmed they are
+    safe (its ``said_safe`` entry, written as the emergency stands down)."""
+    if inspect(session.connection()).has_table("events"):
+        slots = rasa_events.latest_slots(session, conversation_id, (SLOT_EMERGENCY,))
+        if slots.get(SLOT_EMERGENCY) is True:
+            return True
+    imminent = session.execute(
         select(Escalation.id).where(Escalation.conversation_id == conversation_id,
                                     Escalation.status != RESOLVED,
-                                    Escalation.level == "imminent").limit(1)
-    ).first() is not None
+                                    Escalation.level == "imminent")
+    ).scalars().all()
+    if not imminent:
+        return False
+    safe = session.execute(
+        select(EscalationEvent.escalation_id).where(EscalationEvent.escalation_id.in_(imminent),
+                                                    EscalationEvent.kind == SAID_SAFE)
+    ).scalars().all()
+    return bool(set(imminent) - set(safe))
 
 
 def _sections(row: Optional[CrisisPlan]) -> Optional[Dict[str, str]]:
@@ -59,7 +78,7 @@ def _sections(row: Optional[CrisisPlan]) -> Optional[Dict[str, str]]:
 
 
 def _handle(session: Session, conversation_id: str, text: str, channel: str, risk: bool,
-            recent_risk: bool, now: dt.datetime) -> Optional[flow.Outcome]:
+            now: dt.datetime) -> Optional[flow.Outcome]:
     live = session.get(PlanSession, conversation_id, with_for_update=True)
     if live is not None and now - _aware(live.updated_at) > SESSION_TTL:
         session.delete(live)
@@ -78,7 +97,7 @@ def _handle(session: Session, conversation_id: str, text: str, channel: str, ris
             return flow.Outcome(None, passthrough=True)
         return flow.Outcome(None, (flow.Reply(UNREADABLE),))
     known = flow.Known(sections, plan.share if plan is not None else None,
-                       recent_risk or _imminent_unresolved(session, conversation_id))
+                       in_emergency(session, conversation_id))
     outcome = flow.reply(state, text, known, risk=risk, sms=channel == "sms")
     if outcome is None:
         return None
@@ -114,13 +133,12 @@ def _handle(session: Session, conversation_id: str, text: str, channel: str, ris
 
 
 def handle(conversation_id: str, text: str, channel: str, *, risk: bool = False,
-           recent_risk: bool = False, now: Optional[dt.datetime] = None,
+           now: Optional[dt.datetime] = None,
            session: Optional[Session] = None) -> Optional[flow.Outcome]:
     """The plan's step for the person's message, stored; None when the message is not the
     plan's (no live session, not a plan word). ``risk``: the message shows urgent or imminent
-    risk; ``recent_risk``: the conversation did within the hour (``gate.recently_at_risk``)."""
-    return _in_txn(_handle, session, conversation_id, text, channel, risk, recent_risk,
-                   now or utcnow())
+    risk (then it is the dialogue's, and building pauses)."""
+    return _in_txn(_handle, session, conversation_id, text, channel, risk, now or utcnow())
 
 
 def stop(conversation_id: str, session: Optional[Session] = None) -> bool:

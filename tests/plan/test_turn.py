@@ -208,6 +208,41 @@ async def test_not_offered_or_begun_during_imminent_risk_but_a_saved_plan_comes_
     assert sent[0].startswith("Your plan") and "116 123" in sent[0]
 
 
+def set_emergency(conversation_id: str, on: bool) -> None:
+    """A ``risk_emergency`` slot row in Rasa's events table, as the tracker store writes it."""
+    import json
+    import time
+
+    from bot.store import db
+    from bot.store.rasa_events import RASA_EVENTS
+
+    engine = db.get_engine()
+    RASA_EVENTS.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(RASA_EVENTS.insert().values(
+            sender_id=conversation_id, type_name="slot", timestamp=time.time(),
+            data=json.dumps({"event": "slot", "name": "risk_emergency", "value": on})))
+
+
+async def test_the_emergency_slot_holds_the_plan_back_until_it_stands_down(db_url):
+    person = "web-emergency"
+    set_emergency(person, True)
+    assert (await say("PLAN", person, "socketio"))[1] == [flow.NOT_NOW]
+    set_emergency(person, False)
+    assert (await say("PLAN", person, "socketio"))[1] == [flow.OFFER]
+
+
+async def test_once_they_confirm_they_are_safe_the_offer_can_be_taken_up(db_url):
+    person = "sms-stood-down"
+    escalation_engine.record_escalation(person, "imminent", ["overdose_taken"], channel="sms")
+    assert (await say("PLAN", person))[1] == [flow.NOT_NOW]
+    # What action_stand_down writes on the live escalation as the emergency stands down.
+    escalation_engine.flag_for_staff(person, "said_safe", "confirmed safe", channel="sms",
+                                     actor="assistant")
+    assert (await say("PLAN", person))[1] == [flow.OFFER]
+    assert (await say("yes", person))[1] == [flow.INTRO, sections.question(0)]
+
+
 async def test_bad_input_is_stored_safely_or_refused_with_a_clear_answer(db_url):
     person = "sms-bad-input"
     await say("PLAN", person)
