@@ -96,7 +96,8 @@ SHARE_OFF = ("Done: your plan is private to you. Our team will not see it. Text 
              "you change your mind.")
 SHARE_NO_PLAN = "You don't have a plan saved yet. Text PLAN to make one."
 SMS_HEAD = "Your plan (it may come as more than one text):"
-WEB_HEAD = "Your plan:"
+WEB_HEAD = ("Your plan (to keep it, print or copy it: this chat cannot find it again once you "
+            "end the chat or close the tab):")
 PLAN_FOOT = "Text PLAN EDIT to change it, PLAN DELETE to delete it."
 # While editing: the step's words so far, cut to fit one SMS.
 _HAVE = ' You have: "{}". SKIP keeps it.'
