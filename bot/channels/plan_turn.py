@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Optional
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
@@ -51,6 +51,32 @@ async def send_reply(output: OutputChannel, recipient: str, reply: flow.Reply,
         await output.send_text_message(recipient, reply.text)
 
 
+async def _plan_step(view: live.LivePlans, conversation: str, text: str, channel: str,
+                     at_risk: bool) -> Optional[flow.Outcome]:
+    """The plan's outcome for the message, or None when it is the dialogue's alone. A message
+    that needed the plan's tables is noted in ``view`` (live or not, as they now say)."""
+    needed = view.known(conversation, text, at_risk)
+    if needed is None:
+        needed = await asyncio.to_thread(view.needs_lookup, conversation, text, at_risk)
+    if not needed:
+        return None
+    outcome = await _looked_up(conversation, text, channel, at_risk)
+    view.note(conversation, outcome is not None and outcome.state is not None)
+    return outcome
+
+
+async def _looked_up(conversation: str, text: str, channel: str,
+                     at_risk: bool) -> Optional[flow.Outcome]:
+    if channel == "sms" and keywords.classify(text) == keywords.OPT_OUT:
+        # Twilio's opt-out (the SMS inbox ends building as it records one; a turn that still
+        # sees the word gives it to the dialogue, never to a step).
+        await asyncio.to_thread(store.stop, conversation)
+        return None
+    if not at_risk and await asyncio.to_thread(conversation_held, conversation):
+        return None  # a human has the conversation: theirs to answer
+    return await asyncio.to_thread(store.handle, conversation, text, channel, risk=at_risk)
+
+
 def plan_first(handler: Handler) -> Handler:
     async def run(message: UserMessage) -> Any:
         text, conversation = message.text, message.sender_id
@@ -59,26 +85,11 @@ def plan_first(handler: Handler) -> Handler:
         channel = message.input_channel or ""
         at_risk = shows_risk(text)
         view = live.view()
+        outcome = None
         try:
-            needed = view.known(conversation, text, at_risk)
-            if needed is None:
-                needed = await asyncio.to_thread(view.needs_lookup, conversation, text, at_risk)
-            if not needed:
-                return await handler(message)
-            if channel == "sms" and keywords.classify(text) == keywords.OPT_OUT:
-                # Twilio's opt-out (the SMS inbox ends building as it records one; a turn
-                # that still sees the word gives it to the dialogue, never to a step).
-                await asyncio.to_thread(store.stop, conversation)
-                view.note(conversation, False)
-                return await handler(message)
-            if not at_risk and await asyncio.to_thread(conversation_held, conversation):
-                return await handler(message)  # a human has the conversation: theirs to answer
-            outcome = await asyncio.to_thread(store.handle, conversation, text, channel,
-                                              risk=at_risk)
+            outcome = await _plan_step(view, conversation, text, channel, at_risk)
         except Exception as exc:  # noqa: BLE001  the dialogue answers; the plan can wait
             logger.error("plan: could not read the plan (%s)", type(exc).__name__)
-            return await handler(message)
-        view.note(conversation, outcome is not None and outcome.state is not None)
         if outcome is None:
             return await handler(message)
         for reply in outcome.replies:
