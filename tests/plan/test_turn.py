@@ -306,3 +306,17 @@ async def test_forget_deletes_plan_consent_and_building_and_has_plan_says_so(db_
     with transaction() as s:
         assert s.execute(select(PlanSession)).first() is None
     assert store.forget(person) is False
+
+
+async def test_a_dialogue_that_raises_is_run_once_and_its_error_is_the_turns(sqlite_url):
+    calls = []
+
+    async def broken(message):
+        calls.append(message.text)
+        raise RuntimeError("the dialogue failed")
+
+    for text in ("hello", "I want to kill myself"):
+        with pytest.raises(RuntimeError):
+            await plan_first(broken)(UserMessage(text, CollectingOutputChannel(), "c-raise",
+                                                 input_channel="sms"))
+    assert calls == ["hello", "I want to kill myself"]
