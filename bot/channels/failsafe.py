@@ -27,6 +27,7 @@ from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from bot.channels.contact_turn import contact_rules
 from bot.channels.feedback_turn import survey_first
+from bot.channels.plan_turn import plan_first
 from bot.channels.gate import gated
 from bot.sms.keywords import FAILSAFE_REPLY
 from bot.escalation.engine import flag_for_staff
@@ -106,7 +107,7 @@ async def run_turn(message: UserMessage, handler: TurnHandler, *, timeout_s: flo
     timeout covers that wait too.
     """
     counter = ReplyCounter(message.output_channel)
-    task = asyncio.ensure_future(gated(contact_rules(survey_first(handler)))(message))
+    task = asyncio.ensure_future(gated(contact_rules(plan_first(survey_first(handler))))(message))
     try:
         await asyncio.wait_for(asyncio.shield(task), timeout_s)
         if counter.sent or await _held(message.sender_id):

@@ -53,20 +53,23 @@ def survey_first(handler: Handler) -> Handler:
         conversation = message.sender_id
         at_risk = shows_risk(message.text)
         view = live.view()
+        # The dialogue is called outside the ``try``: its own error is the turn's (for the
+        # fail-safe), and it must never run twice.
         try:
             # No query for an ordinary turn (bot/feedback/live.py): at most one a second.
             needed = view.known(conversation, message.text, at_risk)
             if needed is None:
                 needed = await asyncio.to_thread(view.needs_lookup, conversation,
                                                  message.text, at_risk)
-            if not needed:
-                view.went_to_dialogue(conversation, utcnow())
-                return await handler(message)
-            outcome = await asyncio.to_thread(store.handle, conversation, message.text,
-                                              "urgent" if at_risk else "none", questions,
-                                              dialogue_at=view.passed(conversation))
+            if needed:
+                outcome = await asyncio.to_thread(store.handle, conversation, message.text,
+                                                  "urgent" if at_risk else "none", questions,
+                                                  dialogue_at=view.passed(conversation))
         except Exception as exc:  # noqa: BLE001  the dialogue answers; the survey can wait
             logger.error("feedback: could not read the survey (%s)", type(exc).__name__)
+            return await handler(message)
+        if not needed:
+            view.went_to_dialogue(conversation, utcnow())
             return await handler(message)
         view.note(conversation, outcome is not None and outcome.state.status in survey.LIVE)
         if outcome is None:

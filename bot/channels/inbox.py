@@ -34,6 +34,7 @@ from bot.store.models.sms import (
 )
 from bot.sms.pseudonym import encrypt_number, pseudonym
 from bot.feedback import store as feedback_store
+from bot.plan import store as plan_store
 from bot.escalation.engine import LIVE_STATUSES, flag_for_staff
 from bot.store.db import group_safe, transaction
 from bot.store.models import Escalation, utcnow
@@ -249,6 +250,9 @@ def _receive_keyword(
         # Twilio blocks the number now, and the line never asks them for feedback again:
         # a survey under way ends here (docs/feedback.md).
         feedback_store.do_not_ask(pid, "opt_out", now=now, session=s)
+        # Making a plan ends too (what was saved stays): a later START and "yes" must not be
+        # read as the answer to a step asked before the opt-out (docs/plan.md).
+        plan_store.stop(pid, session=s)
     elif kind == keywords.OPT_IN and contact.opted_out:
         status = INBOX_KEYWORD
         contact.opted_out, contact.opted_out_at = False, None

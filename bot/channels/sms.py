@@ -31,6 +31,7 @@ from bot.sms import outbox
 from bot.store.dbthread import DbThread
 from bot.channels.contact_turn import contact_rules
 from bot.channels.feedback_turn import survey_first
+from bot.channels.plan_turn import plan_first
 from bot.channels.gate import gated, recently_at_risk
 from bot.sms.pseudonym import BadNumber, normalise_number
 from bot.channels.ratelimit import TokenBucket
@@ -246,9 +247,10 @@ class SmsRuntime:
             opts = self.options
 
             # In the turn thread, through the process's turn gate (risk first, gate.py), the
-            # block list and fair use (contact_turn.py) and the survey; the turn's replies
-            # are written after it has given back its slot (SmsOutput.defer).
-            gated_turn = gated(contact_rules(survey_first(handler)))
+            # block list and fair use (contact_turn.py), plan words and a plan being built
+            # (plan_turn.py), then a live survey; the turn's replies are written after it has
+            # given back its slot (SmsOutput.defer).
+            gated_turn = gated(contact_rules(plan_first(survey_first(handler))))
 
             async def turn_in_thread(message: UserMessage) -> Any:
                 output = message.output_channel

@@ -143,7 +143,8 @@ def bot_payloads(message: Dict[str, Any]) -> List[Dict[str, Any]]:
     The same function builds what goes out live (``WebChatOutput.send_response``, the staff
     relay) and what a replay sends from the tracker, so both carry the same ids. An assistant
     reply is cut at blank lines as Rasa's stock socket.io output does (buttons on the last
-    part); a staff or system message goes whole, with who sent it. Nothing else from the
+    part); a staff or system message goes whole, with who sent it, and so does the person's
+    own plan, marked ``plan``. Nothing else from the
     event's metadata (``actor``, ``ref``, ``utter_action``) reaches the page.
     """
     stamp = message.get("timestamp")
@@ -155,6 +156,10 @@ def bot_payloads(message: Dict[str, Any]) -> List[Dict[str, Any]]:
         if text:
             payloads.append({"text": text, "sender": message["sender"],
                              "sender_name": message.get("sender_name") or ""})
+    elif message.get("plan") and text:
+        # The person's own plan (bot/channels/plan_turn.py): one message, never cut, marked
+        # so the page offers to print or copy it.
+        payloads.append({"text": text, "plan": True})
     else:
         buttons = message.get("quick_replies") or message.get("buttons")
         if text or buttons:

@@ -234,6 +234,7 @@ async def conversation_page(request: web.Request) -> web.StreamResponse:
         held_back_risk=view.held_back_risk,
         overridden=view.overridden,
         conversation_risk=view.conversation_risk,
+        plan=view.plan,
         max_reason=console_db.MAX_OVERRIDE_REASON,
         outcomes=console_db.OUTCOMES,
         takeover=takeover is not None,

@@ -22,6 +22,7 @@ from bot.store.models.duty import SanctuaryBeds
 from bot.escalation import audit
 from bot.escalation import engine as escalation_engine
 from bot.escalation.engine import LIVE_STATUSES
+from bot.plan import reading as plan_reading
 from bot.store.models import Escalation, EscalationEvent
 
 Message = transcripts.Message
@@ -65,6 +66,9 @@ class ConversationView:
     # The conversation's memory of risk (its highest level, and whether the emergency is still
     # on): shown whatever the person said about sharing, as the risk level is.
     conversation_risk: Optional[dict[str, Any]] = None
+    # The person's own plan (docs/plan.md): its words only when they agreed to share it, and
+    # only after this viewing went on the trail (``plan_reading``).
+    plan: plan_reading.StaffView = field(default_factory=plan_reading.StaffView)
 
     @property
     def cursor(self) -> int:
@@ -153,15 +157,21 @@ def open_conversation(
     """The escalation (and its transcript when allowed); the opening is audited first.
 
     The audit entry is committed before the transcript is read, so there is no way to see a
-    transcript whose viewing was not recorded. A refusal to share holds part of it back
-    (``hold_back``); ``signed_in_at`` dates this viewer's session, for the override.
+    transcript whose viewing was not recorded; the same holds for the person's own plan,
+    shown beside the summary only when they agreed to share it (a ``plan_viewed`` entry). A
+    refusal to share holds part of the transcript back (``hold_back``); ``signed_in_at``
+    dates this viewer's session, for the override.
     """
     with Session(engine, future=True) as session, session.begin():
         esc = _by_ref(session, ref, lock=True)
         if esc is None:
             return None
+        plan_shared = False
         if with_transcript:
             audit.append(session, esc, "transcript_viewed", actor, reason="opened in the duty console")
+            plan_shared = plan_reading.standing(session, esc.conversation_id) == plan_reading.SHARED
+            if plan_shared:
+                audit.append(session, esc, plan_reading.KIND, actor, reason=plan_reading.REASON)
         conversation_id = esc.conversation_id
         escalation_id = esc.id
     with Session(engine, future=True) as session:
@@ -172,6 +182,9 @@ def open_conversation(
         ).scalar_one()
         view = ConversationView(queries.escalation_json(esc, now))
         held = hold_back(esc, actor, signed_in_at)
+        if with_transcript:
+            view.plan = (plan_reading.words(session, conversation_id) if plan_shared
+                         else plan_reading.StaffView(plan_reading.standing(session, conversation_id)))
     view.sharing_refused, view.overridden = held.refused, held.overridden
     with engine.connect() as conn:
         view.conversation_risk = transcripts.conversation_risk(conn, conversation_id)

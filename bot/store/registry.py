@@ -12,3 +12,4 @@ from bot.store.models import handoff  # noqa: F401  alert jobs (ladder timers), 
 from bot.store.models import sms  # noqa: F401  sms inbox, outbox, contacts
 from bot.store.models import feedback  # noqa: F401  feedback survey: people, surveys, answers, comments
 from bot.store.models import blocks  # noqa: F401  the block list (senders blocked by a duty manager)
+from bot.store.models import plan  # noqa: F401  the person's own crisis plan (encrypted), plan sessions

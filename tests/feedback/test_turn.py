@@ -173,3 +173,18 @@ def test_a_read_of_the_live_surveys_never_holds_up_the_event_loop():
     assert waited < 0.5
     # A note made while the read was under way outlives it (the read may predate it).
     assert view._view() == {"c-slow", "c-2"}
+
+
+async def test_a_dialogue_that_raises_is_run_once_and_its_error_is_the_turns(sqlite_url):
+    """The fail-safe needs the turn's own error; running the dialogue a second time would
+    answer (and escalate) twice."""
+    calls = []
+
+    async def broken(message):
+        calls.append(message.text)
+        raise RuntimeError("the dialogue failed")
+
+    out = CollectingOutputChannel()
+    with pytest.raises(RuntimeError):
+        await survey_first(broken)(UserMessage("hello", out, "c-raise", input_channel="rest"))
+    assert calls == ["hello"]

@@ -220,6 +220,29 @@ def test_confirmed_safe_ends_the_emergency_but_not_the_record(line):
     assert line.say(sender, "hi")[0] == line.say("itest-memory-safe-2", "hi")[0]
 
 
+def test_a_plan_is_held_back_in_the_emergency_offered_once_safe_and_kept_out_of_rasa(line):
+    """Issue 27: the person's own plan through the real Rasa server's REST channel."""
+    from bot.plan import flow, sections
+
+    sender = "itest-plan"
+    line.say(sender, "ive just taken a whole packet of my tablets")
+    assert line.say(sender, "PLAN") == [flow.NOT_NOW]  # never during imminent risk
+    line.say(sender, "i'm safe now")
+    confirmed = line.say(sender, "yes")
+    assert any(r.endswith("write your own plan for hard times: reply PLAN.") for r in confirmed)
+    assert line.say(sender, "PLAN") == [flow.OFFER]
+    assert line.say(sender, "yes") == [flow.INTRO, sections.question(0)]
+    assert line.say(sender, "Quartz-Heron warning sign")[0].endswith(sections.question(1))
+    assert line.say(sender, "done") == [flow.ASK_CONSENT]
+    assert line.say(sender, "no") == [flow.CONSENT_NO]
+    [plan] = line.say(sender, "plan")
+    assert "Warning signs: Quartz-Heron warning sign" in plan and "116 123" in plan
+    # Plan messages never reached Rasa: not in the tracker (so not in any transcript).
+    assert "Quartz-Heron" not in str(_tracker(line, sender)["events"])
+    for log in line.logs.values():
+        assert "Quartz-Heron" not in log.read_text(errors="replace")
+
+
 def test_urgent_message_gets_numbers_a_person_and_a_safety_question(line):
     replies = line.say("itest-urgent", "i have been thinking about killing myself")
     joined = " ".join(replies)

@@ -19,12 +19,14 @@ from bot import settings as settings_module
 from bot.settings import ROOT, UnsafeSettings, check, load
 
 GOOD_KEY = "k" * 40
+PLAN = {"PLAN_KEY": "p" * 40}
 GOOD_TOKEN = "t" * 24
 TWILIO = {"TWILIO_ACCOUNT_SID": "AC" + "3" * 32, "TWILIO_AUTH_TOKEN": "secret",
           "TWILIO_NUMBER": "+447700900000"}
 # Every setting that could make the environment of the test run production, removed.
 _MODE = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_NUMBER", "PUBLIC_BASE_URL",
-         "DUTY_PUBLIC_URL", "PSEUDONYM_KEY", "RASA_AUTH_TOKEN", "ACTIONS_TOKEN", "LINE_SUPERVISED")
+         "DUTY_PUBLIC_URL", "PSEUDONYM_KEY", "PLAN_KEY", "RASA_AUTH_TOKEN", "ACTIONS_TOKEN",
+         "LINE_SUPERVISED")
 
 
 @pytest.mark.parametrize("mode", [
@@ -37,6 +39,7 @@ def test_production_refuses_the_development_key_and_no_rasa_token(mode):
         check(load(mode), "duty service")
     message = str(refused.value)
     assert "PSEUDONYM_KEY" in message and "RASA_AUTH_TOKEN" in message
+    assert "PLAN_KEY is the public development key" in message
 
 
 @pytest.mark.parametrize("env, named", [
@@ -50,11 +53,35 @@ def test_production_refuses_the_development_key_and_no_rasa_token(mode):
 ])
 def test_each_unsafe_setting_is_named(env, named):
     with pytest.raises(UnsafeSettings, match=named):
-        check(load({**TWILIO, **env}), "Rasa server")
+        check(load({**TWILIO, **PLAN, **env}), "Rasa server")
+
+
+@pytest.mark.parametrize("plan_key, says", [
+    (None, "PLAN_KEY is the public development key"),
+    ("short-plan-secret", "PLAN_KEY is shorter than 32 characters"),
+    (GOOD_KEY, "PLAN_KEY is the same as PSEUDONYM_KEY"),
+])
+def test_production_refuses_a_missing_short_or_shared_plan_key(plan_key, says):
+    env = {**TWILIO, "PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN}
+    if plan_key is not None:
+        env["PLAN_KEY"] = plan_key
+    with pytest.raises(UnsafeSettings) as refused:
+        check(load(env), "Rasa server")
+    assert says in str(refused.value) and "refusing to start" in str(refused.value)
 
 
 def test_production_with_its_own_secrets_starts():
-    check(load({**TWILIO, "PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN}), "x")
+    check(load({**TWILIO, **PLAN, "PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN}), "x")
+
+
+def test_development_uses_the_development_plan_key_with_a_warning(caplog, monkeypatch):
+    monkeypatch.setattr(settings_module, "_warned", [])
+    caplog.set_level(logging.WARNING, logger="bot.settings")
+    s = load({"PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN})
+    check(s, "Rasa server")
+    assert s.plan_key == settings_module.DEV_PLAN_KEY
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "development mode" in warning and "PLAN_KEY is the public development key" in warning
 
 
 def test_development_warns_once_and_carries_on(caplog, monkeypatch):
@@ -82,6 +109,7 @@ def test_each_process_refuses_to_start_naming_the_setting(tmp_path, module):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "PSEUDONYM_KEY" in done.stderr and "refusing to start" in done.stderr
+    assert "PLAN_KEY" in done.stderr
     assert "Traceback" not in done.stderr
 
 

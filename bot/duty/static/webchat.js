@@ -29,6 +29,7 @@
   var endBtn = document.getElementById("end-chat");
   var newBtn = document.getElementById("new-chat");
   var quickExit = document.getElementById("quick-exit");
+  var planBtn = document.getElementById("my-plan");
 
   var socket = null;
   var sessionId = null;
@@ -94,6 +95,12 @@
       li.appendChild(note);
       pendingEls[entry.cid] = note;
     }
+    if (entry.plan) {
+      // The person's own plan (docs/plan.md): shown whole, with print and copy buttons
+      // reached by Tab and pressed with Enter or Space.
+      li.classList.add("plan");
+      li.appendChild(planTools(li, entry.text));
+    }
     if (entry.quick && entry.quick.length && !entry.answered) {
       // Buttons in a named group, reached by keyboard (Shift+Tab from the message box) and
       // pressed with Enter or Space like any button.
@@ -119,6 +126,60 @@
     }
     transcriptEl.appendChild(li);
     logEl.scrollTop = logEl.scrollHeight;
+  }
+
+  function planTools(li, text) {
+    var tools = document.createElement("div");
+    tools.className = "plan-tools";
+    tools.setAttribute("role", "group");
+    tools.setAttribute("aria-label", "Your plan");
+    var said = document.createElement("span");
+    said.className = "plan-said";
+    said.setAttribute("role", "status");
+    var print = document.createElement("button");
+    print.type = "button";
+    print.className = "secondary";
+    print.textContent = "Print my plan";
+    print.addEventListener("click", function () {
+      // Only this message is printed (webchat.css, @media print).
+      document.body.classList.add("printing-plan");
+      li.classList.add("print-this");
+      var done = function () {
+        document.body.classList.remove("printing-plan");
+        li.classList.remove("print-this");
+        window.removeEventListener("afterprint", done);
+      };
+      window.addEventListener("afterprint", done);
+      window.print();
+      print.focus();
+    });
+    var copy = document.createElement("button");
+    copy.type = "button";
+    copy.className = "secondary";
+    copy.textContent = "Copy my plan";
+    copy.addEventListener("click", function () {
+      var fallback = function () {
+        // No clipboard access (an old browser, or not allowed): select the plan's words so
+        // Ctrl+C (or the phone's Copy) takes them.
+        var range = document.createRange();
+        range.selectNodeContents(li.querySelector(".text"));
+        var sel = window.getSelection();
+        sel.removeAllRanges();
+        sel.addRange(range);
+        said.textContent = "Your plan is selected: press Ctrl+C, or Copy, to copy it.";
+      };
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(text).then(function () {
+          said.textContent = "Your plan is copied.";
+        }, fallback);
+      } else {
+        fallback();
+      }
+    });
+    tools.appendChild(print);
+    tools.appendChild(copy);
+    tools.appendChild(said);
+    return tools;
   }
 
   function add(entry) {
@@ -255,6 +316,7 @@
         id: msg.message_id || null,
         name: staff ? (msg.sender_name || "") : "",
         text: text,
+        plan: !!msg.plan && !staff,
         quick: (msg.quick_replies || []).map(function (q) {
           return { title: q.title, payload: q.payload };
         })
@@ -308,6 +370,7 @@
     render({ who: "notice", text: "Chat ended. Nothing from it is kept in this browser." });
     sendBtn.disabled = true;
     input.disabled = true;
+    if (planBtn) planBtn.disabled = true;
     endBtn.hidden = true;
     newBtn.hidden = false;
     setStatus("Chat ended.");
@@ -317,11 +380,21 @@
     transcriptEl.textContent = "";
     input.disabled = false;
     sendBtn.disabled = false;
+    if (planBtn) planBtn.disabled = false;
     newBtn.hidden = true;
     endBtn.hidden = false;
     connect();
     input.focus();
   });
+
+  if (planBtn) {
+    // "My plan": the same as typing PLAN (the plan is sent back, or offered to be made).
+    planBtn.addEventListener("click", function () {
+      if (input.disabled) return;
+      send("My plan", "PLAN");
+      input.focus();
+    });
+  }
 
   quickExit.addEventListener("click", function (ev) {
     ev.preventDefault();
