@@ -195,6 +195,9 @@ class Settings(BaseModel):
     # Minutes without a message from the person after which a conversation that ended
     # without a goodbye is offered the survey (the duty service's quiet-period watcher).
     feedback_quiet_minutes: int = setting("FEEDBACK_QUIET_MINUTES", 30, at_least=1)
+    # Seconds between the updates a person waiting for a human is sent (an estimate or "I don't
+    # know yet", the numbers, CALM); 0 turns them off (bot/escalation/wait_watch.py).
+    wait_update_seconds: int = setting("WAIT_UPDATE_SECONDS", 180, at_least=0)
     # Bearer token of the Rasa server's staff-relay endpoint (bot/channels/relay.py); unset,
     # RASA_AUTH_TOKEN is used, and with neither the endpoint refuses every request.
     relay_token: Optional[str] = setting("RELAY_TOKEN", fallback="rasa_auth_token")
