@@ -144,7 +144,7 @@ async def test_sms_with_nobody_on_call_says_so_plainly_with_the_numbers(
         [entry, *_] = trail(rec.ref, wait.UPDATE_KIND)
         assert entry["wording"] == wait.UNREACHED and entry["on_call"] == 0
         assert entry["offers"] == ["calm", "plan"]
-        assert status_of(rec.ref) == "alerted"
+        assert status_of(rec.ref) == "open"  # nobody was alerted: still waiting
     finally:
         await waits.stop()
 
