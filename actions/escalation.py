@@ -100,18 +100,6 @@ class ActionEscalateNotSafe(Action):
 # and the reply goes without it ("It may take a few minutes"), never waiting for it.
 FIRST_ESTIMATE_BUDGET_S = 0.5
 SLOT_WAIT_ESTIMATE = "wait_estimate"
-_rota_source: Optional[Any] = None
-
-
-def _rota() -> Any:
-    """The rota, read from the database as the dispatcher reads it (made on first use)."""
-    global _rota_source
-    if _rota_source is None:
-        from bot.escalation.rota_store import RotaSource
-        from bot.settings import settings
-
-        _rota_source = RotaSource(settings().rota_file)
-    return _rota_source
 
 
 async def first_estimate(ref: Optional[str]) -> Optional[str]:
@@ -121,7 +109,7 @@ async def first_estimate(ref: Optional[str]) -> Optional[str]:
     if not ref:
         return None
     try:
-        return await asyncio.wait_for(in_thread(wait.first_reply, ref, _rota()),
+        return await asyncio.wait_for(in_thread(wait.first_reply, ref, wait.shared_rota()),
                                       FIRST_ESTIMATE_BUDGET_S)
     except Exception as exc:  # noqa: BLE001 - the reply goes without the estimate
         logger.warning("no wait estimate for %s (%s)", ref, type(exc).__name__)

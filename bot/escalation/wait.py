@@ -164,6 +164,22 @@ def first_sentence(est: WaitEstimate) -> str:
 FIRST_MAX = 110
 
 
+_shared_rota: Optional[Any] = None
+
+
+def shared_rota() -> Any:
+    """The action server's ``RotaSource`` for ``first_reply`` (made on first use). The action
+    server reads it once at start-up (``bot/action_server.py``): parsing the rota on the first
+    request would use up the estimate's time budget."""
+    global _shared_rota
+    if _shared_rota is None:
+        from bot.escalation.rota_store import RotaSource
+        from bot.settings import settings
+
+        _shared_rota = RotaSource(settings().rota_file)
+    return _shared_rota
+
+
 def first_reply(escalation_ref: str, source: Any) -> Optional[str]:
     """``first_sentence`` for the escalation just recorded for a person who asked for a human;
     ``source``: a ``RotaSource``. Reads only (the caller bounds the time it may take)."""

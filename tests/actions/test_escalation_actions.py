@@ -188,13 +188,13 @@ async def test_consent_never_fails_the_turn_when_the_database_is_down(monkeypatc
 @pytest.fixture
 def test_rota(tmp_path, monkeypatch):
     """The action reads this rota (everyone on call round the clock), not the example's."""
-    from actions import escalation as module
+    from bot.escalation import wait
     from bot.escalation.rota_store import RotaSource
     from tests.escalation.test_wait import ROTA
 
     rota_file = tmp_path / "rota.yml"
     rota_file.write_text(ROTA)
-    monkeypatch.setattr(module, "_rota_source", RotaSource(str(rota_file)))
+    monkeypatch.setattr(wait, "_shared_rota", RotaSource(str(rota_file)))
 
 
 async def test_asking_for_a_human_gives_the_estimate_for_the_first_reply(db_url, dispatcher,
