@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import replace
@@ -12,7 +13,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import channel_of, escalation_level, in_thread, latest_risk
-from bot.escalation import memory
+from bot.escalation import memory, wait
 from bot.escalation.engine import flag_for_staff, record_consent, record_escalation
 from bot.escalation.summary import build_summary
 from bot.feedback import store as feedback_store
@@ -95,14 +96,39 @@ class ActionEscalateNotSafe(Action):
         return await escalate(dispatcher, tracker, "imminent", ["not_safe_now"])
 
 
+# The estimate in the first reply after asking for a person may take this long at most; later,
+# and the reply goes without it ("It may take a few minutes"), never waiting for it.
+FIRST_ESTIMATE_BUDGET_S = 0.5
+SLOT_WAIT_ESTIMATE = "wait_estimate"
+
+
+async def first_estimate(ref: Optional[str]) -> Optional[str]:
+    """``bot.escalation.wait.first_sentence`` for escalation ``ref``, or None (no escalation,
+    already picked up, too slow, failed): then ``utter_human_requested`` says its usual
+    words. Never raises."""
+    if not ref:
+        return None
+    try:
+        return await asyncio.wait_for(in_thread(wait.first_reply, ref, wait.shared_rota()),
+                                      FIRST_ESTIMATE_BUDGET_S)
+    except Exception as exc:  # noqa: BLE001 - the reply goes without the estimate
+        logger.warning("no wait estimate for %s (%s)", ref, type(exc).__name__)
+        return None
+
+
 class ActionRequestHuman(Action):
-    """The person asked for a person: a support escalation (never lowers a higher one)."""
+    """The person asked for a person: a support escalation (never lowers a higher one), and
+    the estimate of the wait for ``utter_human_requested`` (slot ``wait_estimate``: None
+    gives the reply's usual words). Only this path: a risk reply never waits for it."""
 
     def name(self) -> Text:
         return "action_request_human"
 
     async def run(self, dispatcher, tracker: Tracker, domain) -> List[Dict[Text, Any]]:
-        return await escalate(dispatcher, tracker, "support", ["asked_for_human"])
+        events = await escalate(dispatcher, tracker, "support", ["asked_for_human"])
+        ref = next((e.get("value") for e in events
+                    if e.get("event") == "slot" and e.get("name") == "escalation_ref"), None)
+        return events + [SlotSet(SLOT_WAIT_ESTIMATE, await first_estimate(ref))]
 
 
 # The consent questions the dialogue asks (domain responses) and the topic each answer is

@@ -93,6 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if configured() is None:
         logger.warning("feedback survey: off (FEEDBACK_FILE)")
+    # The rota, read now: the estimate in the first reply after asking for a person has 0.5 s,
+    # and parsing the rota on the first request took more than that (docs/handoff.md).
+    from bot.escalation import wait
+
+    try:
+        wait.shared_rota().get()
+    except Exception as exc:  # noqa: BLE001  the reply then goes without an estimate
+        logger.error("rota: cannot read it at start-up (%s)", type(exc).__name__)
     app = create_app(s, args.actions)
     logger.info("action server on %s:%s", s.actions_host, s.actions_port)
     app.run(host=s.actions_host, port=s.actions_port, workers=1, access_log=False,

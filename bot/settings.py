@@ -204,6 +204,9 @@ class Settings(BaseModel):
     # minutes of quiet) within FAIR_USE_WINDOW_HOURS, one gentle note, never on risk; 0: off.
     fair_use_contacts: int = setting("FAIR_USE_CONTACTS", 10, at_least=0)
     fair_use_window_hours: int = setting("FAIR_USE_WINDOW_HOURS", 24, at_least=1)
+    # Seconds between the updates a person waiting for a human is sent (an estimate or "I don't
+    # know yet", the numbers, CALM); 0 turns them off (bot/escalation/wait_watch.py).
+    wait_update_seconds: int = setting("WAIT_UPDATE_SECONDS", 180, at_least=0)
     # Bearer token of the Rasa server's staff-relay endpoint (bot/channels/relay.py); unset,
     # RASA_AUTH_TOKEN is used, and with neither the endpoint refuses every request.
     relay_token: Optional[str] = setting("RELAY_TOKEN", fallback="rasa_auth_token")

@@ -12,6 +12,11 @@ with neither set every request is refused):
   resumes the assistant (``resume`` event).
 - ``/notify`` ``{conversation_id, channel, ref, text}``: a message from the line itself (the
   dispatcher's "nobody could be reached yet" on web chat).
+- ``/wait`` ``{conversation_id, channel, ref, text}``: an update to a person waiting for a
+  human (``bot/escalation/wait_watch.py``). Refused with 409 ``paused`` once the conversation
+  is paused for a human (checked, recorded and delivered under the conversation's lock, so
+  it can never follow the "has joined" message), and on web chat with 409 ``not_present``
+  when no page of the conversation is open; either way nothing is recorded.
 - ``/feedback`` ``{conversation_id, channel, text, choices, trigger, ref?}``: the feedback
   survey's offer after staff resolved a conversation or it went quiet
   (``bot/feedback/offers.py``). The assistant's own words, so no ``sender`` in the metadata
@@ -172,6 +177,7 @@ class RelayInput(InputChannel):
             "handback": ("conversation_id", "channel", "ref", "actor", "display_name"),
             "notify": ("conversation_id", "channel", "ref", "text"),
             "feedback": ("conversation_id", "channel", "text"),
+            "wait": ("conversation_id", "channel", "ref", "text"),
         }[step]
         body = self._payload(request, *needed)
         agent = getattr(request.app.ctx, "agent", None)
@@ -182,6 +188,8 @@ class RelayInput(InputChannel):
         check_target(cid, channel)
         if step == "feedback":
             return await self._feedback(agent, body, cid, channel)
+        if step == "wait":
+            return await self._wait(agent, body, cid, channel, ref)
         name = (body.get("display_name") or "").strip()
         if step == "takeover":
             text = joined_text(name)
@@ -240,6 +248,31 @@ class RelayInput(InputChannel):
                     result.get("delivered"))
         return {"ok": True, "paused": tracker.is_paused(), **result}
 
+    async def _wait(self, agent: Any, body: dict[str, Any], cid: str, channel: str,
+                    ref: str) -> dict[str, Any]:
+        """An update to a person waiting for a human: never once a human holds the
+        conversation. Checked, recorded and delivered under the conversation's lock, which a
+        take-over's pause also takes: the update is either delivered before the "has joined"
+        message or refused, never after it."""
+        if channel in WEBCHAT_CHANNELS:
+            from bot.channels import webchat
+
+            # Replayed to a page opened later it would be stale; the next update will come.
+            if not webchat.present(cid):
+                raise RelayError(409, "not_present", "no page of the conversation is open")
+        meta = {"sender": "system", "actor": "system:wait", "ref": ref, "wait": True}
+        async with agent.lock_store.lock(cid):
+            tracker = await agent.tracker_store.get_or_create_tracker(cid)
+            if tracker.is_paused():
+                raise RelayError(409, "paused", "a human holds the conversation")
+            uttered = BotUttered(body["text"], data={}, metadata=meta)
+            tracker.update(uttered)
+            await agent.tracker_store.save(tracker)
+            result = await self.deliver(cid, channel, body["text"], {"sender": "system"},
+                                        uttered.timestamp)
+        logger.info("relay: wait update on %s for %s (%s)", channel, ref, result.get("delivered"))
+        return {"ok": True, "paused": False, **result}
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("staff_relay", __name__)
 
@@ -279,5 +312,9 @@ class RelayInput(InputChannel):
         @bp.route("/feedback", methods=["POST"])
         async def feedback(request: Request) -> HTTPResponse:
             return await handle(request, "feedback")
+
+        @bp.route("/wait", methods=["POST"])
+        async def wait(request: Request) -> HTTPResponse:
+            return await handle(request, "wait")
 
         return bp

@@ -12,6 +12,10 @@
   escalation here, and the dispatcher is woken to alert at once.
 - And the feedback survey's quiet-period watcher (``bot/feedback/quiet_watch.py``): a
   conversation that ended without a goodbye is offered the survey once, through the relay.
+- And the wait watcher (``bot/escalation/wait_watch.py``): a person waiting for a human
+  (nobody has acknowledged, taken over or resolved their escalation) gets an update every
+  ``WAIT_UPDATE_SECONDS``, with an estimate or an honest "I don't know yet", through the
+  relay's ``/wait`` step, which refuses once a human holds the conversation.
 - On PostgreSQL, the alert wake-up (``bot/escalation/wakeup.py``): it LISTENs for the
   NOTIFY that a due alert job's transaction sends on commit (the action server's
   ``record_escalation``, in another process) and wakes the dispatcher, so the first alert
@@ -53,6 +57,9 @@ from bot.escalation import rota as rota_module
 from bot.escalation.dispatch import ALERT_KIND, PERSON_KIND, Dispatcher, RotaSource, alert_staff
 from bot.store.models.handoff import PURPOSE_REFERRAL
 from bot.escalation.safety_net import RiskSafetyNet
+from bot.escalation import wait_watch
+from bot.escalation.wait_watch import WaitMessage, WaitWatcher
+from bot.plan import store as plan_store
 from bot.escalation.wakeup import AlertWakeup
 from bot.escalation.watch import HeldRiskWatcher
 from bot.settings import Settings
@@ -65,6 +72,7 @@ SENDER_KEY = web.AppKey("sms_sender", OutboxSender)
 WATCHER_KEY = web.AppKey("held_risk_watcher", HeldRiskWatcher)
 SAFETY_NET_KEY = web.AppKey("risk_safety_net", RiskSafetyNet)
 QUIET_KEY = web.AppKey("feedback_quiet_watcher", QuietWatcher)
+WAIT_KEY = web.AppKey("wait_watcher", WaitWatcher)
 WAKEUP_KEY = web.AppKey("alert_wakeup", AlertWakeup)
 RELAY_TIMEOUT_S = 5.0
 # How old the in-memory rota may get before a console page asks for a fresh read (in the
@@ -129,6 +137,23 @@ class RelayClient:
                           else UNREACHABLE) from None
         except TakeoverError:
             raise NotSent(UNREACHABLE) from None
+
+
+async def send_wait(relay: RelayClient, message: WaitMessage) -> None:
+    """An update to a person waiting for a human (``WaitWatcher``'s ``send``): through the
+    relay's ``/wait`` step; ``NotSent`` when it did not go (``paused``: a human has it)."""
+    payload = {"conversation_id": message.conversation_id, "channel": message.channel,
+               "ref": message.ref, "text": message.text}
+    try:
+        await relay.post("wait", payload)
+    except RelayRefused as exc:
+        raise wait_watch.NotSent(
+            wait_watch.PAUSED if exc.code == "paused"
+            else wait_watch.ABSENT if exc.code == "not_present"
+            else wait_watch.REFUSED if exc.code in ("bad_request", "unsupported_channel")
+            else wait_watch.UNREACHABLE) from None
+    except TakeoverError:
+        raise wait_watch.NotSent(wait_watch.UNREACHABLE) from None
 
 
 def _conversation(session: Session, ref: str) -> tuple[str, str]:
@@ -346,6 +371,13 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
     quiet = QuietWatcher(Offers(relay.send_offer, run_db=run_db),
                          quiet_s=cfg.feedback_quiet_minutes * 60.0,
                          poll_s=timings.quiet_poll_s, run_db=run_db)
+    # A person waiting for a human hears how it is going every WAIT_UPDATE_SECONDS (0: never),
+    # through the same relay (bot/escalation/wait_watch.py); to a person with a crisis plan
+    # saved (bot/plan) it also offers PLAN.
+    waits = (WaitWatcher(functools.partial(send_wait, relay), rota_path=cfg.rota_file,
+                         interval_s=float(cfg.wait_update_seconds), poll_s=timings.wait_poll_s,
+                         run_db=run_db, has_plan=plan_store.has_plan)
+             if cfg.wait_update_seconds > 0 else None)
     # Connects in the database threads: shutdown does not wait for a connection attempt to
     # an unreachable server (``database_ctx`` drops them).
     wakeup = AlertWakeup(cfg.database_url, dispatcher.wake, run_db=run_db,
@@ -356,6 +388,9 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
     await watcher.start()
     await net.start()
     await quiet.start()
+    if waits is not None:
+        await waits.start()
+        app[WAIT_KEY] = waits
     await wakeup.start()  # does nothing on SQLite
     app[SENDER_KEY] = sender
     app[DISPATCHER_KEY] = dispatcher
@@ -363,8 +398,10 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SAFETY_NET_KEY] = net
     app[QUIET_KEY] = quiet
     app[WAKEUP_KEY] = wakeup
-    logger.info("handoff: dispatcher%s, risk watcher, risk safety net, feedback quiet watcher "
-                "and SMS sender running", " (woken by NOTIFY)" if wakeup.enabled else " (polling)")
+    logger.info("handoff: dispatcher%s, risk watcher, risk safety net, feedback quiet watcher, "
+                "wait watcher (%s) and SMS sender running",
+                " (woken by NOTIFY)" if wakeup.enabled else " (polling)",
+                f"every {cfg.wait_update_seconds}s" if waits is not None else "off")
     yield
     await stop_handoff(app)
 
@@ -381,6 +418,8 @@ async def stop_handoff(app: web.Application) -> None:
         await app[WAKEUP_KEY].stop()  # closes its listening connection
     if SAFETY_NET_KEY in app:
         await app[SAFETY_NET_KEY].stop()
+    if WAIT_KEY in app:
+        await app[WAIT_KEY].stop()
     if QUIET_KEY in app:
         await app[QUIET_KEY].stop()
         await app[QUIET_KEY].offers.close()

@@ -47,11 +47,14 @@ class DispatchTimings:
     the dispatcher wakes it when it writes alert rows, so it is not on an alert's path.
     ``quiet_poll_s``: how often the feedback survey's quiet-period watcher looks for
     conversations that went quiet (a minute: the quiet period is half an hour).
+    ``wait_poll_s``: how often the wait watcher looks for people whose next "still waiting"
+    update is due (15 s: updates are minutes apart, ``WAIT_UPDATE_SECONDS``).
     """
 
     dispatch_poll_s: float = 0.25
     sender_poll_s: Optional[float] = None
     quiet_poll_s: float = 60.0
+    wait_poll_s: float = 15.0
 
 
 DISPATCH_TIMINGS_KEY = web.AppKey("dispatch_timings", DispatchTimings)

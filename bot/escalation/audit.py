@@ -82,6 +82,13 @@ def _lock_trail(session: Session, escalation_id: int) -> None:
         )
 
 
+def lock_escalation(session: Session, escalation_id: int) -> None:
+    """Take the escalation's lock before reading its state, for a check-then-write that must
+    see every committed transition, on SQLite too (where ``FOR UPDATE`` does nothing): the
+    wait watcher's claim (``bot/escalation/wait.py``)."""
+    _lock_trail(session, escalation_id)
+
+
 def append(
     session: Session,
     escalation: Escalation,

@@ -183,3 +183,54 @@ async def test_consent_never_fails_the_turn_when_the_database_is_down(monkeypatc
     finally:
         settings.reset()
     assert dispatcher.messages == []
+
+
+@pytest.fixture
+def test_rota(tmp_path, monkeypatch):
+    """The action reads this rota (everyone on call round the clock), not the example's."""
+    from bot.escalation import wait
+    from bot.escalation.rota_store import RotaSource
+    from tests.escalation.test_wait import ROTA
+
+    rota_file = tmp_path / "rota.yml"
+    rota_file.write_text(ROTA)
+    monkeypatch.setattr(wait, "_shared_rota", RotaSource(str(rota_file)))
+
+
+async def test_asking_for_a_human_gives_the_estimate_for_the_first_reply(db_url, dispatcher,
+                                                                         test_rota):
+    record_escalation("someone-else", "support", ["asked_for_human"])
+    tracker = make_tracker([user_event("human", "request_human")], sender_id="c-wait")
+    events = await ActionRequestHuman().run(dispatcher, tracker, {})
+    esc = _only_escalation("c-wait")
+    assert events == [SlotSet("escalation_ref", esc.ref), SlotSet(
+        "wait_estimate",
+        "I don't know yet how long it may take. Waiting before you: 1. On call now: 2.")]
+    assert dispatcher.messages == []  # the words are utter_human_requested's
+
+
+async def test_a_slow_estimate_never_holds_up_the_reply(db_url, dispatcher, test_rota,
+                                                        monkeypatch):
+    import time
+
+    from actions import escalation as module
+
+    monkeypatch.setattr(module.wait, "first_reply", lambda ref, source: time.sleep(3))
+    tracker = make_tracker([user_event("human", "request_human")], sender_id="c-slow")
+    started = time.monotonic()
+    events = await ActionRequestHuman().run(dispatcher, tracker, {})
+    assert time.monotonic() - started < 1.5
+    assert events[-1] == SlotSet("wait_estimate", None)  # the reply's usual words
+    assert _only_escalation("c-slow").level == "support"
+
+
+async def test_a_failed_estimate_leaves_the_usual_words(db_url, dispatcher, test_rota, monkeypatch):
+    from actions import escalation as module
+
+    def broken(ref, source):
+        raise RuntimeError("rota unreadable")
+
+    monkeypatch.setattr(module.wait, "first_reply", broken)
+    tracker = make_tracker([user_event("human", "request_human")], sender_id="c-broken")
+    events = await ActionRequestHuman().run(dispatcher, tracker, {})
+    assert events[-1] == SlotSet("wait_estimate", None)

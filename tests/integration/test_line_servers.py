@@ -287,6 +287,19 @@ def test_a_blocked_sender_gets_the_numbers_and_their_urgent_message_still_reache
     assert alerts, "no staff alert was scheduled"
 
 
+def test_asking_for_a_person_gives_an_honest_estimate_in_the_first_reply(line):
+    """The action's estimate (slot wait_estimate) reaches utter_human_requested's text through
+    the real runtime: no history on a new line, so "I don't know yet" (or, in a gap in the
+    example rota, "nobody ... on call"), never a number dressed up as an estimate."""
+    replies = line.say("itest-human", "can i talk to a real person please")
+    [first] = [r for r in replies if r.startswith("I've asked for one of our team")]
+    assert "{" not in first and "None" not in first and "a few minutes" not in first
+    assert ("I don't know yet how long it may take. Waiting before you: " in first
+            or "Nobody from our team is on call right now" in first), first
+    assert "999" in first and "116 123" in first and len(first) <= 306
+    assert line.escalations("itest-human")[0].level == "support"
+
+
 def test_no_message_text_in_the_logs(line):
     secret = "my neighbour zebracorn keeps shouting at night"
     line.say("itest-privacy", secret)
