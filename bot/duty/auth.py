@@ -13,12 +13,14 @@ Roles see only what their work needs (DESIGN.md, "Confidential"):
 | rota         | yes         | yes          |                     | yes   |
 | rota_edit    |             | yes          |                     | yes   |
 | report       |             | yes          |                     |       |
+| audit_export |             | yes          |                     |       |
 
 A commissioner (a sixth role) has only ``report``: the anonymous figures of ``bot/report``
 (console page ``/duty/report`` and ``GET /api/report``), never a conversation.
 
 ``transcript`` also opens the feedback survey's free-text comments (``/duty/feedback``),
-audited as a transcript is.
+audited as a transcript is. ``audit_export`` downloads an escalation's audit trail for an
+incident system (``/duty/e/{ref}/audit.jsonl``; docs/audit.md).
 
 An admin runs the service (accounts, metrics, the queue's shape, the rota) and has no need to
 read what people wrote, so has no transcript, summary or API access. Peer workers see who is
@@ -47,6 +49,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "rota": frozenset({"peer_worker", "duty_manager", "admin"}),
     "rota_edit": frozenset({"duty_manager", "admin"}),
     "report": frozenset({"duty_manager", "commissioner"}),
+    "audit_export": frozenset({"duty_manager"}),
 }
 
 PRINCIPAL = "staff"  # request[PRINCIPAL]: the signed-in Principal, or absent

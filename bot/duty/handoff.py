@@ -49,6 +49,7 @@ from bot.duty.keys import (
 from bot.duty.staff import Principal
 from bot.duty.takeover import TakeoverError
 from bot.escalation import audit, engine
+from bot.escalation.checkpoints import CheckpointWriter
 from bot.escalation import rota as rota_module
 from bot.escalation.dispatch import ALERT_KIND, PERSON_KIND, Dispatcher, RotaSource, alert_staff
 from bot.store.models.handoff import PURPOSE_REFERRAL
@@ -65,6 +66,7 @@ SENDER_KEY = web.AppKey("sms_sender", OutboxSender)
 WATCHER_KEY = web.AppKey("held_risk_watcher", HeldRiskWatcher)
 SAFETY_NET_KEY = web.AppKey("risk_safety_net", RiskSafetyNet)
 QUIET_KEY = web.AppKey("feedback_quiet_watcher", QuietWatcher)
+CHECKPOINTS_KEY = web.AppKey("audit_checkpoints", CheckpointWriter)
 WAKEUP_KEY = web.AppKey("alert_wakeup", AlertWakeup)
 RELAY_TIMEOUT_S = 5.0
 # How old the in-memory rota may get before a console page asks for a fresh read (in the
@@ -356,15 +358,22 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
     await watcher.start()
     await net.start()
     await quiet.start()
+    # A signed checkpoint of the audit trail now and hourly: what catches entries removed
+    # from the end of a trail (bot/escalation/checkpoints.py, docs/audit.md).
+    anchors = CheckpointWriter(poll_s=timings.checkpoint_poll_s, run_db=run_db,
+                               url=cfg.database_url)
+    await anchors.start()
     await wakeup.start()  # does nothing on SQLite
     app[SENDER_KEY] = sender
     app[DISPATCHER_KEY] = dispatcher
     app[WATCHER_KEY] = watcher
     app[SAFETY_NET_KEY] = net
     app[QUIET_KEY] = quiet
+    app[CHECKPOINTS_KEY] = anchors
     app[WAKEUP_KEY] = wakeup
-    logger.info("handoff: dispatcher%s, risk watcher, risk safety net, feedback quiet watcher "
-                "and SMS sender running", " (woken by NOTIFY)" if wakeup.enabled else " (polling)")
+    logger.info("handoff: dispatcher%s, risk watcher, risk safety net, feedback quiet watcher, "
+                "audit checkpoints and SMS sender running",
+                " (woken by NOTIFY)" if wakeup.enabled else " (polling)")
     yield
     await stop_handoff(app)
 
@@ -384,6 +393,8 @@ async def stop_handoff(app: web.Application) -> None:
     if QUIET_KEY in app:
         await app[QUIET_KEY].stop()
         await app[QUIET_KEY].offers.close()
+    if CHECKPOINTS_KEY in app:
+        await app[CHECKPOINTS_KEY].stop()
     if WATCHER_KEY in app:
         await app[WATCHER_KEY].stop()
     if DISPATCHER_KEY in app:

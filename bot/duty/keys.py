@@ -47,11 +47,14 @@ class DispatchTimings:
     the dispatcher wakes it when it writes alert rows, so it is not on an alert's path.
     ``quiet_poll_s``: how often the feedback survey's quiet-period watcher looks for
     conversations that went quiet (a minute: the quiet period is half an hour).
+    ``checkpoint_poll_s``: how often a signed checkpoint of the audit trail is written (one
+    is written at start; issue 28 asks for at least hourly).
     """
 
     dispatch_poll_s: float = 0.25
     sender_poll_s: Optional[float] = None
     quiet_poll_s: float = 60.0
+    checkpoint_poll_s: float = 3600.0
 
 
 DISPATCH_TIMINGS_KEY = web.AppKey("dispatch_timings", DispatchTimings)
