@@ -34,6 +34,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, List, Optional
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 FIRST = audit.GENESIS  # the previous signature of the first checkpoint
 HOURLY_S = 3600.0
+RETRY_S = 60.0  # after a failed checkpoint (database down, lock time-out)
 # An append waits for a checkpoint's lock; a checkpoint waits at most this long for the
 # appends under way (it is retried at the next pass), so an alert is never held up long.
 LOCK_TIMEOUT_MS = 5000
@@ -315,10 +317,12 @@ class CheckpointWriter:
     task_name = "audit-checkpoints"
 
     def __init__(self, *, poll_s: float = HOURLY_S, run_db: RunDb = asyncio.to_thread,
-                 actor: str = "system:duty", url: Optional[str] = None) -> None:
+                 actor: str = "system:duty", url: Optional[str] = None,
+                 retry_s: float = RETRY_S) -> None:
         self._db = run_db
         self.actor = actor
         self.url = url  # None: DATABASE_URL
+        self.retry_s = min(retry_s, poll_s)
         self.written: List[Dict[str, Any]] = []  # the latest few, for tests and /metrics
         self._reason = "start"
         self.loop = BackgroundLoop(self.task_name, self._pass, poll_s=poll_s, log=logger,
@@ -335,7 +339,15 @@ class CheckpointWriter:
         await self.loop.stop()
 
     async def _pass(self) -> Optional[float]:
-        cp = await self._db(write_now, self._reason, self.actor, self.url)
+        try:
+            cp = await self._db(write_now, self._reason, self.actor, self.url)
+        except sa_exc.OperationalError as exc:
+            # The database is down, or the appends under way held the lock past its time-out:
+            # try again in a minute rather than an hour. The type only: never its message.
+            cause = getattr(exc, "orig", None) or exc
+            logger.warning("audit checkpoint not written (%s); retrying in %.0f s",
+                           type(cause).__name__, self.retry_s)
+            return self.retry_s
         self._reason = "hourly"
         self.written = (self.written + [cp])[-10:]
         logger.info("audit checkpoint #%s: %s entries", cp["id"], cp["entries"])

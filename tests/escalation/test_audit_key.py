@@ -258,6 +258,27 @@ async def test_the_duty_service_writes_a_checkpoint_at_start_and_then_each_poll(
     assert run("verify")[0] == 0
 
 
+async def test_a_failed_checkpoint_is_retried_within_a_minute_not_an_hour(db_url):
+    from tests.helpers import eventually
+
+    trails()
+    calls = []
+
+    async def flaky(fn, *args):
+        calls.append(fn)
+        if len(calls) == 1:  # the database is down, or the lock timed out
+            raise sa.exc.OperationalError("LOCK TABLE", {}, Exception("lock timeout"))
+        return fn(*args)
+
+    writer = checkpoints.CheckpointWriter(poll_s=3600, retry_s=0.05, run_db=flaky)
+    await writer.start()
+    try:
+        await eventually(lambda: writer.written, what="the checkpoint after the failure")
+    finally:
+        await writer.stop()
+    assert len(calls) == 2 and writer.written[0]["reason"] == "start"
+
+
 def test_the_checkpoint_command(db_url):
     trails()
     code, out = run("checkpoint", "--by", "cli:ops")
