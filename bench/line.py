@@ -45,6 +45,7 @@ DUTY_TOKEN = "bench-duty-token"
 # Production mode (Twilio, https): the line refuses a key shorter than 32 characters.
 PSEUDONYM_KEY = "bench-pseudonym-key-not-secret-0123456789"
 PLAN_KEY = "bench-crisis-plan-key-not-secret-0123456789"
+AUDIT_KEY = "bench-audit-key-not-secret-0123456789abcdef"
 POSTGRES_ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
@@ -260,6 +261,7 @@ class Line:
             "TWILIO_API_URL": self.twilio_api_url,
             "PSEUDONYM_KEY": PSEUDONYM_KEY,
             "PLAN_KEY": PLAN_KEY,
+            "AUDIT_KEY": AUDIT_KEY,
             "ROTA_FILE": str(rota),
             # One tier per escalation during a run: the ladder's next tiers are due only after
             # an hour, so "alerts due" is exactly the first tier of every escalation.

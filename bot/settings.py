@@ -5,8 +5,8 @@ Nothing else in the project calls ``os.environ`` for configuration: read a value
 ``Settings`` is a pydantic model: one line per setting names its attribute, its variable and
 its default; the model types each value and keeps it read-only.
 All values are optional in development; production sets at least ``DATABASE_URL``,
-``RASA_AUTH_TOKEN``, ``DUTY_API_TOKEN``, ``PUBLIC_BASE_URL``, ``PSEUDONYM_KEY``, ``PLAN_KEY`` and the
-Twilio ones.
+``RASA_AUTH_TOKEN``, ``DUTY_API_TOKEN``, ``PUBLIC_BASE_URL``, ``PSEUDONYM_KEY``, ``PLAN_KEY``,
+``AUDIT_KEY`` and the Twilio ones.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 DEV_PSEUDONYM_KEY = "development-only-pseudonym-key"
 DEV_ACTIONS_TOKEN = "development-only-actions-token"
 DEV_PLAN_KEY = "development-only-crisis-plan-key"
+DEV_AUDIT_KEY = "development-only-audit-key"
 # A pseudonym is an HMAC of a phone number: with a guessable key every one reverses by brute
 # force over UK mobile numbers (10^9, about an hour of one core), and every stored number
 # decrypts. 32 characters of a random key is far beyond that; a token is a password.
@@ -139,6 +140,10 @@ class Settings(BaseModel):
     # Key of the people's own crisis plans, encrypted at rest (bot/plan/crypto.py): kept out
     # of the database like PSEUDONYM_KEY, and a different secret from it.
     plan_key: str = setting("PLAN_KEY", DEV_PLAN_KEY)
+    # Key of the escalation audit trail's HMAC chain and of its signed checkpoints and exports
+    # (docs/audit.md). Kept out of the database: whoever can write the database but lacks the
+    # key cannot rewrite the trail unnoticed. Public in development; production sets its own.
+    audit_key: str = setting("AUDIT_KEY", DEV_AUDIT_KEY)
     holiday_nation: str = setting("HOLIDAY_NATION", "ENG")
     # 0 or unset: the ladder's own timings.
     escalation_ack_timeout_s: Optional[int] = setting("ESCALATION_ACK_TIMEOUT_S", 0,
@@ -317,6 +322,12 @@ def unsafe(s: Settings) -> list[str]:
         problems.append(f"PLAN_KEY is shorter than {MIN_KEY_CHARS} characters")
     elif s.plan_key == s.pseudonym_key:
         problems.append("PLAN_KEY is the same as PSEUDONYM_KEY: give the plans a key of their own")
+    if s.audit_key == DEV_AUDIT_KEY:
+        problems.append("AUDIT_KEY is the public development key: anyone could rewrite the "
+                        f"escalation audit trail; set a random secret of at least {MIN_KEY_CHARS} "
+                        "characters")
+    elif len(s.audit_key) < MIN_KEY_CHARS:
+        problems.append(f"AUDIT_KEY is shorter than {MIN_KEY_CHARS} characters")
     if not s.rasa_auth_token:
         problems.append("RASA_AUTH_TOKEN is not set: the Rasa HTTP API, the REST channel and "
                         "the action server would be open to anyone who can reach them")

@@ -1,5 +1,5 @@
-"""Helpers shared by the async test packages (channels, handoff): ``eventually`` and the one
-fake Twilio API both packages send SMS to."""
+"""Helpers shared by the test packages: ``eventually``, the one fake Twilio API the channel and
+handoff tests send SMS to, and ``tampering`` for the audit trail's tamper tests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from email.utils import format_datetime
 from typing import Any, Callable, Optional
@@ -17,6 +17,21 @@ from typing import Any, Callable, Optional
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from sqlalchemy import text
+
+from bot.store.db import transaction
+
+
+@contextmanager
+def tampering(url: Optional[str] = None):
+    """A transaction that rewrites the audit trail as someone with the database owner's rights
+    could. On PostgreSQL the tables refuse UPDATE and DELETE (migration 0015); a superuser
+    gets past the triggers with ``session_replication_role = replica`` (an owner could drop
+    them), so the tamper tests show what the keyed hashes and checkpoints still catch."""
+    with transaction(url) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SET LOCAL session_replication_role = replica"))
+        yield session
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 5.0, what: str = "condition"):

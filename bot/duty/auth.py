@@ -14,12 +14,14 @@ Roles see only what their work needs (DESIGN.md, "Confidential"):
 | rota_edit    |             | yes          |                     | yes   |
 | report       |             | yes          |                     |       |
 | block        |             | yes          |                     |       |
+| audit_export |             | yes          |                     |       |
 
 A commissioner (a sixth role) has only ``report``: the anonymous figures of ``bot/report``
 (console page ``/duty/report`` and ``GET /api/report``), never a conversation.
 
 ``transcript`` also opens the feedback survey's free-text comments (``/duty/feedback``),
-audited as a transcript is.
+audited as a transcript is. ``audit_export`` downloads an escalation's audit trail for an
+incident system (``/duty/e/{ref}/audit.jsonl``; docs/audit.md).
 
 ``block``: only a duty manager puts a sender on the block list or lifts a block
 (``bot/duty/blocks_console.py``); everyone who reads a transcript sees that a sender is
@@ -53,6 +55,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "rota_edit": frozenset({"duty_manager", "admin"}),
     "report": frozenset({"duty_manager", "commissioner"}),
     "block": frozenset({"duty_manager"}),
+    "audit_export": frozenset({"duty_manager"}),
 }
 
 PRINCIPAL = "staff"  # request[PRINCIPAL]: the signed-in Principal, or absent

@@ -53,6 +53,7 @@ from bot.duty.keys import (
 from bot.duty.staff import Principal
 from bot.duty.takeover import TakeoverError
 from bot.escalation import audit, engine
+from bot.escalation.checkpoints import CheckpointWriter
 from bot.escalation import rota as rota_module
 from bot.escalation.dispatch import ALERT_KIND, PERSON_KIND, Dispatcher, RotaSource, alert_staff
 from bot.store.models.handoff import PURPOSE_REFERRAL
@@ -73,6 +74,7 @@ WATCHER_KEY = web.AppKey("held_risk_watcher", HeldRiskWatcher)
 SAFETY_NET_KEY = web.AppKey("risk_safety_net", RiskSafetyNet)
 QUIET_KEY = web.AppKey("feedback_quiet_watcher", QuietWatcher)
 WAIT_KEY = web.AppKey("wait_watcher", WaitWatcher)
+CHECKPOINTS_KEY = web.AppKey("audit_checkpoints", CheckpointWriter)
 WAKEUP_KEY = web.AppKey("alert_wakeup", AlertWakeup)
 RELAY_TIMEOUT_S = 5.0
 # How old the in-memory rota may get before a console page asks for a fresh read (in the
@@ -391,15 +393,21 @@ async def handoff_ctx(app: web.Application) -> AsyncIterator[None]:
     if waits is not None:
         await waits.start()
         app[WAIT_KEY] = waits
+    # A signed checkpoint of the audit trail now and hourly: what catches entries removed
+    # from the end of a trail (bot/escalation/checkpoints.py, docs/audit.md).
+    anchors = CheckpointWriter(poll_s=timings.checkpoint_poll_s, run_db=run_db,
+                               url=cfg.database_url)
+    await anchors.start()
     await wakeup.start()  # does nothing on SQLite
     app[SENDER_KEY] = sender
     app[DISPATCHER_KEY] = dispatcher
     app[WATCHER_KEY] = watcher
     app[SAFETY_NET_KEY] = net
     app[QUIET_KEY] = quiet
+    app[CHECKPOINTS_KEY] = anchors
     app[WAKEUP_KEY] = wakeup
     logger.info("handoff: dispatcher%s, risk watcher, risk safety net, feedback quiet watcher, "
-                "wait watcher (%s) and SMS sender running",
+                "wait watcher (%s), audit checkpoints and SMS sender running",
                 " (woken by NOTIFY)" if wakeup.enabled else " (polling)",
                 f"every {cfg.wait_update_seconds}s" if waits is not None else "off")
     yield
@@ -423,6 +431,8 @@ async def stop_handoff(app: web.Application) -> None:
     if QUIET_KEY in app:
         await app[QUIET_KEY].stop()
         await app[QUIET_KEY].offers.close()
+    if CHECKPOINTS_KEY in app:
+        await app[CHECKPOINTS_KEY].stop()
     if WATCHER_KEY in app:
         await app[WATCHER_KEY].stop()
     if DISPATCHER_KEY in app:

@@ -49,12 +49,15 @@ class DispatchTimings:
     conversations that went quiet (a minute: the quiet period is half an hour).
     ``wait_poll_s``: how often the wait watcher looks for people whose next "still waiting"
     update is due (15 s: updates are minutes apart, ``WAIT_UPDATE_SECONDS``).
+    ``checkpoint_poll_s``: how often a signed checkpoint of the audit trail is written (one
+    is written at start; issue 28 asks for at least hourly).
     """
 
     dispatch_poll_s: float = 0.25
     sender_poll_s: Optional[float] = None
     quiet_poll_s: float = 60.0
     wait_poll_s: float = 15.0
+    checkpoint_poll_s: float = 3600.0
 
 
 DISPATCH_TIMINGS_KEY = web.AppKey("dispatch_timings", DispatchTimings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.duty import (
-    api, blocks_console, console, feedback_page, health, metrics, report_page, rota_console,
+    api, audit_page, blocks_console, console, feedback_page, health, metrics, report_page, rota_console,
     webchat_page,
 )
 from bot.duty.keys import TAKEOVER_KEY
@@ -39,6 +39,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/duty/e/{ref}/read-anyway", console.read_anyway, name="read_anyway")
     app.router.add_post("/duty/e/{ref}/acknowledge", console.acknowledge, name="acknowledge")
     app.router.add_post("/duty/e/{ref}/resolve", console.resolve, name="resolve")
+    app.router.add_get("/duty/e/{ref}/audit.{fmt}", audit_page.audit_download, name="audit")
     app.router.add_get("/duty/sanctuary", console.sanctuary_page, name="sanctuary")
     app.router.add_post("/duty/sanctuary/beds", console.sanctuary_beds, name="sanctuary_beds")
     app.router.add_get("/duty/feedback", feedback_page.feedback_page, name="feedback")

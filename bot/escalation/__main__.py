@@ -1,9 +1,21 @@
 """Escalation commands.
 
-``python -m bot.escalation verify`` checks every escalation's audit chain in DATABASE_URL.
-Exit 0 when every chain verifies, 1 naming the first broken entry (escalation reference, seq,
-problem), 2 when the check could not run (database unreachable). The output never contains
-reasons, data or anything else from the entries, only where the chain breaks.
+The audit trail (docs/audit.md):
+
+- ``verify`` checks every escalation's audit chain in DATABASE_URL with ``AUDIT_KEY``, and
+  every signed checkpoint against the trail (entries removed from the end, a checkpoint
+  changed or removed). ``verify FILE`` checks an export instead, and never opens the
+  database. Exit 0 when everything verifies, 1 naming the first problem (for the database:
+  escalation reference, seq, problem; for a file: its line), 2 when the check could not run
+  (database unreachable, file unreadable, or ``AUDIT_KEY`` is not the key the trail or the
+  file was signed with). The output never contains reasons, data or anything else from the
+  entries, only where the chain breaks.
+- ``export (--ref REF | --from DAY --to DAY) [--format jsonl|csv] --out FILE [--by NAME]``
+  writes one escalation, or every escalation opened in [from, to) (days in the line's time
+  zone, or ISO times), with every entry's data and hashes, a new checkpoint and a seal.
+  Exit 0, 1 when there is nothing to export, 2 when the database cannot be reached.
+- ``checkpoint [--by NAME]`` signs a checkpoint of the trail now (the duty service writes one
+  when it starts and hourly).
 
 ``python -m bot.escalation rota [--file F | --db] [--at ISO-TIME]`` validates the rota and
 prints who is on call (names and ids, never phone numbers). Exit 0, or 1 listing every
@@ -45,7 +57,7 @@ from typing import TextIO
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
-from bot.escalation import audit, rota
+from bot.escalation import audit, checkpoints, rota
 from bot.escalation.engine import LEVELS
 from bot.store.db import transaction
 from bot.store.models import Escalation, EscalationEvent
@@ -59,15 +71,20 @@ class Report:
     broken_id: int | None = None
     broken_seq: int | None = None
     problem: str | None = None
+    anchoring: checkpoints.Anchoring | None = None
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
 
-def verify(url: str | None = None) -> Report:
-    """Walk every chain, oldest escalation first, and stop at the first break."""
+def verify(url: str | None = None, key: audit.Key = None) -> Report:
+    """Walk every chain, oldest escalation first, and stop at the first break; then check the
+    checkpoints. Raises ``checkpoints.WrongKey`` when ``key`` (default ``AUDIT_KEY``) is not
+    the key the first checkpoint was signed with."""
+    key = audit.key_bytes(key)
     with transaction(url) as session:
+        checkpoints.key_check(session, key)
         escalations = session.execute(
             select(Escalation.id, Escalation.ref).order_by(Escalation.id)
         ).all()
@@ -91,34 +108,137 @@ def verify(url: str | None = None) -> Report:
                 )
             trail = list(pending[1])
             entries += len(trail)
-            found = audit.verify_events(trail)
+            found = audit.verify_events(trail, key)
             if found is not None:
                 return Report(
                     len(escalations), entries, ref, escalation_id, found.seq, found.problem
                 )
             pending = next(by_escalation, None)
-        return Report(len(escalations), entries)
+        anchoring = checkpoints.check(session, key)
+        return Report(len(escalations), entries, problem=anchoring.problem, anchoring=anchoring)
 
 
-def _verify(out: TextIO) -> int:
+def _verify(out: TextIO, source: str | None = None) -> int:
+    if source is not None:
+        return _verify_file(source, out)
     try:
         report = verify()
+    except checkpoints.WrongKey as exc:
+        print(f"could not check the audit trail: {exc}; set the line's AUDIT_KEY", file=out)
+        return 2
     except sa_exc.SQLAlchemyError as exc:
         cause = getattr(exc, "orig", None) or exc
         print(f"could not check the audit trail: database error ({type(cause).__name__})", file=out)
         return 2
+    anchoring = report.anchoring
     if report.ok:
         print(
             f"audit trail intact: {report.entries} entries across {report.escalations} escalations",
             file=out,
         )
+        if anchoring is not None and anchoring.latest_id is not None:
+            print(f"checkpoints intact: {anchoring.checkpoints}; the latest, #{anchoring.latest_id} "
+                  f"at {anchoring.latest_at[:19]}Z, anchors {anchoring.anchored} entries; "
+                  f"{anchoring.after} written since", file=out)
+        elif report.entries:
+            print("no checkpoint yet: entries removed from the end of a trail could not be "
+                  "told (the duty service writes one when it starts and hourly)", file=out)
+        for note in anchoring.notes if anchoring is not None else ():
+            print(f"note: {note}", file=out)
         return 0
+    if report.broken_ref is None:
+        print(f"audit trail BROKEN: {report.problem}", file=out)
+        return 1
     print(
         f"audit trail BROKEN at escalation {report.broken_ref} (id {report.broken_id}), "
         f"entry seq {report.broken_seq}: {report.problem}",
         file=out,
     )
     return 1
+
+
+def _verify_file(path: str, out: TextIO) -> int:
+    from bot.escalation import audit_export
+
+    try:
+        report = audit_export.verify_file(path)
+    except OSError as exc:
+        print(f"could not check {path}: {exc.strerror or type(exc).__name__}", file=out)
+        return 2
+    if report.ok:
+        cp = report.checkpoint or {}
+        print(f"{path}: export verifies: {report.entries} entries across {report.escalations} "
+              f"escalations ({_scope_text(report.scope)}), anchored by checkpoint "
+              f"#{cp.get('id')} of {str(cp.get('at'))[:19]}Z (key id {cp.get('key_id')})",
+              file=out)
+        return 0
+    where = f"line {report.line}: " if report.line else ""
+    if report.wrong_key:
+        print(f"could not check {path}: {where}{report.problem}", file=out)
+        return 2
+    print(f"{path}: export does NOT verify: {where}{report.problem}", file=out)
+    return 1
+
+
+def _scope_text(scope: dict | None) -> str:
+    scope = scope or {}
+    if "ref" in scope:
+        return f"escalation {scope['ref']}"
+    return f"opened from {str(scope.get('from'))[:19]} to {str(scope.get('to'))[:19]}"
+
+
+def _actor(by: str | None) -> str:
+    import getpass
+
+    return (by or f"cli:{getpass.getuser()}")[:64]
+
+
+def _export(args: argparse.Namespace, out: TextIO) -> int:
+    import zoneinfo
+
+    from bot.escalation import audit_export
+    from bot.settings import settings
+
+    if bool(args.ref) == bool(args.from_ or args.to):
+        print("export: give --ref, or --from and --to", file=out)
+        return 1
+    try:
+        if args.ref:
+            scope = audit_export.Scope(ref=args.ref.strip().upper())
+        else:
+            if not (args.from_ and args.to):
+                print("export: give both --from and --to", file=out)
+                return 1
+            tz = zoneinfo.ZoneInfo(settings().tz_line)
+            scope = audit_export.Scope(start=audit_export.parse_day_or_time(args.from_, tz),
+                                       end=audit_export.parse_day_or_time(args.to, tz))
+    except ValueError:
+        print("export: --from and --to are days (2026-12-01) or ISO times", file=out)
+        return 1
+    try:
+        done = audit_export.export(scope, args.format, args.out, _actor(args.by))
+    except audit_export.ExportError as exc:
+        print(f"nothing exported: {exc}", file=out)
+        return 1
+    except OSError as exc:
+        print(f"nothing exported: cannot write {args.out}: {exc.strerror or type(exc).__name__}",
+              file=out)
+        return 2
+    except sa_exc.SQLAlchemyError as exc:
+        return _db_error("export the audit trail", exc, out)
+    print(f"{done['path']}: {done['entries']} entries across {done['escalations']} escalations, "
+          f"with checkpoint #{done['checkpoint']}; check it with "
+          f"python -m bot.escalation verify {done['path']}", file=out)
+    return 0
+
+
+def _checkpoint(by: str | None, out: TextIO) -> int:
+    try:
+        cp = checkpoints.write_now("manual", _actor(by))
+    except sa_exc.SQLAlchemyError as exc:
+        return _db_error("write a checkpoint", exc, out)
+    print(f"checkpoint #{cp['id']}: {cp['entries']} entries, head {cp['head_id']}", file=out)
+    return 0
 
 
 def _read(path: str, from_db: bool) -> tuple[str, rota.Rota]:
@@ -265,7 +385,21 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # looked up at call time so that tests can capture it
     parser = argparse.ArgumentParser(prog="python -m bot.escalation")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("verify", help="check the hash chain of every escalation's audit trail")
+    verify_cmd = sub.add_parser("verify", help="check every escalation's audit trail and its "
+                                              "checkpoints, or an export file")
+    verify_cmd.add_argument("source", nargs="?", default=None,
+                            help="an export file (default: the database)")
+    export_cmd = sub.add_parser("export", help="write escalations' audit trails, with their "
+                                              "hashes and a checkpoint, for an incident system")
+    export_cmd.add_argument("--ref", default=None, help="one escalation")
+    export_cmd.add_argument("--from", dest="from_", default=None,
+                            help="escalations opened from this day or time")
+    export_cmd.add_argument("--to", default=None, help="... until (not including) this one")
+    export_cmd.add_argument("--format", default="jsonl", choices=("jsonl", "csv"))
+    export_cmd.add_argument("--out", required=True, help="the file to write")
+    export_cmd.add_argument("--by", default=None, help="who (default cli:<user>)")
+    checkpoint_cmd = sub.add_parser("checkpoint", help="sign a checkpoint of the audit trail now")
+    checkpoint_cmd.add_argument("--by", default=None, help="who (default cli:<user>)")
     rota_cmd = sub.add_parser("rota", help="validate the rota and show who is on call, check it "
                                            "covers the line's hours (rota check), or import, "
                                            "export and list the database's versions")
@@ -298,7 +432,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.action == "check":
             return _check_rota(args.file, args.days, args.from_, out, args.db)
         return _show_rota(args.file, args.at, out, args.db)
-    return _verify(out)
+    if args.command == "export":
+        return _export(args, out)
+    if args.command == "checkpoint":
+        return _checkpoint(args.by, out)
+    return _verify(out, args.source)
 
 if __name__ == "__main__":
     sys.exit(main())

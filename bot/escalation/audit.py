@@ -1,7 +1,12 @@
 """The append-only, hash-chained audit trail of an escalation.
 
 Each entry's hash covers the previous entry's hash and the entry's own fields, so an entry
-changed or removed after the fact breaks the chain from that point on.
+changed or removed after the fact breaks the chain from that point on. The hash is keyed
+(HMAC-SHA256 with ``AUDIT_KEY``, chain version 2): whoever can write the database but does not
+hold the key cannot rebuild a chain that verifies. Entries written before the key existed
+(migration 0015) keep their plain SHA-256 hash (chain version 1) and are anchored by the
+signed checkpoints instead (``checkpoints.py``; docs/audit.md). Cutting entries off the end
+of a trail is caught by those checkpoints too.
 
 Appends to one escalation are serialised: ``append`` locks the escalation's row before it
 reads the last entry, so two transactions appending at once (a take-over in the console while
@@ -13,19 +18,46 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Optional, Union
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.store.models import Escalation, EscalationEvent, utcnow
+from bot.settings import settings
+from bot.store.models import CHAIN_HMAC, CHAIN_SHA256, Escalation, EscalationEvent, utcnow
 
 GENESIS = "0" * 64
+CHAIN_VERSIONS = (CHAIN_SHA256, CHAIN_HMAC)
+
+Key = Union[str, bytes, None]
 
 
-def _canonical_time(at: dt.datetime) -> str:
+def key_bytes(key: Key = None) -> bytes:
+    """The audit key as bytes: ``key``, or ``AUDIT_KEY``."""
+    if key is None:
+        key = settings().audit_key
+    return key.encode("utf-8") if isinstance(key, str) else key
+
+
+def key_id(key: Key = None) -> str:
+    """A name for the key that does not give it away: checkpoints and exports carry it, so a
+    verifier with the wrong key is told so rather than told that everything was changed."""
+    return hmac.new(key_bytes(key), b"crisis-line audit key id", hashlib.sha256).hexdigest()[:16]
+
+
+def sign(key: Key, payload: Dict[str, Any]) -> str:
+    """HMAC-SHA256 with the audit key over ``payload`` as canonical JSON."""
+    return hmac.new(key_bytes(key), canonical_json(payload), hashlib.sha256).hexdigest()
+
+
+def canonical_json(payload: Dict[str, Any]) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def canonical_time(at: dt.datetime) -> str:
     # SQLite hands datetimes back without a zone; every time stored here is UTC.
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.timezone.utc)
@@ -42,21 +74,58 @@ def entry_hash(
     reason: str,
     data: Dict[str, Any],
 ) -> str:
-    payload = json.dumps(
-        {
-            "prev": prev_hash,
-            "escalation": escalation_id,
-            "seq": seq,
-            "at": _canonical_time(at),
-            "kind": kind,
-            "actor": actor,
-            "reason": reason,
-            "data": data,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    """The unkeyed SHA-256 hash of chain version 1 (entries written before migration 0015)."""
+    return hashlib.sha256(
+        _payload(prev_hash, escalation_id, seq, at, kind, actor, reason, data)
+    ).hexdigest()
+
+
+def keyed_hash(
+    key: Key,
+    prev_hash: str,
+    escalation_id: int,
+    seq: int,
+    at: dt.datetime,
+    kind: str,
+    actor: str,
+    reason: str,
+    data: Dict[str, Any],
+) -> str:
+    """The HMAC-SHA256 hash of chain version 2, with the audit key."""
+    payload = _payload(prev_hash, escalation_id, seq, at, kind, actor, reason, data,
+                       version=CHAIN_HMAC)
+    return hmac.new(key_bytes(key), payload, hashlib.sha256).hexdigest()
+
+
+def _payload(prev_hash: str, escalation_id: int, seq: int, at: dt.datetime, kind: str,
+             actor: str, reason: str, data: Dict[str, Any],
+             version: Optional[int] = None) -> bytes:
+    fields: Dict[str, Any] = {
+        "prev": prev_hash,
+        "escalation": escalation_id,
+        "seq": seq,
+        "at": canonical_time(at),
+        "kind": kind,
+        "actor": actor,
+        "reason": reason,
+        "data": data,
+    }
+    if version is not None:  # version 1's payload stays exactly as it was written
+        fields["v"] = version
+    return canonical_json(fields)
+
+
+def hash_of(entry: Any, prev_hash: str, key: Key = None) -> Optional[str]:
+    """What ``entry``'s hash should be after ``prev_hash``, by its chain version (None for
+    a version this code does not know). ``entry``: an ``EscalationEvent`` or anything with
+    the same attributes (an export's line)."""
+    fields = (prev_hash, entry.escalation_id, entry.seq, entry.at, entry.kind, entry.actor,
+              entry.reason, entry.data)
+    if entry.chain_version == CHAIN_HMAC:
+        return keyed_hash(key_bytes(key), *fields)
+    if entry.chain_version == CHAIN_SHA256:
+        return entry_hash(*fields)
+    return None
 
 
 def _lock_trail(session: Session, escalation_id: int) -> None:
@@ -98,7 +167,9 @@ def append(
     data: Optional[Dict[str, Any]] = None,
     at: Optional[dt.datetime] = None,
 ) -> EscalationEvent:
-    """Append one entry to ``escalation``'s trail inside the caller's transaction."""
+    """Append one entry to ``escalation``'s trail inside the caller's transaction.
+
+    The entry's hash is keyed with ``AUDIT_KEY`` (chain version 2)."""
     data = data or {}
     at = at or utcnow()
     _lock_trail(session, escalation.id)
@@ -119,7 +190,8 @@ def append(
         reason=reason,
         data=data,
         prev_hash=prev,
-        hash=entry_hash(prev, escalation.id, seq, at, kind, actor, reason, data),
+        hash=keyed_hash(None, prev, escalation.id, seq, at, kind, actor, reason, data),
+        chain_version=CHAIN_HMAC,
     )
     session.add(event)
     session.flush()
@@ -133,26 +205,42 @@ class Break:
     problem: str
 
 
-def verify_events(events: Iterable[EscalationEvent]) -> Optional[Break]:
-    """The first broken entry of one escalation's trail (ordered by seq), or None."""
+CHANGED = "entry was changed after it was written"
+UNKEYED_AFTER_KEYED = "an unkeyed entry after keyed ones: rewritten without the key"
+
+
+def verify_events(events: Iterable[Any], key: Key = None) -> Optional[Break]:
+    """The first broken entry of one escalation's trail (ordered by seq), or None.
+
+    ``events``: ``EscalationEvent`` rows, or anything with their attributes. Keyed entries
+    are checked with ``key`` (default ``AUDIT_KEY``). Once a trail has a keyed entry, every
+    later one must be keyed: an unkeyed (version 1) hash there is someone rebuilding the trail
+    without the key.
+    """
+    key = key_bytes(key)
     prev = GENESIS
     expected_seq = 1
+    keyed = False
     for ev in events:
+        if ev.seq < expected_seq:
+            return Break(ev.escalation_id, ev.seq, "entries out of order or repeated")
         if ev.seq != expected_seq:
             return Break(ev.escalation_id, expected_seq, "entry missing")
         if ev.prev_hash != prev:
             return Break(ev.escalation_id, ev.seq, "does not follow the previous entry")
-        computed = entry_hash(
-            prev, ev.escalation_id, ev.seq, ev.at, ev.kind, ev.actor, ev.reason, ev.data
-        )
-        if computed != ev.hash:
-            return Break(ev.escalation_id, ev.seq, "entry was changed after it was written")
+        if ev.chain_version not in CHAIN_VERSIONS:
+            return Break(ev.escalation_id, ev.seq, "unknown chain version")
+        if keyed and ev.chain_version != CHAIN_HMAC:
+            return Break(ev.escalation_id, ev.seq, UNKEYED_AFTER_KEYED)
+        keyed = ev.chain_version == CHAIN_HMAC
+        if hash_of(ev, prev, key) != ev.hash:
+            return Break(ev.escalation_id, ev.seq, CHANGED)
         prev = ev.hash
         expected_seq += 1
     return None
 
 
-def verify_all(session: Session) -> Optional[Break]:
+def verify_all(session: Session, key: Key = None) -> Optional[Break]:
     """Check every escalation's chain; the first break found, or None when all verify."""
     ids = session.execute(select(Escalation.id).order_by(Escalation.id)).scalars().all()
     for escalation_id in ids:
@@ -161,7 +249,7 @@ def verify_all(session: Session) -> Optional[Break]:
             .where(EscalationEvent.escalation_id == escalation_id)
             .order_by(EscalationEvent.seq)
         ).scalars()
-        found = verify_events(events)
+        found = verify_events(events, key)
         if found:
             return found
     return None

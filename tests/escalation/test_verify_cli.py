@@ -12,8 +12,8 @@ from sqlalchemy import delete, select, update
 
 from bot.escalation.__main__ import main
 from bot.escalation.engine import flag_for_staff, record_escalation
-from bot.store.db import transaction
 from bot.store.models import Escalation, EscalationEvent
+from tests.helpers import tampering
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ def test_empty_database_passes(db_url):
 
 def test_a_changed_entry_is_named(db_url):
     _, b, _ = _three_escalations()
-    with transaction() as s:
+    with tampering() as s:
         s.execute(
             update(EscalationEvent)
             .where(EscalationEvent.escalation_id == b.id, EscalationEvent.seq == 2)
@@ -60,7 +60,7 @@ def test_a_changed_entry_is_named(db_url):
 
 def test_a_removed_entry_is_named(db_url):
     _, b, _ = _three_escalations()
-    with transaction() as s:
+    with tampering() as s:
         s.execute(
             delete(EscalationEvent).where(
                 EscalationEvent.escalation_id == b.id, EscalationEvent.seq == 2
@@ -73,7 +73,7 @@ def test_a_removed_entry_is_named(db_url):
 
 def test_a_whole_trail_removed_is_caught(db_url):
     a, _, _ = _three_escalations()
-    with transaction() as s:
+    with tampering() as s:
         s.execute(delete(EscalationEvent).where(EscalationEvent.escalation_id == a.id))
     code, out = run("verify")
     assert code == 1
@@ -82,7 +82,7 @@ def test_a_whole_trail_removed_is_caught(db_url):
 
 def test_the_first_break_is_reported(db_url):
     a, b, _ = _three_escalations()
-    with transaction() as s:
+    with tampering() as s:
         for esc in (b, a):  # break the later one too: the report names the first by id
             s.execute(
                 update(EscalationEvent)
@@ -111,7 +111,7 @@ def test_module_entry_point(db_url):
     cmd = [sys.executable, "-m", "bot.escalation", "verify"]
     ok = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    with transaction() as s:
+    with tampering() as s:
         ref = s.execute(select(Escalation.ref).where(Escalation.id == b.id)).scalar_one()
         s.execute(
             update(EscalationEvent)

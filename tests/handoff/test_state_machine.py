@@ -11,6 +11,7 @@ from bot.escalation.engine import TransitionError, record_escalation
 from bot.store.models.handoff import JOB_CANCELLED, JOB_PENDING, AlertJob
 from bot.store.db import transaction
 from bot.store.models import Escalation, EscalationEvent
+from tests.helpers import tampering
 
 
 def jobs(escalation_id: int) -> list[tuple[str, int, str]]:
@@ -80,7 +81,7 @@ def test_tampering_with_any_entry_of_a_journey_is_caught(any_env):
     engine.hand_back(rec.ref, "staff:sam")
     engine.resolve(rec.ref, "staff:sam", "emergency_services")
     assert verify().ok
-    with transaction() as s:
+    with tampering() as s:
         s.execute(
             update(EscalationEvent)
             .where(EscalationEvent.escalation_id == rec.id, EscalationEvent.kind == "taken_over")

@@ -6,6 +6,7 @@ from bot.escalation import audit
 from bot.escalation.engine import flag_for_staff, record_escalation
 from bot.store.db import transaction
 from bot.store.models import Escalation, EscalationEvent
+from tests.helpers import tampering
 
 
 def test_urgent_message_opens_one_escalation_with_an_audit_entry(db_url):
@@ -39,6 +40,7 @@ def test_audit_chain_verifies_and_catches_a_tampered_row(db_url):
     record_escalation("conv-c", "urgent", ["risk_to_others"])
     with transaction() as s:
         assert audit.verify_all(s) is None
+    with tampering() as s:
         ev = s.execute(
             select(EscalationEvent).where(EscalationEvent.escalation_id == rec.id, EscalationEvent.seq == 2)
         ).scalar_one()

@@ -1,8 +1,9 @@
-"""Production refuses the public development key and a missing Rasa token; development warns.
+"""Production refuses the public development keys and a missing Rasa token; development warns.
 
 With the development ``PSEUDONYM_KEY`` every stored number decrypts and a pseudonym in a log
 line reverses to a mobile number by brute force; without ``RASA_AUTH_TOKEN`` the Rasa API, the
-REST channel and the action server are open. Each process the line runs stops at start in
+REST channel and the action server are open; with the development ``AUDIT_KEY`` anyone who can
+write the database can rebuild the escalation audit trail. Each process the line runs stops at start in
 production mode (Twilio configured, or an https public address) and names the setting.
 """
 
@@ -26,7 +27,7 @@ TWILIO = {"TWILIO_ACCOUNT_SID": "AC" + "3" * 32, "TWILIO_AUTH_TOKEN": "secret",
 # Every setting that could make the environment of the test run production, removed.
 _MODE = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_NUMBER", "PUBLIC_BASE_URL",
          "DUTY_PUBLIC_URL", "PSEUDONYM_KEY", "PLAN_KEY", "RASA_AUTH_TOKEN", "ACTIONS_TOKEN",
-         "LINE_SUPERVISED")
+         "LINE_SUPERVISED", "AUDIT_KEY")
 
 
 @pytest.mark.parametrize("mode", [
@@ -40,6 +41,7 @@ def test_production_refuses_the_development_key_and_no_rasa_token(mode):
     message = str(refused.value)
     assert "PSEUDONYM_KEY" in message and "RASA_AUTH_TOKEN" in message
     assert "PLAN_KEY is the public development key" in message
+    assert "AUDIT_KEY is the public development key" in message
 
 
 @pytest.mark.parametrize("env, named", [
@@ -50,6 +52,9 @@ def test_production_refuses_the_development_key_and_no_rasa_token(mode):
      "ACTIONS_TOKEN"),
     ({"PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN,
       "ACTIONS_TOKEN": settings_module.DEV_ACTIONS_TOKEN}, "ACTIONS_TOKEN"),
+    ({"PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN}, "AUDIT_KEY is the public"),
+    ({"PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN, "AUDIT_KEY": "short-secret"},
+     "AUDIT_KEY is shorter than 32"),
 ])
 def test_each_unsafe_setting_is_named(env, named):
     with pytest.raises(UnsafeSettings, match=named):
@@ -71,7 +76,8 @@ def test_production_refuses_a_missing_short_or_shared_plan_key(plan_key, says):
 
 
 def test_production_with_its_own_secrets_starts():
-    check(load({**TWILIO, **PLAN, "PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN}), "x")
+    check(load({**TWILIO, **PLAN, "PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN,
+                "AUDIT_KEY": "a" * 40}), "x")
 
 
 def test_development_uses_the_development_plan_key_with_a_warning(caplog, monkeypatch):
@@ -92,6 +98,7 @@ def test_development_warns_once_and_carries_on(caplog, monkeypatch):
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1
     assert "PSEUDONYM_KEY" in warnings[0] and "RASA_AUTH_TOKEN" in warnings[0]
+    assert "AUDIT_KEY" in warnings[0]
 
 
 def _production_env(tmp_path) -> dict:
