@@ -258,6 +258,7 @@ class Line:
             "TWILIO_NUMBER": LINE_NUMBER,
             "TWILIO_API_URL": self.twilio_api_url,
             "PSEUDONYM_KEY": PSEUDONYM_KEY,
+            "STAFF_2FA_KEY": "bench-staff-2fa-key-not-secret-0123456789",
             "ROTA_FILE": str(rota),
             # One tier per escalation during a run: the ladder's next tiers are due only after
             # an hour, so "alerts due" is exactly the first tier of every escalation.

@@ -13,9 +13,14 @@ Roles see only what their work needs (DESIGN.md, "Confidential"):
 | rota         | yes         | yes          |                     | yes   |
 | rota_edit    |             | yes          |                     | yes   |
 | report       |             | yes          |                     |       |
+| accounts     |             | yes          |                     | yes   |
 
 A commissioner (a sixth role) has only ``report``: the anonymous figures of ``bot/report``
 (console page ``/duty/report`` and ``GET /api/report``), never a conversation.
+
+``accounts``: add, disable, re-enable, reset the password or the second factor of a console
+account (``/duty/staff``; ``bot/duty/account_admin.py``). Those two roles must sign in with a
+second factor whatever ``STAFF_2FA`` says (``bot/duty/signin.py``).
 
 ``transcript`` also opens the feedback survey's free-text comments (``/duty/feedback``),
 audited as a transcript is.
@@ -47,6 +52,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "rota": frozenset({"peer_worker", "duty_manager", "admin"}),
     "rota_edit": frozenset({"duty_manager", "admin"}),
     "report": frozenset({"duty_manager", "commissioner"}),
+    "accounts": frozenset({"duty_manager", "admin"}),
 }
 
 PRINCIPAL = "staff"  # request[PRINCIPAL]: the signed-in Principal, or absent

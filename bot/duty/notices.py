@@ -54,6 +54,10 @@ NOTICES: dict[str, str] = {
     "shift_added": "Shift added.",
     "shift_changed": "Shift changed.",
     "shift_removed": "Shift removed.",
+    # staff accounts page (the change itself is listed under "Recent changes")
+    "account_disabled": "Account disabled: its sessions have ended.",
+    "account_enabled": "Account enabled again.",
+    "second_factor_reset": "Second factor reset: they set up a new one at their next sign-in.",
 }
 
 def text(code: str, ref: str = "") -> str:

@@ -24,7 +24,9 @@ TWILIO = {"TWILIO_ACCOUNT_SID": "AC" + "3" * 32, "TWILIO_AUTH_TOKEN": "secret",
           "TWILIO_NUMBER": "+447700900000"}
 # Every setting that could make the environment of the test run production, removed.
 _MODE = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_NUMBER", "PUBLIC_BASE_URL",
-         "DUTY_PUBLIC_URL", "PSEUDONYM_KEY", "RASA_AUTH_TOKEN", "ACTIONS_TOKEN", "LINE_SUPERVISED")
+         "DUTY_PUBLIC_URL", "PSEUDONYM_KEY", "RASA_AUTH_TOKEN", "ACTIONS_TOKEN", "LINE_SUPERVISED",
+         "STAFF_2FA_KEY")
+OTHER_KEY = "s" * 40
 
 
 @pytest.mark.parametrize("mode", [
@@ -54,7 +56,15 @@ def test_each_unsafe_setting_is_named(env, named):
 
 
 def test_production_with_its_own_secrets_starts():
-    check(load({**TWILIO, "PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN}), "x")
+    check(load({**TWILIO, "PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN,
+                "STAFF_2FA_KEY": OTHER_KEY}), "x")
+
+
+def test_staff_2fa_is_managers_or_all():
+    assert load({}).staff_2fa == "managers"
+    assert load({"STAFF_2FA": "ALL"}).staff_2fa == "all"
+    with pytest.raises(ValueError, match="STAFF_2FA must be managers or all"):
+        load({"STAFF_2FA": "off"})
 
 
 def test_development_warns_once_and_carries_on(caplog, monkeypatch):
