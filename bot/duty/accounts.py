@@ -30,7 +30,8 @@ class DemoAccount:
     def message(self) -> str:
         return (
             f"  Duty console   {self.url}/duty  (development demo account: "
-            f"{self.username} / {self.password}; new password each run)"
+            f"{self.username} / {self.password}; new password each run; a second factor "
+            "is set up at the first sign-in)"
         )
 
 

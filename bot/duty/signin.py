@@ -25,6 +25,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Optional
 
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -110,9 +111,8 @@ def change_password(engine: Engine, pending: Pending, new: str, again: str) -> N
     with Session(engine, future=True) as session, session.begin():
         account = session.get(Staff, pending.staff_id, with_for_update=True)
         try:
-            staff_module.hasher.verify(account.password_hash, new)
-            same = True
-        except Exception:  # noqa: BLE001  any failure to verify means "not the same password"
+            same = staff_module.hasher.verify(account.password_hash, new)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
             same = False
         if same:
             raise staff_module.AccountError("choose a password of your own, not the temporary one")

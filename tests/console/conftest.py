@@ -111,7 +111,9 @@ async def give_code(client, username: str, secret: str = TOTP_SECRET):
     """At ``/login/next`` (the code step): submit the current code; the response (303)."""
     page = await client.get("/login/next")
     assert page.status == 200, await page.text()
-    step = _CSRF_FIELD.search(await page.text()).group(1)
+    text = await page.text()
+    assert 'action="/login/code"' in text, "not the code step (a second factor to set up?)"
+    step = _CSRF_FIELD.search(text).group(1)
     return await client.post("/login/code", data={"code": current_code(client, username, secret),
                                                   "csrf_token": step}, allow_redirects=False)
 
@@ -133,6 +135,7 @@ async def sign_in(client, username: str, password: str = PASSWORD) -> str:
     """Sign in through the form (and the code step); returns the session's CSRF token."""
     resp = await post_login(client, username, password)
     assert resp.status == 303, await resp.text()
+    assert not resp.headers["Location"].startswith("/login"), resp.headers["Location"]
     page = await client.get(resp.headers["Location"])
     assert page.status == 200
     return _CSRF_META.search(await page.text()).group(1)
