@@ -262,6 +262,7 @@ class Line:
             "PSEUDONYM_KEY": PSEUDONYM_KEY,
             "PLAN_KEY": PLAN_KEY,
             "AUDIT_KEY": AUDIT_KEY,
+            "STAFF_2FA_KEY": "bench-staff-2fa-key-not-secret-0123456789",
             "ROTA_FILE": str(rota),
             # One tier per escalation during a run: the ladder's next tiers are due only after
             # an hour, so "alerts due" is exactly the first tier of every escalation.

@@ -6,7 +6,7 @@ Nothing else in the project calls ``os.environ`` for configuration: read a value
 its default; the model types each value and keeps it read-only.
 All values are optional in development; production sets at least ``DATABASE_URL``,
 ``RASA_AUTH_TOKEN``, ``DUTY_API_TOKEN``, ``PUBLIC_BASE_URL``, ``PSEUDONYM_KEY``, ``PLAN_KEY``,
-``AUDIT_KEY`` and the Twilio ones.
+``AUDIT_KEY``, ``STAFF_2FA_KEY`` and the Twilio ones.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ DEV_PSEUDONYM_KEY = "development-only-pseudonym-key"
 DEV_ACTIONS_TOKEN = "development-only-actions-token"
 DEV_PLAN_KEY = "development-only-crisis-plan-key"
 DEV_AUDIT_KEY = "development-only-audit-key"
+DEV_STAFF_2FA_KEY = "development-only-staff-2fa-key"
 # A pseudonym is an HMAC of a phone number: with a guessable key every one reverses by brute
 # force over UK mobile numbers (10^9, about an hour of one core), and every stored number
 # decrypts. 32 characters of a random key is far beyond that; a token is a password.
@@ -67,6 +68,15 @@ def _sms_sender(value: str, values: dict) -> str:
         return "duty" if values["database_url"].startswith("postgresql") else "server"
     if choice not in ("duty", "server"):
         raise ValueError(f"SMS_SENDER must be auto, duty or server, got {value!r}")
+    return choice
+
+
+def _two_factor(value: str, values: dict) -> str:
+    """``STAFF_2FA``: managers (default: duty managers and admins must use a second factor,
+    others may) or all (every console account must)."""
+    choice = value.strip().lower()
+    if choice not in ("managers", "all"):
+        raise ValueError(f"STAFF_2FA must be managers or all, got {value!r}")
     return choice
 
 
@@ -191,6 +201,12 @@ class Settings(BaseModel):
     webchat_new_sessions_per_min: int = setting("WEBCHAT_NEW_SESSIONS_PER_MIN", 1, at_least=1)
     # Absolute lifetime of a staff console session.
     duty_session_hours: int = setting("DUTY_SESSION_HOURS", 8)
+    # Who must sign in to the console with a second factor (TOTP, bot/duty/twofactor.py):
+    # "managers" (duty managers and admins; others may choose to) or "all".
+    staff_2fa: str = setting("STAFF_2FA", "managers", then=_two_factor)
+    # Key the console's TOTP secrets are encrypted with, kept out of the database (a copy of
+    # the database then cannot mint codes). Public in development; production sets its own.
+    staff_2fa_key: str = setting("STAFF_2FA_KEY", DEV_STAFF_2FA_KEY)
     # On: /report shows the latest full month's report to anyone, without signing in, so
     # user groups see what commissioners see (issue 26). Off by default.
     report_public: bool = setting("REPORT_PUBLIC", False)
@@ -328,6 +344,14 @@ def unsafe(s: Settings) -> list[str]:
                         "characters")
     elif len(s.audit_key) < MIN_KEY_CHARS:
         problems.append(f"AUDIT_KEY is shorter than {MIN_KEY_CHARS} characters")
+    if s.staff_2fa_key == DEV_STAFF_2FA_KEY:
+        problems.append("STAFF_2FA_KEY is the public development key: anyone with a copy of the "
+                        "database could make the console's second-factor codes; set a random "
+                        f"secret of at least {MIN_KEY_CHARS} characters")
+    elif len(s.staff_2fa_key) < MIN_KEY_CHARS:
+        problems.append(f"STAFF_2FA_KEY is shorter than {MIN_KEY_CHARS} characters")
+    elif s.staff_2fa_key == s.pseudonym_key:
+        problems.append("STAFF_2FA_KEY is the same as PSEUDONYM_KEY: give it a key of its own")
     if not s.rasa_auth_token:
         problems.append("RASA_AUTH_TOKEN is not set: the Rasa HTTP API, the REST channel and "
                         "the action server would be open to anyone who can reach them")

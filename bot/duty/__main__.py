@@ -5,10 +5,15 @@
 creates a console account (the password is read from the first line of standard input, so
 it never appears in the process list or shell history).
 
+``python -m bot.duty reset-2fa --username U`` forgets an account's second factor (a manager's
+lost phone, when no other manager is left to reset it in the console); audited.
+
 ``python -m bot.duty verify-rota`` checks the hash chain of the rota edits made in the console
 (``rota_changes``): exit 0 when intact, 1 naming the first changed entry, 2 when the database
 cannot be reached. ``python -m bot.duty verify-comment-views`` does the same for the readings
-of feedback comments in the console (``feedback_comment_views``).
+of feedback comments in the console (``feedback_comment_views``), and
+``python -m bot.duty verify-accounts`` for the changes to staff accounts
+(``staff_account_changes``).
 """
 
 from __future__ import annotations
@@ -94,6 +99,36 @@ def verify_rota() -> int:
     return 0
 
 
+def reset_2fa(args: argparse.Namespace) -> int:
+    from bot.duty import accounts
+
+    try:
+        migrate.upgrade(settings_module.settings().database_url)
+    except sa_exc.OperationalError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        print(f"error: cannot reach the database ({type(cause).__name__})", file=sys.stderr)
+        return 1
+    return accounts.reset_second_factor(args.username)
+
+
+def verify_accounts() -> int:
+    from bot.duty.account_trail import verify
+    from bot.store import db
+
+    try:
+        broken = verify(db.get_engine(settings_module.settings().database_url))
+    except sa_exc.SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        print(f"could not check the accounts' trail: database error ({type(cause).__name__})",
+              file=sys.stderr)
+        return 2
+    if broken is not None:
+        print(f"accounts trail BROKEN at entry seq {broken}")
+        return 1
+    print("accounts trail intact")
+    return 0
+
+
 def verify_comment_views() -> int:
     from bot.feedback.reading import verify
     from bot.store import db
@@ -132,13 +167,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+    reset = sub.add_parser("reset-2fa", help="forget an account's second factor (lost phone)")
+    reset.add_argument("--username", required=True)
     sub.add_parser("verify-rota", help="check the hash chain of the rota edits made in the console")
+    sub.add_parser("verify-accounts", help="check the hash chain of the changes to staff accounts")
     sub.add_parser("verify-comment-views",
                    help="check the hash chain of the readings of feedback comments in the console")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "add-staff":
         return add_staff(args)
+    if args.command == "reset-2fa":
+        return reset_2fa(args)
+    if args.command == "verify-accounts":
+        return verify_accounts()
     if args.command == "verify-rota":
         return verify_rota()
     if args.command == "verify-comment-views":

@@ -1,4 +1,10 @@
-"""Making staff accounts: ``python -m bot.duty add-staff`` and the development demo account."""
+"""Staff accounts from the command line (``python -m bot.duty add-staff``, ``reset-2fa``) and the
+development demo account.
+
+The demo account is a duty manager, so like every manager it sets up a second factor at its
+first sign-in (any authenticator app; the secret is kept in the development database, so
+later runs only ask for a code). Its password is new on every run; its second factor is not.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ class DemoAccount:
     def message(self) -> str:
         return (
             f"  Duty console   {self.url}/duty  (development demo account: "
-            f"{self.username} / {self.password}; new password each run)"
+            f"{self.username} / {self.password}; new password each run; a second factor "
+            "is set up at the first sign-in)"
         )
 
 
@@ -47,7 +54,7 @@ def ensure_demo_account(settings: Optional[Settings] = None) -> Optional[DemoAcc
     password = secrets.token_urlsafe(12)
     staff.create_staff(
         db.get_engine(s.database_url), DEMO_USERNAME, password, "duty_manager",
-        display_name="Demo duty manager", replace_password=True,
+        display_name="Demo duty manager", replace_password=True, actor="development",
     )
     return DemoAccount(DEMO_USERNAME, password, s.duty_public_url)
 
@@ -81,4 +88,21 @@ def add_staff(
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"created {staff.normalise_username(username)} ({role}{', ' + house if house else ''})")
+    return 0
+
+
+def reset_second_factor(username: str, settings: Optional[Settings] = None) -> int:
+    """The ``reset-2fa`` command: for the last manager who lost their phone and codes (nobody
+    is left to do it in the console). Audited as the command line's (actor ``cli``)."""
+    from bot.duty import account_admin
+    from bot.duty.account_trail import CLI_ACTOR
+
+    s = settings or settings_module.settings()
+    try:
+        account_admin.reset_second_factor(db.get_engine(s.database_url), CLI_ACTOR, username)
+    except account_admin.Refused as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"second factor reset for {staff.normalise_username(username)}: "
+          "they set up a new one at their next sign-in")
     return 0

@@ -15,9 +15,14 @@ Roles see only what their work needs (DESIGN.md, "Confidential"):
 | report       |             | yes          |                     |       |
 | block        |             | yes          |                     |       |
 | audit_export |             | yes          |                     |       |
+| accounts     |             | yes          |                     | yes   |
 
 A commissioner (a sixth role) has only ``report``: the anonymous figures of ``bot/report``
 (console page ``/duty/report`` and ``GET /api/report``), never a conversation.
+
+``accounts``: add, disable, re-enable, reset the password or the second factor of a console
+account (``/duty/staff``; ``bot/duty/account_admin.py``). Those two roles must sign in with a
+second factor whatever ``STAFF_2FA`` says (``bot/duty/signin.py``).
 
 ``transcript`` also opens the feedback survey's free-text comments (``/duty/feedback``),
 audited as a transcript is. ``audit_export`` downloads an escalation's audit trail for an
@@ -56,6 +61,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "report": frozenset({"duty_manager", "commissioner"}),
     "block": frozenset({"duty_manager"}),
     "audit_export": frozenset({"duty_manager"}),
+    "accounts": frozenset({"duty_manager", "admin"}),
 }
 
 PRINCIPAL = "staff"  # request[PRINCIPAL]: the signed-in Principal, or absent

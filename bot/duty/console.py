@@ -22,7 +22,7 @@ from typing import Any, Optional
 import jinja2
 from aiohttp import web
 
-from bot.duty import auth, console_db, notices, staff, transcripts
+from bot.duty import auth, console_db, notices, signin, staff, transcripts
 from bot.duty.errors import ApiError
 from bot.duty.keys import DB_EXECUTOR_KEY, LIMITER_KEY, ROTA_GAPS_KEY, SETTINGS_KEY, TAKEOVER_KEY
 from bot.duty.ratelimit import client_address
@@ -131,8 +131,18 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         log.info("console sign-in refused (user %s)", limiter.tag(username))
         return _login_page(request, 401, "That username and password did not match.", username)
     limiter.succeeded(username, address)
-    hours = request.app[SETTINGS_KEY].duty_session_hours
-    token = await run_db(request, staff.open_session, staff_id, hours)
+    settings = request.app[SETTINGS_KEY]
+    hours = settings.duty_session_hours
+    # A temporary password to change, or a second factor to give or set up, first
+    # (bot/duty/signin.py): then the session is a pending one, good only for /login/next.
+    token, stage = await run_db(request, signin.begin, staff_id, settings.staff_2fa, hours,
+                                settings.staff_2fa_key)
+    if stage != "ok":
+        resp = web.HTTPSeeOther("/login/next")
+        auth.set_cookie(request, resp, auth.session_cookie_name(request), token,
+                        max_age=signin.PENDING_MINUTES * 60)
+        auth.clear_cookie(request, resp, auth.LOGIN_CSRF_COOKIE)
+        raise resp
     who = await run_db(request, staff.load_session, token)
     log.info("console sign-in for %r", username)
     resp = web.HTTPSeeOther(home_for(who) if who else "/duty")

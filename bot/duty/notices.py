@@ -63,6 +63,10 @@ NOTICES: dict[str, str] = {
     "block_duration": "Choose how long the block lasts from the list.",
     "already_blocked": "This sender is blocked already; lift that block first to change it.",
     "not_blocked": "That block has ended already.",
+    # staff accounts page (the change itself is listed under "Recent changes")
+    "account_disabled": "Account disabled: its sessions have ended.",
+    "account_enabled": "Account enabled again.",
+    "second_factor_reset": "Second factor reset: they set up a new one at their next sign-in.",
 }
 
 def text(code: str, ref: str = "") -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.duty import (
-    api, audit_page, blocks_console, console, feedback_page, health, metrics, report_page, rota_console,
-    webchat_page,
+    accounts_page, api, audit_page, blocks_console, console, feedback_page, health, metrics,
+    report_page, rota_console, signin_page, webchat_page,
 )
 from bot.duty.keys import TAKEOVER_KEY
 from bot.settings import ROOT
@@ -31,6 +31,10 @@ def setup_routes(app: web.Application) -> None:
 
     app.router.add_get("/login", console.login_form, name="login")
     app.router.add_post("/login", console.login_submit, name="login_submit")
+    app.router.add_get("/login/next", signin_page.next_step, name="login_next")
+    app.router.add_post("/login/password", signin_page.new_password, name="login_password")
+    app.router.add_post("/login/code", signin_page.code, name="login_code")
+    app.router.add_post("/login/enrol", signin_page.enrol, name="login_enrol")
     app.router.add_post("/logout", console.logout, name="logout")
     app.router.add_get("/duty", console.queue_page, name="queue")
     app.router.add_get("/duty/queue.json", console.queue_json, name="queue_json")
@@ -53,6 +57,14 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/duty/blocks", blocks_console.blocks_page, name="blocks")
     app.router.add_post("/duty/blocks/{id}/unblock", blocks_console.unblock_sender,
                         name="unblock_sender")
+    app.router.add_get("/duty/staff", accounts_page.staff_page, name="staff")
+    app.router.add_post("/duty/staff/add", accounts_page.add, name="staff_add")
+    app.router.add_post("/duty/staff/disable", accounts_page.disable, name="staff_disable")
+    app.router.add_post("/duty/staff/enable", accounts_page.enable, name="staff_enable")
+    app.router.add_post("/duty/staff/reset-password", accounts_page.reset_password,
+                        name="staff_reset_password")
+    app.router.add_post("/duty/staff/reset-2fa", accounts_page.reset_second_factor,
+                        name="staff_reset_2fa")
     if TAKEOVER_KEY in app:
         # Only with a takeover engine (issue 5): without one these buttons do not exist.
         app.router.add_post("/duty/e/{ref}/takeover", console.take_over, name="take_over")

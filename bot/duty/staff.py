@@ -21,6 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bot.duty import account_trail
 from bot.store.models.duty import ROLES, Staff, StaffSession
 from bot.store.models import utcnow
 
@@ -127,10 +128,12 @@ def create_staff(
     house: Optional[str] = None,
     display_name: str = "",
     replace_password: bool = False,
+    actor: str = account_trail.CLI_ACTOR,
 ) -> int:
     """Create an account (or, with ``replace_password``, reset an existing one's password).
 
-    ``display_name`` is required: it is what the person in the conversation is told.
+    ``display_name`` is required: it is what the person in the conversation is told. The
+    change goes on the accounts' trail (``account_trail``) as ``actor``'s.
     """
     username = normalise_username(username)
     display_name = display_name.strip()
@@ -149,8 +152,10 @@ def create_staff(
             existing.house = house
             existing.active = True
             existing.password_changed_at = utcnow()
+            existing.must_change_password = False
             # A password reset signs every browser of that account out.
             session.execute(delete(StaffSession).where(StaffSession.staff_id == existing.id))
+            account_trail.append(session, actor, "password_reset", username, {"role": role})
             return existing.id
         staff = Staff(
             username=username,
@@ -162,6 +167,7 @@ def create_staff(
         )
         session.add(staff)
         session.flush()
+        account_trail.append(session, actor, "added", username, {"role": role, "house": house})
         return staff.id
 
 
@@ -195,8 +201,12 @@ def authenticate(engine: Engine, username: str, password: str) -> Optional[int]:
         return staff.id
 
 
-def open_session(engine: Engine, staff_id: int, hours: int, now: Optional[dt.datetime] = None) -> str:
-    """Start a session; returns the cookie token (the only time it exists in clear)."""
+def open_session(engine: Engine, staff_id: int, hours: float, now: Optional[dt.datetime] = None,
+                 stage: str = "ok", pending_secret: Optional[str] = None) -> str:
+    """Start a session; returns the cookie token (the only time it exists in clear).
+
+    ``stage`` other than "ok" is a sign-in half done (``bot/duty/signin.py``): no page of the
+    console accepts it (``load_session``), only its next step."""
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
     with Session(engine, future=True) as session, session.begin():
@@ -209,6 +219,8 @@ def open_session(engine: Engine, staff_id: int, hours: int, now: Optional[dt.dat
                 csrf_token=secrets.token_urlsafe(32),
                 created_at=now,
                 expires_at=now + dt.timedelta(hours=hours),
+                stage=stage,
+                pending_secret=pending_secret,
             )
         )
     return token
@@ -227,7 +239,9 @@ def load_session(engine: Engine, token: str, now: Optional[dt.datetime] = None) 
             return None
         sess, staff = row
         expires = _aware(sess.expires_at)
-        if expires <= now or not staff.active:
+        # Every request checks the account: a disabled account's sessions end at once, even
+        # one whose row a crash left behind (account_admin also deletes them when disabling).
+        if expires <= now or not staff.active or sess.stage != "ok":
             return None
         return Principal(
             staff_id=staff.id,

@@ -29,6 +29,11 @@ from bot.run import Child, child_env, commands
 from bot.settings import ROOT
 from bot.train import model_path
 
+# The console's managers must use a second factor (bot/duty/signin.py); the browser tests'
+# manager has this authenticator secret.
+MANAGER_ROLES = ("duty_manager", "admin")
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -136,6 +141,38 @@ class Line:
 
         staff.create_staff(db.get_engine(self.db_url), username, password, role, house=house,
                            display_name=display_name)
+        if role in MANAGER_ROLES:
+            # Managers must sign in with a second factor: as if set up already, with a
+            # secret ``sign_in`` computes the codes from.
+            from sqlalchemy import update
+
+            from bot.duty import twofactor
+            from bot.store.models.duty import Staff
+
+            with db.transaction(self.db_url) as s:
+                s.execute(update(Staff).where(Staff.username == username).values(
+                    totp_secret=twofactor.seal(TOTP_SECRET, self.settings.staff_2fa_key)))
+
+    def sign_in(self, page: Any, username: str, password: str) -> None:
+        """On the sign-in page: the password, then (for a manager) the code step; waits for
+        the queue."""
+        from sqlalchemy import update
+
+        from bot.duty import twofactor
+        from bot.store import db
+        from bot.store.models.duty import Staff
+
+        page.fill("#username", username)
+        page.fill("#password", password)
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: url.endswith(("/duty", "/login/next")))
+        if page.url.endswith("/login/next"):
+            with db.transaction(self.db_url) as s:  # a second sign-in within one 30 s step
+                s.execute(update(Staff).where(Staff.username == username)
+                          .values(totp_last_step=None))
+            page.fill("#code", twofactor.code_at(TOTP_SECRET, time.time()))
+            page.click("button[type=submit]")
+        page.wait_for_url(f"{self.duty_url}/duty")
 
     def add_comment(self, conversation_id: str, words: str, channel: str = "socketio",
                     audience: Optional[str] = None) -> None:

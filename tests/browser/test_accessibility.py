@@ -86,10 +86,7 @@ def test_every_console_page_meets_wcag_aa(chromium, line, manager):
     try:
         page.goto(f"{line.duty_url}/login")
         assert violations(page) == [], "login"
-        page.fill("#username", username)
-        page.fill("#password", password)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{line.duty_url}/duty")
+        line.sign_in(page, username, password)
         known = set(page.locator("#queue-body tr[data-ref]").evaluate_all(
             "rows => rows.map(r => r.dataset.ref)"))
 

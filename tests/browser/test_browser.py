@@ -144,10 +144,7 @@ def test_an_urgent_message_reaches_the_console_and_staff_take_over(chromium, lin
     try:
         console.goto(f"{line.duty_url}/duty")
         console.wait_for_url(f"{line.duty_url}/login")
-        console.fill("#username", username)
-        console.fill("#password", password)
-        console.click("button[type=submit]")
-        console.wait_for_url(f"{line.duty_url}/duty")
+        line.sign_in(console, username, password)
         expect(console.locator("h1")).to_have_text("Waiting for a person")
         known = set(console.locator("#queue-body tr[data-ref]").evaluate_all(
             "rows => rows.map(r => r.dataset.ref)"))

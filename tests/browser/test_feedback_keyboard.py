@@ -123,10 +123,7 @@ def test_the_survey_answered_by_keyboard_alone_is_counted_in_the_report(chromium
     page = context.new_page()
     try:
         page.goto(f"{line.duty_url}/login")
-        page.fill("#username", username)
-        page.fill("#password", password)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{line.duty_url}/duty")
+        line.sign_in(page, username, password)
         today = dt.datetime.now(ZoneInfo(line.settings.tz_line)).date()
         page.goto(f"{line.duty_url}/duty/report?from={today - dt.timedelta(days=1)}"
                   f"&to={today + dt.timedelta(days=1)}")

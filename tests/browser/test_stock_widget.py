@@ -245,10 +245,7 @@ def test_a_staff_message_written_while_the_page_was_away_is_shown_on_return(
     try:
         console = staff.new_page()
         console.goto(f"{line.duty_url}/login")
-        console.fill("#username", username)
-        console.fill("#password", password)
-        console.click("button[type=submit]")
-        console.wait_for_url(f"{line.duty_url}/duty")
+        line.sign_in(console, username, password)
         rows = console.locator("#queue-body tr[data-ref]")
         known = set(rows.evaluate_all("rows => rows.map(r => r.dataset.ref)"))
 

@@ -116,10 +116,7 @@ def test_staff_messages_written_while_the_page_was_away_reach_it(chromium, line,
     carer, console = carer_ctx.new_page(), staff_ctx.new_page()
     try:
         console.goto(f"{line.duty_url}/login")
-        console.fill("#username", username)
-        console.fill("#password", password)
-        console.click("button[type=submit]")
-        console.wait_for_url(f"{line.duty_url}/duty")
+        line.sign_in(console, username, password)
         known = set(console.locator("#queue-body tr[data-ref]").evaluate_all(
             "rows => rows.map(r => r.dataset.ref)"))
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 
 from sqlalchemy import select
 
-from bot.duty import accounts, console_db, transcripts
+from bot.duty import accounts, console_db, transcripts, twofactor
+from bot.duty.app import create_app
 from bot.duty.__main__ import main as duty_main
 from bot.store.models.duty import SanctuaryBeds, Staff
 from bot.escalation import audit
 from bot.store import db
 from bot.store.models import Escalation, EscalationEvent
 
-from .conftest import AUTH, sign_in
+from .conftest import AUTH, login_csrf, make_settings, sign_in
 
 
 def ref_of(escalation_id: int) -> str:
@@ -225,16 +227,30 @@ def test_add_staff_command(db_url, monkeypatch, capsys):
     assert "a long enough password" not in capsys.readouterr().out
 
 
-async def test_demo_account_signs_in(client, db_url):
-    from .conftest import make_settings
-
+async def test_demo_account_signs_in(client, db_url, aiohttp_client):
     demo = accounts.ensure_demo_account(make_settings(db_url))
     assert demo is not None and demo.password in demo.message()
-    await sign_in(client, demo.username, demo.password)
-    assert (await client.get("/duty")).status == 200
-    # Run again: a new password, the old one no longer works.
+    # A duty manager: the second factor is set up at the first sign-in, as for any manager.
+    token = await login_csrf(client)
+    resp = await client.post("/login", data={"username": demo.username, "password": demo.password,
+                                             "csrf_token": token}, allow_redirects=False)
+    assert resp.headers["Location"] == "/login/next"
+    page = await (await client.get("/login/next")).text()
+    secret = re.search(r'<code id="totp-secret">([A-Z2-7 ]+)</code>', page).group(1).replace(" ", "")
+    step = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    done = await client.post("/login/enrol", data={"csrf_token": step,
+                                                   "code": twofactor.code_at(secret, time.time())})
+    assert done.status == 200 and "recovery codes" in await done.text()
+    assert (await client.get("/duty", allow_redirects=False)).status == 200
+    # Run again: a new password, the old one no longer works; the second factor stays.
     again = accounts.ensure_demo_account(make_settings(db_url))
     assert again.password != demo.password
+    fresh = await aiohttp_client(create_app(make_settings(db_url)))
+    token = await login_csrf(fresh)
+    resp = await fresh.post("/login", data={"username": demo.username, "password": again.password,
+                                            "csrf_token": token}, allow_redirects=False)
+    assert resp.headers["Location"] == "/login/next"
+    assert 'action="/login/code"' in await (await fresh.get("/login/next")).text()
     deployed = make_settings(db_url, DUTY_PUBLIC_URL="https://duty.example.org")
     assert accounts.ensure_demo_account(deployed) is None
 

@@ -17,7 +17,7 @@ from bot.feedback import questions, reading, store
 from bot.store import db
 from bot.store.models.feedback import FeedbackComment, FeedbackCommentView
 
-from .conftest import PASSWORD, login_csrf, sign_in
+from .conftest import post_login, sign_in
 
 Q = questions.load()
 NOW = dt.datetime(2026, 12, 7, 22, 0, tzinfo=dt.timezone.utc)  # noqa: UP017  (3.10)
@@ -75,9 +75,7 @@ async def test_staff_who_read_transcripts_read_comments_and_each_reading_is_audi
 async def test_other_roles_are_refused_and_nothing_is_read(client, make_staff, role, house):
     comment("sms-a", WORDS)
     make_staff("sam", role, house=house)
-    token = await login_csrf(client)
-    signed = await client.post("/login", data={"username": "sam", "password": PASSWORD,
-                                               "csrf_token": token}, allow_redirects=False)
+    signed = await post_login(client, "sam")
     assert signed.status == 303
     resp = await client.get("/duty/feedback", allow_redirects=False)
     assert resp.status == 403

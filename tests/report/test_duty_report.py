@@ -10,7 +10,7 @@ from bench import report_data
 from bot.duty.app import create_app
 from bot.report import figures, render, service
 from bot.store import db
-from tests.console.conftest import PASSWORD, cheap_hashes, login_csrf, make_staff  # noqa: F401
+from tests.console.conftest import cheap_hashes, make_staff, post_login  # noqa: F401
 from tests.duty.conftest import AUTH, make_settings
 
 TZ = "Europe/London"
@@ -25,9 +25,7 @@ def year(db_url):
 
 async def sign_in_as(client, username: str) -> str:
     """Sign in through the form; returns where the console sent this person."""
-    token = await login_csrf(client)
-    resp = await client.post("/login", data={"username": username, "password": PASSWORD,
-                                             "csrf_token": token}, allow_redirects=False)
+    resp = await post_login(client, username)
     assert resp.status == 303, await resp.text()
     return resp.headers["Location"]
 

@@ -27,7 +27,8 @@ TWILIO = {"TWILIO_ACCOUNT_SID": "AC" + "3" * 32, "TWILIO_AUTH_TOKEN": "secret",
 # Every setting that could make the environment of the test run production, removed.
 _MODE = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_NUMBER", "PUBLIC_BASE_URL",
          "DUTY_PUBLIC_URL", "PSEUDONYM_KEY", "PLAN_KEY", "RASA_AUTH_TOKEN", "ACTIONS_TOKEN",
-         "LINE_SUPERVISED", "AUDIT_KEY")
+         "LINE_SUPERVISED", "AUDIT_KEY", "STAFF_2FA_KEY")
+OTHER_KEY = "s" * 40
 
 
 @pytest.mark.parametrize("mode", [
@@ -77,7 +78,7 @@ def test_production_refuses_a_missing_short_or_shared_plan_key(plan_key, says):
 
 def test_production_with_its_own_secrets_starts():
     check(load({**TWILIO, **PLAN, "PSEUDONYM_KEY": GOOD_KEY, "RASA_AUTH_TOKEN": GOOD_TOKEN,
-                "AUDIT_KEY": "a" * 40}), "x")
+                "AUDIT_KEY": "a" * 40, "STAFF_2FA_KEY": OTHER_KEY}), "x")
 
 
 def test_development_uses_the_development_plan_key_with_a_warning(caplog, monkeypatch):
@@ -88,6 +89,13 @@ def test_development_uses_the_development_plan_key_with_a_warning(caplog, monkey
     assert s.plan_key == settings_module.DEV_PLAN_KEY
     [warning] = [r.getMessage() for r in caplog.records]
     assert "development mode" in warning and "PLAN_KEY is the public development key" in warning
+
+
+def test_staff_2fa_is_managers_or_all():
+    assert load({}).staff_2fa == "managers"
+    assert load({"STAFF_2FA": "ALL"}).staff_2fa == "all"
+    with pytest.raises(ValueError, match="STAFF_2FA must be managers or all"):
+        load({"STAFF_2FA": "off"})
 
 
 def test_development_warns_once_and_carries_on(caplog, monkeypatch):
