@@ -47,3 +47,40 @@ def test_no_reply_promises_what_the_line_cannot_keep(name, text):
     lowered = text.lower()
     for phrase in ("i promise", "everything will be fine", "right away someone will call", "guarantee"):
         assert phrase not in lowered, f"{name} makes a promise: {phrase!r}"
+
+
+# --- carers (docs/carers.md) -----------------------------------------------------------------
+
+def _texts(name):
+    return [v["text"] for v in DOMAIN["responses"][name]]
+
+
+def test_carer_mode_says_it_is_automated_on_every_channel():
+    for text in _texts("utter_carer_welcome"):
+        assert "automated assistant, not a person" in text
+
+
+def test_carer_topics_are_buttons_on_web_chat_only():
+    variants = DOMAIN["responses"]["utter_carer_welcome"]
+    web = [v for v in variants if v.get("channel") == "socketio"]
+    assert len(web) == 1 and len(web[0]["buttons"]) == 6
+    # Every button names an intent the domain has, so a press cannot be misread.
+    intents = set(DOMAIN["intents"])
+    assert {b["payload"].lstrip("/") for b in web[0]["buttons"]} <= intents
+    assert all(not v.get("buttons") for v in variants if not v.get("channel"))
+
+
+def test_a_carers_report_of_risk_says_what_to_do_now_and_that_a_person_is_asked():
+    urgent = _texts("utter_carer_risk")[0]
+    for needle in ("999", "NHS 111, option 2", "116 123", "automated", "on-call team", "join"):
+        assert needle in urgent
+    imminent = _texts("utter_carer_risk_imminent")[0]
+    assert imminent.startswith("Please call 999") and "A&E" in imminent
+    for needle in ("111, option 2", "116 123", "automated", "on-call team"):
+        assert needle in imminent
+
+
+def test_the_wishes_question_says_it_is_not_the_persons_consent():
+    assert "not as their own consent" in _texts("utter_ask_cared_for_sharing")[0]
+    noted = _texts("utter_cared_for_sharing_noted")[0]
+    assert "will still check with them" in noted and "999" in noted
