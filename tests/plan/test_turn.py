@@ -320,3 +320,18 @@ async def test_a_dialogue_that_raises_is_run_once_and_its_error_is_the_turns(sql
             await plan_first(broken)(UserMessage(text, CollectingOutputChannel(), "c-raise",
                                                  input_channel="sms"))
     assert calls == ["hello", "I want to kill myself"]
+
+
+async def test_while_a_human_holds_the_conversation_plan_words_go_to_them(db_url):
+    """A plan word, or an answer mid-building, is the staff member's to answer once they have
+    taken the conversation over: it reaches the dialogue (which relays it), the plan says
+    nothing."""
+    person = "sms-held"
+    await say("PLAN", person)
+    await say("yes", person)
+    esc = escalation_engine.record_escalation(person, "support", channel="sms")
+    escalation_engine.take_over(esc.ref, "staff:pia", "Pia")
+    for text in ("I stop sleeping", "PLAN", "PLAN DELETE"):
+        heard, sent = await say(text, person)
+        assert heard == [text] and sent == ["dialogue"]
+    assert store.load(person) is None  # nothing of what they said to Pia went into a plan
