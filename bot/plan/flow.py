@@ -59,9 +59,9 @@ _FINISH = frozenset({DONE, "finish", "finished", "that's it", "thats it"})
 _STOP = frozenset({STOP})
 
 # Fixed texts: each one SMS at most (tests/plan/test_flow.py).
-OFFER = ("I'm the line's automated assistant. You don't have a plan saved yet. Would you like to make one now? It is a list, in "
-         "your own words, of what helps when things get hard. It takes a few minutes and you "
-         "can skip any step. Reply YES or NO.")
+OFFER = ("I'm the line's automated assistant. You don't have a plan saved yet. Would you "
+         "like to make one now? It is a list, in your own words, of what helps when things "
+         "get hard. It takes a few minutes and you can skip any step. Reply YES or NO.")
 INTRO = ("Let's write your plan one step at a time, in your own words. Reply SKIP to pass a "
          "step, or DONE to finish. What you write is saved as you go and kept private. I'm "
          "an automated assistant.")

@@ -335,3 +335,20 @@ async def test_while_a_human_holds_the_conversation_plan_words_go_to_them(db_url
         heard, sent = await say(text, person)
         assert heard == [text] and sent == ["dialogue"]
     assert store.load(person) is None  # nothing of what they said to Pia went into a plan
+
+
+async def test_when_the_plans_database_work_fails_every_message_goes_to_the_dialogue(
+        sqlite_url, monkeypatch):
+    """Mid-building, the plan's tables fail: the answer, a risk message and a plan word all
+    reach the dialogue (and so its risk path); no crash, no plan text in their place."""
+    person = "sms-plan-db-down"
+    await say("PLAN", person)
+    await say("yes", person)
+
+    def down(*args, **kwargs):
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(store, "handle", down)
+    for text in ("I stop sleeping", "when I start thinking about killing myself", "PLAN"):
+        heard, sent = await say(text, person)
+        assert heard == [text] and sent == ["dialogue"]
