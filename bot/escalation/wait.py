@@ -150,13 +150,17 @@ def update_estimate(minutes: str, queue: str) -> str:
 
 def wait_text(est: WaitEstimate, has_plan: bool = False) -> str:
     """The update for ``est``: one SMS, no promise, the numbers, the offers."""
-    lead = {
-        UNREACHED: lambda: UPDATE_UNREACHED,
-        NOBODY: lambda: UPDATE_NOBODY,
-        UNKNOWN: lambda: update_unknown(update_queue(est)),
-        LONGER: lambda: update_longer(update_queue(est)),
-        ESTIMATE: lambda: update_estimate(_minutes(est.minutes or 0), update_queue(est)),
-    }[est.wording]()
+    wording = est.wording
+    if wording == UNREACHED:
+        lead = UPDATE_UNREACHED
+    elif wording == NOBODY:
+        lead = UPDATE_NOBODY
+    elif wording == UNKNOWN:
+        lead = update_unknown(update_queue(est))
+    elif wording == LONGER:
+        lead = update_longer(update_queue(est))
+    else:
+        lead = update_estimate(_minutes(est.minutes or 0), update_queue(est))
     offer = OFFER_CALM_OR_PLAN if has_plan else OFFER_CALM
     return f"{lead} {NUMBERS} {offer}"
 
@@ -187,13 +191,16 @@ def first_sentence(est: WaitEstimate) -> str:
     """The estimate in the first reply after a person asks for a human
     (``utter_human_requested``, slot ``wait_estimate``): one sentence or two, at most
     ``FIRST_MAX`` characters, in place of "It may take a few minutes"."""
-    return {
-        UNREACHED: lambda: FIRST_UNREACHED,
-        NOBODY: lambda: FIRST_NOBODY,
-        UNKNOWN: lambda: first_unknown(first_queue(est)),
-        LONGER: lambda: first_longer(first_queue(est)),
-        ESTIMATE: lambda: first_estimate(_minutes(est.minutes or 0), first_queue(est)),
-    }[est.wording]()
+    wording = est.wording
+    if wording == UNREACHED:
+        return FIRST_UNREACHED
+    if wording == NOBODY:
+        return FIRST_NOBODY
+    if wording == UNKNOWN:
+        return first_unknown(first_queue(est))
+    if wording == LONGER:
+        return first_longer(first_queue(est))
+    return first_estimate(_minutes(est.minutes or 0), first_queue(est))
 
 
 # The longest ``first_sentence`` (numbers of five digits): utter_human_requested's text with
