@@ -118,45 +118,89 @@ def _minutes(n: int) -> str:
     return "over an hour" if n > 60 else f"about {n} min"
 
 
+# The words, each reviewed in docs/safety/safe-messaging-review.md (tests/unit/
+# test_safe_messaging_review.py reads them here: a constant, or a function returning one).
+# An update is ``wait_text``: the lead for its wording, NUMBERS, then the offer.
+UPDATE_UNREACHED = ("Automated update: I still haven't reached anyone from our team, and I'm "
+                    "still trying. I'll tell you if a person joins.")
+UPDATE_NOBODY = ("Automated update: nobody from our team is on call right now, so I don't "
+                 "know when a person can join. I'll tell you if one does.")
+OFFER_CALM = "Reply CALM for a calming exercise while you wait."
+OFFER_CALM_OR_PLAN = "Reply CALM for a calming exercise or PLAN for your plan."
+
+
+def update_queue(est: WaitEstimate) -> str:
+    return f"Waiting before you: {est.ahead}. Team on call now: {est.on_call}."
+
+
+def update_unknown(queue: str) -> str:
+    return (f"Automated update: you're still waiting for a person. I don't know yet how "
+            f"long it will be. {queue}")
+
+
+def update_longer(queue: str) -> str:
+    return (f"Automated update: it's taking longer than usual, sorry. I don't know how "
+            f"much longer. {queue}")
+
+
+def update_estimate(minutes: str, queue: str) -> str:
+    return (f"Automated update: my estimate, not a promise, is {minutes} until a person "
+            f"joins. {queue}")
+
+
 def wait_text(est: WaitEstimate, has_plan: bool = False) -> str:
     """The update for ``est``: one SMS, no promise, the numbers, the offers."""
-    queue = f"Waiting before you: {est.ahead}. Team on call now: {est.on_call}."
     wording = est.wording
     if wording == UNREACHED:
-        lead = ("Automated update: I still haven't reached anyone from our team, and I'm "
-                "still trying. I'll tell you if a person joins.")
+        lead = UPDATE_UNREACHED
     elif wording == NOBODY:
-        lead = ("Automated update: nobody from our team is on call right now, so I don't "
-                "know when a person can join. I'll tell you if one does.")
+        lead = UPDATE_NOBODY
     elif wording == UNKNOWN:
-        lead = (f"Automated update: you're still waiting for a person. I don't know yet how "
-                f"long it will be. {queue}")
+        lead = update_unknown(update_queue(est))
     elif wording == LONGER:
-        lead = (f"Automated update: it's taking longer than usual, sorry. I don't know how "
-                f"much longer. {queue}")
+        lead = update_longer(update_queue(est))
     else:
-        lead = (f"Automated update: my estimate, not a promise, is "
-                f"{_minutes(est.minutes or 0)} until a person joins. {queue}")
-    offer = ("Reply CALM for a calming exercise or PLAN for your plan."
-             if has_plan else "Reply CALM for a calming exercise while you wait.")
+        lead = update_estimate(_minutes(est.minutes or 0), update_queue(est))
+    offer = OFFER_CALM_OR_PLAN if has_plan else OFFER_CALM
     return f"{lead} {NUMBERS} {offer}"
+
+
+# ``first_sentence``'s words, in ``utter_human_requested``'s {wait_estimate}.
+FIRST_UNREACHED = "I haven't reached anyone from our team yet, and I'm still trying."
+FIRST_NOBODY = ("Nobody from our team is on call right now, so I don't know how long it may "
+                "take.")
+
+
+def first_queue(est: WaitEstimate) -> str:
+    return f"Waiting before you: {est.ahead}. On call now: {est.on_call}."
+
+
+def first_unknown(queue: str) -> str:
+    return f"I don't know yet how long it may take. {queue}"
+
+
+def first_longer(queue: str) -> str:
+    return f"It may take longer than usual; I don't know how long. {queue}"
+
+
+def first_estimate(minutes: str, queue: str) -> str:
+    return f"My estimate, not a promise: {minutes}. {queue}"
 
 
 def first_sentence(est: WaitEstimate) -> str:
     """The estimate in the first reply after a person asks for a human
     (``utter_human_requested``, slot ``wait_estimate``): one sentence or two, at most
     ``FIRST_MAX`` characters, in place of "It may take a few minutes"."""
-    queue = f"Waiting before you: {est.ahead}. On call now: {est.on_call}."
     wording = est.wording
     if wording == UNREACHED:
-        return "I haven't reached anyone from our team yet, and I'm still trying."
+        return FIRST_UNREACHED
     if wording == NOBODY:
-        return "Nobody from our team is on call right now, so I don't know how long it may take."
+        return FIRST_NOBODY
     if wording == UNKNOWN:
-        return f"I don't know yet how long it may take. {queue}"
+        return first_unknown(first_queue(est))
     if wording == LONGER:
-        return f"It may take longer than usual; I don't know how long. {queue}"
-    return f"My estimate, not a promise: {_minutes(est.minutes or 0)}. {queue}"
+        return first_longer(first_queue(est))
+    return first_estimate(_minutes(est.minutes or 0), first_queue(est))
 
 
 # The longest ``first_sentence`` (numbers of five digits): utter_human_requested's text with

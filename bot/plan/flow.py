@@ -59,9 +59,9 @@ _FINISH = frozenset({DONE, "finish", "finished", "that's it", "thats it"})
 _STOP = frozenset({STOP})
 
 # Fixed texts: each one SMS at most (tests/plan/test_flow.py).
-OFFER = ("You don't have a plan saved yet. Would you like to make one now? It is a list, in "
-         "your own words, of what helps when things get hard. It takes a few minutes and you "
-         "can skip any step. Reply YES or NO.")
+OFFER = ("I'm the line's automated assistant. You don't have a plan saved yet. Would you "
+         "like to make one now? It is a list, in your own words, of what helps when things "
+         "get hard. It takes a few minutes and you can skip any step. Reply YES or NO.")
 INTRO = ("Let's write your plan one step at a time, in your own words. Reply SKIP to pass a "
          "step, or DONE to finish. What you write is saved as you go and kept private. I'm "
          "an automated assistant.")
@@ -70,9 +70,9 @@ EDIT_INTRO = ("Let's go through your plan again. Send new words for a step, SKIP
 DECLINED = "OK. If you'd like to make a plan another time, text PLAN."
 SAVED_STEP = "Saved."
 ASK_CONSENT = ("Your plan is saved. If you talk to someone from our team, may they see it? "
-               "It means you don't have to tell them everything again. Reply YES or NO. You "
+               "It could save you telling them everything again. Reply YES or NO. You "
                "can change this any time with PLAN SHARE or PLAN PRIVATE.")
-CONSENT_YES = ("Thank you. When you talk to someone from our team they will see your plan. "
+CONSENT_YES = ("Thank you. When you talk to someone from our team they can see your plan. "
                "Text PLAN PRIVATE any time to stop that, or PLAN to get your plan back.")
 CONSENT_NO = ("OK, your plan stays private to you. Text PLAN SHARE if you change your mind, "
               "or PLAN to get your plan back.")
@@ -87,14 +87,15 @@ PAUSED = ("I've paused your plan; what you saved before is kept. Text PLAN EDIT 
           "want to carry on.")
 NOT_NOW = ("Let's make your plan another time, when things feel calmer. If you are in danger "
            "now, call 999. Samaritans: 116 123 (free, 24/7). NHS 111, option 2.")
-DELETED = ("I've deleted your plan. Nothing of it is kept. Text PLAN any time if you'd like "
-           "to make a new one.")
-NO_PLAN = "You don't have a plan saved, so there was nothing to delete."
-SHARE_ON = ("Thank you. When you talk to someone from our team they will see your plan. Text "
+DELETED = "I've deleted your plan. Text PLAN any time if you'd like to make a new one."
+NO_PLAN = ("I'm the line's automated assistant. You don't have a plan saved, so there was "
+           "nothing to delete.")
+SHARE_ON = ("Thank you. When you talk to someone from our team they can see your plan. Text "
             "PLAN PRIVATE any time to stop that.")
 SHARE_OFF = ("Done: your plan is private to you. Our team will not see it. Text PLAN SHARE if "
              "you change your mind.")
-SHARE_NO_PLAN = "You don't have a plan saved yet. Text PLAN to make one."
+SHARE_NO_PLAN = ("I'm the line's automated assistant. You don't have a plan saved yet. Text "
+                 "PLAN to make one.")
 SMS_HEAD = "Your plan (it may come as more than one text):"
 WEB_HEAD = ("Your plan (to keep it, print or copy it: this chat cannot find it again once you "
             "end the chat or close the tab):")

@@ -33,9 +33,9 @@ RESOLVED = "resolved"
 SLOT_EMERGENCY = "risk_emergency"
 SAID_SAFE = "said_safe"
 
-UNREADABLE = ("Sorry, I can't open your saved plan right now, and our team has not been told "
-              "what is in it. If you are in danger call 999. Samaritans: 116 123 (free, "
-              "24/7). NHS 111, option 2.")
+UNREADABLE = ("Sorry, I can't open your saved plan right now, so our team can't see it either. "
+              "You can still talk to me here, or ask for a person from our team. If you are "
+              "in danger call 999. Samaritans: 116 123 (free, 24/7). NHS 111, option 2.")
 
 
 def _in_txn(fn: Callable[..., T], session: Optional[Session], *args, **kwargs) -> T:

@@ -243,6 +243,20 @@ def test_a_plan_is_held_back_in_the_emergency_offered_once_safe_and_kept_out_of_
         assert "Quartz-Heron" not in log.read_text(errors="replace")
 
 
+def test_a_risk_answer_while_building_a_plan_reaches_staff_and_the_plan_pauses(line):
+    """Risk always wins over the plan, through the real servers: the answer goes to the
+    dialogue's risk path, which gives the numbers and records the escalation that alerts
+    staff, and only then is the person told the plan is paused."""
+    from bot.plan import flow
+
+    sender = "itest-plan-risk"
+    assert line.say(sender, "PLAN") == [flow.OFFER]
+    line.say(sender, "yes")
+    replies = line.say(sender, "i have been thinking about killing myself")
+    assert "116 123" in " ".join(replies[:-1]) and replies[-1] == flow.PAUSED
+    assert [e.level for e in line.escalations(sender)] == ["urgent"]
+
+
 def test_urgent_message_gets_numbers_a_person_and_a_safety_question(line):
     replies = line.say("itest-urgent", "i have been thinking about killing myself")
     joined = " ".join(replies)

@@ -26,7 +26,10 @@ def test_every_fixed_reply_is_one_sms_of_plain_words(name):
     assert len(text) <= 306 and segment_count(text) <= 2, name
     assert "\u2014" not in text and "\u2013" not in text and "\u2019" not in text
     lowered = text.lower()
-    for phrase in ("i promise", "guarantee", "everything will be fine"):
+    # Nor what staff may not do ("they will see it", "you don't have to tell them"), nor more
+    # than a deletion can say (backups of the database are the deploying service's).
+    for phrase in ("i promise", "guarantee", "everything will be fine", "will see your plan",
+                   "don't have to tell", "nothing of it is kept"):
         assert phrase not in lowered
     # No text ever asks for STOP: on SMS it is an opt-out word that Twilio acts on.
     assert not re.search(r"\bSTOP\b", text), name
@@ -166,3 +169,11 @@ def test_delete_share_and_private_with_and_without_a_plan():
 def test_a_plan_word_mid_building_ends_the_building_and_does_what_it_says():
     out = reply(State(BUILDING, 3), "PLAN", Known({"warning_signs": "x"}))
     assert out.state is None and out.replies[0].plan
+
+
+@pytest.mark.parametrize("word", ["PLAN", "PLAN EDIT", "MAKE PLAN", "PLAN DELETE", "PLAN SHARE",
+                                  "PLAN PRIVATE"])
+def test_a_plan_word_as_a_numbers_first_message_says_the_assistant_is_automated(word):
+    """No opening comes before a plan word (it never reaches Rasa): the first reply says it."""
+    out = reply(None, word, Known())
+    assert "automated assistant" in out.replies[0].text

@@ -320,3 +320,35 @@ async def test_a_dialogue_that_raises_is_run_once_and_its_error_is_the_turns(sql
             await plan_first(broken)(UserMessage(text, CollectingOutputChannel(), "c-raise",
                                                  input_channel="sms"))
     assert calls == ["hello", "I want to kill myself"]
+
+
+async def test_while_a_human_holds_the_conversation_plan_words_go_to_them(db_url):
+    """A plan word, or an answer mid-building, is the staff member's to answer once they have
+    taken the conversation over: it reaches the dialogue (which relays it), the plan says
+    nothing."""
+    person = "sms-held"
+    await say("PLAN", person)
+    await say("yes", person)
+    esc = escalation_engine.record_escalation(person, "support", channel="sms")
+    escalation_engine.take_over(esc.ref, "staff:pia", "Pia")
+    for text in ("I stop sleeping", "PLAN", "PLAN DELETE"):
+        heard, sent = await say(text, person)
+        assert heard == [text] and sent == ["dialogue"]
+    assert store.load(person) is None  # nothing of what they said to Pia went into a plan
+
+
+async def test_when_the_plans_database_work_fails_every_message_goes_to_the_dialogue(
+        sqlite_url, monkeypatch):
+    """Mid-building, the plan's tables fail: the answer, a risk message and a plan word all
+    reach the dialogue (and so its risk path); no crash, no plan text in their place."""
+    person = "sms-plan-db-down"
+    await say("PLAN", person)
+    await say("yes", person)
+
+    def down(*args, **kwargs):
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(store, "handle", down)
+    for text in ("I stop sleeping", "when I start thinking about killing myself", "PLAN"):
+        heard, sent = await say(text, person)
+        assert heard == [text] and sent == ["dialogue"]

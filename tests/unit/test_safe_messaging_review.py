@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from bot.duty.staff import MAX_DISPLAY_NAME_CHARS
+from bot.plan import sections as plan_sections
 from bot.sms.segments import GSM7, encoding_of, segment_count
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,13 +50,54 @@ FIXED = [
     ("bot/feedback/questions.py", "prompt_text"),
     ("bot/channels/contact_turn.py", "BLOCKED_REPLY"),
     ("bot/channels/contact_turn.py", "FAIR_USE_REPLY"),
+    # The crisis plan (docs/plan.md); its steps are read from bot.plan.sections below.
+    ("bot/plan/flow.py", "OFFER"),
+    ("bot/plan/flow.py", "INTRO"),
+    ("bot/plan/flow.py", "EDIT_INTRO"),
+    ("bot/plan/flow.py", "DECLINED"),
+    ("bot/plan/flow.py", "SAVED_STEP"),
+    ("bot/plan/flow.py", "ASK_CONSENT"),
+    ("bot/plan/flow.py", "CONSENT_YES"),
+    ("bot/plan/flow.py", "CONSENT_NO"),
+    ("bot/plan/flow.py", "FINISHED"),
+    ("bot/plan/flow.py", "STOPPED"),
+    ("bot/plan/flow.py", "NOTHING_SAVED"),
+    ("bot/plan/flow.py", "EMPTY"),
+    ("bot/plan/flow.py", "TOO_LONG"),
+    ("bot/plan/flow.py", "PAUSED"),
+    ("bot/plan/flow.py", "NOT_NOW"),
+    ("bot/plan/flow.py", "DELETED"),
+    ("bot/plan/flow.py", "NO_PLAN"),
+    ("bot/plan/flow.py", "SHARE_ON"),
+    ("bot/plan/flow.py", "SHARE_OFF"),
+    ("bot/plan/flow.py", "SHARE_NO_PLAN"),
+    ("bot/plan/flow.py", "SMS_HEAD"),
+    ("bot/plan/flow.py", "WEB_HEAD"),
+    ("bot/plan/flow.py", "PLAN_FOOT"),
+    ("bot/plan/store.py", "UNREADABLE"),
+    ("bot/plan/sections.py", "NUMBERS"),
+    # The honest wait (docs/handoff.md); first_* fill utter_human_requested's {wait_estimate}.
+    ("bot/escalation/wait.py", "UPDATE_UNREACHED"),
+    ("bot/escalation/wait.py", "UPDATE_NOBODY"),
+    ("bot/escalation/wait.py", "update_unknown"),
+    ("bot/escalation/wait.py", "update_longer"),
+    ("bot/escalation/wait.py", "update_estimate"),
+    ("bot/escalation/wait.py", "NUMBERS"),
+    ("bot/escalation/wait.py", "OFFER_CALM"),
+    ("bot/escalation/wait.py", "OFFER_CALM_OR_PLAN"),
+    ("bot/escalation/wait.py", "wait_text"),
+    ("bot/escalation/wait.py", "FIRST_UNREACHED"),
+    ("bot/escalation/wait.py", "FIRST_NOBODY"),
+    ("bot/escalation/wait.py", "first_unknown"),
+    ("bot/escalation/wait.py", "first_longer"),
+    ("bot/escalation/wait.py", "first_estimate"),
 ]
 # Module-level string constants named like a reply (``*_REPLY``, ``*_TEXT``) that are not sent
 # to a person: a new constant so named must be reviewed (added to FIXED) or listed here.
 NOT_A_REPLY = {("bot/channels/failsafe.py", "REASON_NO_REPLY")}
 # Sent when a turn failed or nobody could be reached: the person must get every number.
 MUST_GIVE_NUMBERS = ("FAILSAFE_REPLY", "HELP_REPLY", "NO_HUMAN_TEXT", "EMERGENCY_NUMBERS",
-                     "COULD_NOT_REACH_TEAM", "FALLBACK")
+                     "COULD_NOT_REACH_TEAM", "FALLBACK", "UNREADABLE", "NOT_NOW", "NUMBERS")
 NUMBERS = ("999", "116 123", "111")
 # Answers to a message the assistant did not follow, the opening, and the ways out of the line.
 FALLBACK_RESPONSES = ("utter_default", "utter_out_of_scope", "utter_confidentiality",
@@ -128,6 +170,11 @@ def question_texts() -> Dict[str, str]:
     return texts
 
 
+def plan_steps() -> Dict[str, str]:
+    """The crisis plan's step questions as asked ("Step n of 6. ..."), by section id."""
+    return {s.id: plan_sections.question(i) for i, s in enumerate(plan_sections.SECTIONS)}
+
+
 REVIEWED = sections(REVIEW.read_text())
 DOMAIN_RESPONSES = sorted(DOMAIN["responses"])
 
@@ -159,6 +206,13 @@ def test_every_feedback_question_has_a_review_entry(key):
     heading = f"data/feedback/questions.yml {key}"
     assert heading in REVIEWED, f"no '### {heading}' entry in {REVIEW.relative_to(ROOT)}"
     assert quoted(REVIEWED[heading]) == [question_texts()[key]]
+
+
+@pytest.mark.parametrize("key", sorted(plan_steps()))
+def test_every_plan_step_has_a_review_entry(key):
+    heading = f"bot/plan/sections.py {key}"
+    assert heading in REVIEWED, f"no '### {heading}' entry in {REVIEW.relative_to(ROOT)}"
+    assert quoted(REVIEWED[heading]) == [plan_steps()[key]]
 
 
 @pytest.mark.parametrize("name", sorted(REVIEWED))
@@ -235,6 +289,7 @@ def test_every_fallback_reply_names_999(name):
 def test_no_reply_uses_stigmatising_words():
     texts = [v["text"] for vs in DOMAIN["responses"].values() for v in vs]
     texts += [fixed_text(f, n) for f, n in FIXED] + list(question_texts().values())
+    texts += list(plan_steps().values())
     for text in texts:
         for words in STIGMATISING:
             assert words not in text.lower(), f"{words!r} in {text!r}"
