@@ -4,6 +4,7 @@ deleting a plan on SMS and web chat; risk always reaching the dialogue; bad inpu
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,13 +22,26 @@ from bot.store.models.plan import CrisisPlan, PlanSession
 
 pytestmark = pytest.mark.asyncio
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _the_nlu_detector() -> None:
+    """The turn reads risk as the Rasa server does: with the NLU's own detector loaded
+    (config.yml's pipeline), not the word check alone. Without this, whether a plan answer
+    read as risk depended on whether an earlier test in the process had loaded it."""
+    from bot.nlu.risk import RiskDetector
+
+    RiskDetector.shared(ROOT / "build" / "spacy_en", ROOT / "build" / "risk_model")
+
+
 ANSWERS = [
-    "I stop sleeping and stop answering my phone",
+    "I go quiet and stop texting my friends back",
     "a bath, music, writing it down",
     "skip",
     "my sister Jo 07700 900456",
     "my care coordinator at the CMHT",
-    "Jo stays with me and I go to her flat",
+    "Jo comes round and we watch a film",
 ]
 
 
@@ -104,7 +118,7 @@ async def test_building_a_plan_by_sms_and_getting_it_back(db_url):
     assert heard == []
     [plan] = sent
     assert plan.startswith("Your plan (it may come as more than one text):")
-    assert "Warning signs: I stop sleeping and stop answering my phone" in plan
+    assert "Warning signs: I go quiet and stop texting my friends back" in plan
     assert "People I can ask for help: my sister Jo 07700 900456" in plan
     assert "People and places that take my mind off things" not in plan  # skipped
     assert "Samaritans: 116 123" in plan and "NHS 111, option 2" in plan
@@ -145,13 +159,13 @@ async def test_editing_changes_a_step_and_skip_keeps_the_others(db_url):
     await build(person)
     heard, sent = await say("EDIT PLAN", person)
     assert sent[0] == flow.EDIT_INTRO
-    assert sent[1].endswith('You have: "I stop sleeping and stop answering my phone". SKIP keeps it.')
+    assert sent[1].endswith('You have: "I go quiet and stop texting my friends back". SKIP keeps it.')
     await say("skip", person)
     await say("running, even for ten minutes", person)
     heard, sent = await say("done", person)
     assert sent == [flow.FINISHED]  # consent was answered already: not asked again
     plan = store.load(person)
-    assert plan["warning_signs"] == "I stop sleeping and stop answering my phone"
+    assert plan["warning_signs"] == "I go quiet and stop texting my friends back"
     assert plan["help_myself"] == "running, even for ten minutes"
     assert plan["safer"] == ANSWERS[-1]
 
@@ -165,6 +179,17 @@ async def test_delete_plan_deletes_it_and_plan_then_offers_a_new_one(db_url):
     with transaction() as s:
         assert s.execute(select(CrisisPlan)).first() is None
     assert (await say("PLAN", person))[1] == [flow.OFFER]
+
+
+@pytest.mark.parametrize("phrase", sorted(flow.COMMANDS))
+async def test_every_plan_word_is_the_plans_even_where_the_model_reads_risk(sqlite_url, phrase):
+    """The NLU's model reads "delete plan" and "my plan" as urgent; a plan word is a command
+    from a closed list, so it goes to the plan, never to the risk path (or nobody could delete
+    their plan)."""
+    person = "sms-word-" + phrase.replace(" ", "-").replace("'", "")
+    await build(person)
+    heard, sent = await say(phrase.upper(), person)
+    assert heard == [] and sent
 
 
 async def test_share_and_private_change_consent_with_a_word(sqlite_url):
