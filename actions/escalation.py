@@ -14,13 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import channel_of, escalation_level, in_thread, latest_risk
 from bot.escalation import memory, wait
-from bot.escalation.engine import (
-    cared_for_wishes,
-    flag_for_staff,
-    record_cared_for_wishes,
-    record_consent,
-    record_escalation,
-)
+from bot.escalation.engine import flag_for_staff, record_consent, record_escalation
 from bot.escalation.summary import build_summary
 from bot.feedback import store as feedback_store
 
@@ -34,46 +28,18 @@ COULD_NOT_REACH_TEAM = (
 )
 
 
-# The audience slot's value for a family member, friend or carer (the directory's audience,
-# the feedback survey's question set and the report's count all use it).
-CARERS = "carers"
-# The summary's ``contact`` when a carer reports risk to someone they care for: staff will be
-# talking with the carer, not with the person at risk (docs/carers.md).
-CARER_CONTACT = "the carer writing: the risk is to someone they care for"
-# The slot holding a carer's report of the cared-for person's wishes about sharing.
-CARED_FOR_SLOT = "cared_for_sharing"
-CARED_FOR_VALUES = {"agreed": True, "not_agreed": False}
-
-
-def carer_reports_risk(tracker: Tracker) -> bool:
-    """The latest message shows risk to someone other than the writer (``third_party_risk``,
-    which the Rasa server also put in ``risk_about_other``)."""
-    return bool(tracker.get_slot(memory.SLOT_ABOUT_OTHER)) or memory.about_someone_else(
-        latest_risk(tracker)["level"], latest_risk(tracker)["signals"])
-
-
 async def escalate(
     dispatcher: CollectingDispatcher, tracker: Tracker, level: str, extra_signals: List[str]
 ) -> List[Dict[Text, Any]]:
     risk = latest_risk(tracker)
     signals = risk["signals"] + extra_signals
-    audience = tracker.get_slot("audience")
-    carer = carer_reports_risk(tracker) and level in ("urgent", "imminent")
-    if carer:
-        # A carer's report: the signal says so even if the message's own reading came from
-        # memory, and the conversation counts as a carer's from now on.
-        signals = signals + [memory.THIRD_PARTY]
-        audience = CARERS
-    wishes = CARED_FOR_VALUES.get(tracker.get_slot(CARED_FOR_SLOT) or "")
     summary = build_summary(
         level,
         signals,
         tracker.events or [],
         place=tracker.get_slot("place"),
         need=tracker.get_slot("need"),
-        audience=audience,
-        contact=CARER_CONTACT if carer else None,
-        cared_for_wishes=cared_for_wishes(wishes) if wishes is not None else None,
+        audience=tracker.get_slot("audience"),
     )
     try:
         record = await in_thread(
@@ -88,12 +54,8 @@ async def escalate(
         logger.exception("could not record a %s escalation", level)
         dispatcher.utter_message(text=COULD_NOT_REACH_TEAM)
         return remembered(tracker, level)
-    logger.info("escalation %s level=%s created=%s carer=%s", record.ref, record.level,
-                record.created, carer)
-    events = remembered(tracker, record.level, level) + [SlotSet("escalation_ref", record.ref)]
-    if carer and tracker.get_slot("audience") != CARERS:
-        events.append(SlotSet("audience", CARERS))
-    return events
+    logger.info("escalation %s level=%s created=%s", record.ref, record.level, record.created)
+    return remembered(tracker, record.level, level) + [SlotSet("escalation_ref", record.ref)]
 
 
 def remembered(tracker: Tracker, level: str, judged: Optional[str] = None) -> List[Dict[Text, Any]]:
@@ -174,27 +136,22 @@ class ActionRequestHuman(Action):
 # the question by the latest bot utterance, so one action serves every question.
 CONSENT_QUESTIONS = {
     "utter_ask_consent_share": "share_summary",
-    "utter_ask_consent_share_carer": "share_summary",
     "utter_ask_consent_share_now": "share_summary",
     "utter_ask_consent_sanctuary": "sanctuary",
 }
 ANSWER_FOR_INTENT = {"affirm": True, "deny": False}
 
 
-def last_question(tracker: Tracker) -> Optional[str]:
-    """The response the assistant said last (not the emergency numbers the Rasa server adds)."""
+def consent_question(tracker: Tracker) -> Optional[str]:
+    """The topic of the consent question the person is answering, if the last thing the
+    assistant said was one."""
     for event in reversed(tracker.events or []):
         if event.get("event") == "bot":
             if (event.get("metadata") or {}).get("line_guard"):
                 continue  # the emergency numbers the Rasa server added, not a question
-            return (event.get("metadata") or {}).get("utter_action") or ""
+            utter = (event.get("metadata") or {}).get("utter_action")
+            return CONSENT_QUESTIONS.get(utter or "")
     return None
-
-
-def consent_question(tracker: Tracker) -> Optional[str]:
-    """The topic of the consent question the person is answering, if the last thing the
-    assistant said was one."""
-    return CONSENT_QUESTIONS.get(last_question(tracker) or "")
 
 
 class ActionRecordConsent(Action):
@@ -226,39 +183,6 @@ class ActionRecordConsent(Action):
             return []
         logger.info("consent to %s %s on escalation %s", topic, "given" if given else "refused", ref)
         return []
-
-
-class ActionRecordCaredForSharing(Action):
-    """A carer's YES / NO to "has the person you're worried about said they're happy for
-    services to share information with you?".
-
-    Kept apart from consent: the ``cared_for_sharing`` slot (so a later escalation's summary
-    carries it) and, with an escalation recorded, ``cared_for_wishes`` on its summary and an
-    entry on its trail. Never the carer's own consent, which ``action_record_consent`` keeps.
-    """
-
-    def name(self) -> Text:
-        return "action_record_cared_for_sharing"
-
-    async def run(self, dispatcher, tracker: Tracker, domain) -> List[Dict[Text, Any]]:
-        intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
-        agreed = ANSWER_FOR_INTENT.get(intent or "")
-        if last_question(tracker) != "utter_ask_cared_for_sharing" or agreed is None:
-            logger.info("cared-for wishes not recorded (answer=%s)", agreed)
-            return []
-        events: List[Dict[Text, Any]] = [
-            SlotSet(CARED_FOR_SLOT, "agreed" if agreed else "not_agreed")]
-        ref = tracker.get_slot("escalation_ref")
-        if not ref:
-            return events
-        try:
-            await in_thread(record_cared_for_wishes, ref, agreed, "assistant")
-        except Exception:  # noqa: BLE001 - the slot keeps it for the next summary
-            logger.exception("could not record the cared-for person's wishes on %s", ref)
-            return events
-        logger.info("cared-for wishes (%s) recorded on escalation %s",
-                    "agreed" if agreed else "not agreed", ref)
-        return events
 
 
 class ActionOptOut(Action):

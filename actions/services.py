@@ -23,8 +23,6 @@ ASKING_INTENTS = {
     "carer_self_support",
     "carer_assessment",
     "carer_confidentiality",
-    "carer_mode",
-    "carer_risk_signs",
 }
 CARER_INTENTS = frozenset(needs.CARER_INTENTS)
 DECLINED = "not given"

@@ -29,7 +29,7 @@ NEEDS: Dict[str, Tuple[str, bool]] = {
 # is for carers' services (actions/services.py), and the report counts their contact as a
 # carer's (bot/report/figures.py).
 CARER_INTENTS = ("carer_how_to_help", "carer_self_support", "carer_assessment",
-                 "carer_confidentiality", "carer_mode", "carer_risk_signs")
+                 "carer_confidentiality")
 
 # Checked in this order; the first need whose pattern matches wins.
 _PATTERNS = [

@@ -341,24 +341,6 @@ def document() -> dict[str, Any]:
                                     "additionalProperties": {"type": "boolean"},
                                 },
                                 "sharing": {"type": "string"},
-                                "contact": {
-                                    "type": "string",
-                                    "description": "Present when the person writing is not "
-                                    "the person at risk: a carer reporting risk to someone "
-                                    "they care for.",
-                                },
-                                "cared_for_wishes": {
-                                    "type": "object",
-                                    "description": "What a carer says the person they care "
-                                    "for has said about services sharing information with "
-                                    "the carer. The carer's report, not that person's "
-                                    "consent; never part of consent.",
-                                    "properties": {
-                                        "share_with_carer": {"type": "boolean"},
-                                        "reported_by": {"type": "string", "enum": ["carer"]},
-                                        "note": {"type": "string"},
-                                    },
-                                },
                                 "withheld": {
                                     "type": "boolean",
                                     "description": "Present and true when the person refused "

@@ -474,44 +474,6 @@ def record_consent(
     return _in_txn(_record_consent, session, ref_or_id, topic, given, actor)
 
 
-# What a carer says the person they care for has told them about sharing (docs/carers.md).
-# Kept under its own key, never in ``consent``: consent is the answer of the person writing,
-# and this is a report of someone else's wishes, which staff check with that person.
-CARED_FOR_KEY = "cared_for_wishes"
-CARED_FOR_NOTE = {
-    True: "the carer says the person they care for told them they are happy for services to "
-          "share information about their care with the carer",
-    False: "the carer does not report that the person they care for has agreed to services "
-           "sharing information with the carer",
-}
-
-
-def cared_for_wishes(agreed: bool) -> Dict[str, Any]:
-    """The summary's entry for a carer's report of the cared-for person's wishes."""
-    return {"share_with_carer": bool(agreed), "reported_by": "carer",
-            "note": CARED_FOR_NOTE[bool(agreed)]}
-
-
-def _record_cared_for_wishes(session: Session, ref_or_id, agreed: bool, actor: str):
-    esc = load(session, ref_or_id)
-    # A new dict: JSON columns only notice reassignment. ``consent`` is left as it is.
-    esc.summary = {**(esc.summary or {}), CARED_FOR_KEY: cared_for_wishes(agreed)}
-    esc.updated_at = utcnow()
-    audit.append(session, esc, "cared_for_wishes_reported", actor,
-                 reason="the carer's report of the cared-for person's wishes about sharing: "
-                        + ("agreed" if agreed else "no agreement reported"),
-                 data={"share_with_carer": bool(agreed)})
-    return _record(esc)
-
-
-def record_cared_for_wishes(
-    ref_or_id: "str | int", agreed: bool, actor: str, session: Optional[Session] = None,
-) -> EscalationRecord:
-    """Record what a carer says the person they care for wants shared with the carer: on the
-    summary under ``cared_for_wishes``, apart from the carer's own ``consent``."""
-    return _in_txn(_record_cared_for_wishes, session, ref_or_id, agreed, actor)
-
-
 def _refer(session: Session, ref_or_id, actor: str, house: str) -> EscalationRecord:
     esc = load(session, ref_or_id)
     _require(esc, ("acknowledged", "active"), "refer")

@@ -29,10 +29,6 @@ SLOT_LEVEL = "risk_level"  # categorical: the highest level shown; never lowered
 SLOT_EMERGENCY = "risk_emergency"  # bool: imminent risk shown and not yet stood down
 SLOT_SIGNALS = "risk_signals"  # list: every risk signal shown so far
 SLOT_SINCE = "risk_emergency_since"  # float: when the emergency began (epoch seconds)
-# bool, per message (not remembered): the latest message shows risk to someone else, the
-# writer reporting it (a carer, a friend); the rules then answer as to a carer
-# (data/rules/carers.yml, docs/carers.md).
-SLOT_ABOUT_OTHER = "risk_about_other"
 
 # Thoughts of dying, or of ending one's life.
 IDEATION = frozenset({"suicidal_ideation", "plan"})
@@ -40,9 +36,6 @@ IDEATION = frozenset({"suicidal_ideation", "plan"})
 MEANS_OR_PLACE = frozenset({"means", "at_height", "setting", "overdose", "act_in_progress"})
 # Signals that say the words are not about the person's own risk now: they never upgrade.
 NOT_ABOUT_NOW = frozenset({"negated", "idiom", "education"})
-# The detector's signal for risk to someone the writer talks about (``bot/nlu/risk.py``). Not
-# ``safeguarding`` (the writer at risk from someone) nor ``risk_to_others`` (from the writer).
-THIRD_PARTY = "third_party_risk"
 # Added to a message's signals when memory, not the message alone, made it imminent.
 AFTER_IDEATION = "after_ideation"
 
@@ -95,16 +88,6 @@ def after_message(previous: ConversationRisk, level: Optional[str],
         signals=shown,
     )
     return Step(memory, level, upgraded)
-
-
-def about_someone_else(level: Optional[str], signals: Iterable[str] = ()) -> bool:
-    """The message shows urgent or imminent risk to someone other than the writer.
-
-    A message may show both ("my son wants to die and so do I": the signals are a union);
-    it is then answered as a carer's report, and everything it showed still goes to staff
-    with the escalation (the carer's path keeps the numbers for the writer too).
-    """
-    return level in ("urgent", "imminent") and THIRD_PARTY in set(signals or ())
 
 
 def raised_to(previous: ConversationRisk, level: str) -> ConversationRisk:

@@ -19,10 +19,6 @@ SUGGESTIONS: Mapping[str, List[str]] = {
     "utter_carer_urgent_help": ["999 if in danger", "NHS 111 option 2"],
     "utter_carer_self_support": ["carers' support", "Samaritans 116 123"],
     "utter_carer_assessment": ["carer's assessment"],
-    "utter_carer_risk": ["999 if in danger", "NHS 111 option 2", "Samaritans 116 123",
-                         "stay with them if safe"],
-    "utter_carer_risk_imminent": ["999 / A&E now"],
-    "utter_carer_risk_signs": ["warning signs", "ask directly", "999 if in danger"],
     "utter_help_keyword": ["999", "Samaritans 116 123", "NHS 111 option 2"],
 }
 
@@ -51,14 +47,8 @@ def build_summary(
     need: Optional[str] = None,
     audience: Optional[str] = None,
     consent: Optional[Mapping[str, Any]] = None,
-    contact: Optional[str] = None,
-    cared_for_wishes: Optional[Mapping[str, Any]] = None,
 ) -> Dict[str, Any]:
-    """``contact``: who staff will be talking to when it is not the person at risk (``carer``:
-    a carer reporting risk to someone they care for). ``cared_for_wishes``: what a carer says
-    that person wants shared (``engine.cared_for_wishes``), never part of ``consent``. Both
-    are left out when not known."""
-    summary = {
+    return {
         "risk_level": level,
         "signals": list(dict.fromkeys(signals)),
         "suggested": suggested_from_events(events),
@@ -67,8 +57,3 @@ def build_summary(
         "audience": audience,
         "consent": dict(consent) if consent else {},
     }
-    if contact:
-        summary["contact"] = contact
-    if cared_for_wishes:
-        summary["cared_for_wishes"] = dict(cared_for_wishes)
-    return summary

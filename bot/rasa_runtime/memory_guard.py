@@ -12,9 +12,7 @@ given is saved right after it. So this is the one place that
    marked so (intent ``risk_imminent``, ``risk.level`` imminent, signal ``after_ideation``),
    as the NLU's risk guard does, and the safety rules answer 999 at once. While the
    conversation is an emergency, it asks the database whether staff have resolved its
-   escalation since; if so the emergency stands down (never the record of it). It also
-   sets ``risk_about_other`` for this message alone: urgent or imminent risk to someone
-   else (``third_party_risk``), which the rules answer as to a carer (docs/carers.md);
+   escalation since; if so the emergency stands down (never the record of it);
 2. *after* the loop, guarantees that a turn that answered anything in a conversation whose
    emergency is still on carries the emergency numbers (999, Samaritans 116 123, NHS 111
    option 2): if the turn's replies do not, ``EMERGENCY_NUMBERS`` is sent last, through the
@@ -135,10 +133,7 @@ async def _resolved_by_staff(tracker: Any) -> bool:
 
 
 async def remember(tracker: Any, domain: Any) -> None:
-    """Before the turn's first action: the conversation's memory after this message, and
-    whether the message shows risk to someone else (``risk_about_other``)."""
-    from rasa.shared.core.events import SlotSet
-
+    """Before the turn's first action: the conversation's memory after this message."""
     if not has_memory(tracker):
         return
     message = fresh_message(tracker)
@@ -158,16 +153,8 @@ async def remember(tracker: Any, domain: Any) -> None:
             after = memory.stand_down(after)
             logger.info("memory: %s: resolved by staff, the emergency stands down",
                         tracker.sender_id)
-    events = slot_events(before, after, time.time(), step.message_level == "imminent")
-    if memory.SLOT_ABOUT_OTHER in tracker.slots:
-        # Whose risk this message shows: read afresh for every message, never remembered.
-        # Cleared to None, not False, so the next turns look to the dialogue exactly as
-        # before a carer's report.
-        other = memory.about_someone_else(
-            "imminent" if step.upgraded else risk.get("level"), risk.get("signals") or ())
-        if tracker.get_slot(memory.SLOT_ABOUT_OTHER) != (True if other else None):
-            events.append(SlotSet(memory.SLOT_ABOUT_OTHER, True if other else None, time.time()))
-    tracker.update_with_events(events, domain)
+    tracker.update_with_events(
+        slot_events(before, after, time.time(), step.message_level == "imminent"), domain)
 
 
 async def keep_numbers(tracker: Any, output_channel: Any) -> None:

@@ -91,16 +91,3 @@ def test_resolved_after_only_counts_a_resolution_by_staff_after_the_emergency(db
                                      + dt.timedelta(seconds=60))  # resolved before it began
     record_escalation("c-mem", "urgent", ["self_harm"])  # a new one is live again
     assert not memory.resolved_after("c-mem", since)
-
-
-@pytest.mark.parametrize("level,signals,other", [
-    ("urgent", ["suicidal_ideation", "third_party_risk"], True),
-    ("imminent", ["overdose", "third_party_risk"], True),
-    ("urgent", ["suicidal_ideation"], False),
-    ("urgent", ["safeguarding"], False),  # the writer at risk from someone
-    ("urgent", ["risk_to_others"], False),  # risk from the writer
-    ("concern", ["third_party_risk"], False),  # no escalation to route
-    (None, [], False),
-])
-def test_risk_to_someone_else_is_urgent_or_imminent_third_party_risk(level, signals, other):
-    assert memory.about_someone_else(level, signals) is other

@@ -139,35 +139,6 @@ async def test_a_turn_that_said_nothing_is_left_to_the_fail_safe(loop, monkeypat
     assert await turn(tracker, user("hi", "greet", "none")) == []
 
 
-async def test_risk_to_someone_else_is_marked_for_that_message_only(loop, db_url, monkeypatch):
-    """A carer's report of risk (third_party_risk) sets risk_about_other before the rules
-    run, so they answer as to a carer; the next message is read afresh, and the writer's own
-    risk after it takes the ordinary path (docs/carers.md)."""
-    seen = []
-    stand_in = memory_guard.rasa_run_prediction_loop
-
-    async def watching(self, output, tracker):
-        seen.append(tracker.get_slot("risk_about_other"))
-        await stand_in(self, output, tracker)
-
-    monkeypatch.setattr(memory_guard, "rasa_run_prediction_loop", watching)
-    tracker = new_tracker()
-    await turn(tracker, user("my son says he wants to die", "risk_urgent", "urgent",
-                             ["suicidal_ideation", "third_party_risk"]))
-    await turn(tracker, user("yes", "affirm", "none"))
-    await turn(tracker, user("and i want to die too", "risk_urgent", "urgent",
-                             ["suicidal_ideation"]))
-    await turn(tracker, user("he has taken all his tablets", "risk_imminent", "imminent",
-                             ["overdose", "third_party_risk"]))
-    assert seen == [True, None, None, True]
-
-
-async def test_safeguarding_is_the_writers_own_risk_not_a_carers_report(loop):
-    tracker = new_tracker()
-    await turn(tracker, user("my dad hurts me", "risk_urgent", "urgent", ["safeguarding"]))
-    assert not tracker.get_slot("risk_about_other")
-
-
 def test_installed_on_rasas_processor_by_the_rasa_runtime():
     from rasa.core.processor import MessageProcessor
 

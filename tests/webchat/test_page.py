@@ -61,11 +61,3 @@ async def test_end_chat_and_quick_exit_clear_browser_storage():
     assert "location.replace(exitUrl)" in js
     assert js.count("forgetEverything()") >= 3  # defined, end chat, quick exit
     assert "sessionStorage" in js and "localStorage" in js
-
-
-async def test_the_carer_start_choice_is_a_labelled_button_the_script_shows(client):
-    page = await (await client.get("/")).text()
-    # Hidden until the script knows the conversation is empty (a restored chat hides it).
-    assert 'id="start-choices" role="group" aria-labelledby="start-label" hidden' in page
-    assert ('<button type="button" class="secondary" id="start-carer" '
-            'data-payload="/carer_mode">I\'m worried about someone</button>') in page

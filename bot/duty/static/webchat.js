@@ -30,7 +30,6 @@
   var newBtn = document.getElementById("new-chat");
   var quickExit = document.getElementById("quick-exit");
   var planBtn = document.getElementById("my-plan");
-  var startBox = document.getElementById("start-choices");  // carer mode (docs/carers.md)
 
   var socket = null;
   var sessionId = null;
@@ -188,12 +187,6 @@
     if (entry.id) seen[entry.id] = true;
     render(entry);
     save();
-    showStart();
-  }
-
-  // The start choice is offered only before anything has been said in this conversation.
-  function showStart() {
-    if (startBox) startBox.hidden = entries.length > 0 || input.disabled;
   }
 
   function live() {
@@ -369,15 +362,6 @@
     }
   });
 
-  if (startBox) {
-    startBox.querySelectorAll("button[data-payload]").forEach(function (b) {
-      b.addEventListener("click", function () {
-        send(b.textContent, b.getAttribute("data-payload"));
-        input.focus();
-      });
-    });
-  }
-
   endBtn.addEventListener("click", function () {
     if (socket) { socket.disconnect(); socket = null; }
     forgetEverything();
@@ -389,7 +373,6 @@
     if (planBtn) planBtn.disabled = true;
     endBtn.hidden = true;
     newBtn.hidden = false;
-    showStart();
     setStatus("Chat ended.");
     newBtn.focus();
   });
@@ -400,7 +383,6 @@
     if (planBtn) planBtn.disabled = false;
     newBtn.hidden = true;
     endBtn.hidden = false;
-    showStart();
     connect();
     input.focus();
   });
@@ -424,7 +406,6 @@
   });
 
   restore();
-  showStart();
   // Announce new messages only after restoring the old ones, so a reload does not read the
   // whole conversation out again. role="log" is a polite live region; it is on the box
   // around the list, so the list keeps its list semantics.
