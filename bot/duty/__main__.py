@@ -111,40 +111,34 @@ def reset_2fa(args: argparse.Namespace) -> int:
     return accounts.reset_second_factor(args.username)
 
 
-def verify_accounts() -> int:
-    from bot.duty.account_trail import verify
+def _verify_trail(verify, what: str) -> int:
+    """One hash-chained trail checked: 0 intact, 1 broken (the entry named), 2 no database."""
     from bot.store import db
 
     try:
         broken = verify(db.get_engine(settings_module.settings().database_url))
     except sa_exc.SQLAlchemyError as exc:
         cause = getattr(exc, "orig", None) or exc
-        print(f"could not check the accounts' trail: database error ({type(cause).__name__})",
+        print(f"could not check the {what} trail: database error ({type(cause).__name__})",
               file=sys.stderr)
         return 2
     if broken is not None:
-        print(f"accounts trail BROKEN at entry seq {broken}")
+        print(f"{what} trail BROKEN at entry seq {broken}")
         return 1
-    print("accounts trail intact")
+    print(f"{what} trail intact")
     return 0
+
+
+def verify_accounts() -> int:
+    from bot.duty.account_trail import verify
+
+    return _verify_trail(verify, "accounts")
 
 
 def verify_comment_views() -> int:
     from bot.feedback.reading import verify
-    from bot.store import db
 
-    try:
-        broken = verify(db.get_engine(settings_module.settings().database_url))
-    except sa_exc.SQLAlchemyError as exc:
-        cause = getattr(exc, "orig", None) or exc
-        print(f"could not check the comment readings' trail: database error ({type(cause).__name__})",
-              file=sys.stderr)
-        return 2
-    if broken is not None:
-        print(f"comment readings trail BROKEN at entry seq {broken}")
-        return 1
-    print("comment readings trail intact")
-    return 0
+    return _verify_trail(verify, "comment readings")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
